@@ -1,0 +1,72 @@
+//! `mend`: the command line of the self-healing ML pipeline.
+//!
+//! Offline commands (`train`, `evaluate`, `predict`, `inspect`, `synth`) work on files with no
+//! service running; service commands arrive with the services.
+
+mod demo;
+mod output;
+mod progress;
+mod static_cmds;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// mend: a self-healing machine-learning pipeline.
+#[derive(Debug, Parser)]
+#[command(name = "mend", version, about, propagate_version = true)]
+struct Cli {
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model on a labeled CSV and write its artifact.
+    Train(static_cmds::TrainArgs),
+    /// Evaluate a model on a labeled CSV.
+    Evaluate(static_cmds::EvaluateArgs),
+    /// Predict class probabilities and labels for every row of a CSV.
+    Predict(static_cmds::PredictArgs),
+    /// Show a model's schema, metrics, training metadata and profile summary.
+    Inspect {
+        /// The model artifact.
+        model: PathBuf,
+    },
+    /// Watch a model heal itself on a drifting stream.
+    Demo(demo::DemoArgs),
+    /// Write a synthetic labeled CSV (optionally drifted), for trying mend out.
+    Synth(static_cmds::SynthArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => static_cmds::train(args, cli.json),
+        Command::Evaluate(args) => static_cmds::evaluate(args, cli.json),
+        Command::Predict(args) => static_cmds::predict(args, cli.json),
+        Command::Inspect { model } => static_cmds::inspect(&model, cli.json),
+        Command::Synth(args) => static_cmds::synth(args, cli.json),
+        Command::Demo(args) => demo::run(args, cli.json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A reader that closed our standard output (`mend predict ... | head`) is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,33 @@
+//! mend-runtime: what every mend service shares, and nothing about what any one does.
+//!
+//! - [`config`]: `MEND_*` variables from an injected environment over an optional TOML
+//!   file, validated before anything binds; secrets redacted.
+//! - [`telemetry`]: `tracing` (pretty or JSON), OTLP span export, W3C trace context in
+//!   gRPC metadata.
+//! - [`metrics`]: the process's Prometheus registry.
+//! - [`http`]: `/metrics`, `/healthz`, `/livez` on a router services extend, served on a
+//!   caller-bound listener.
+//! - [`readiness`]: whether the process should get traffic; shutdown fails it first.
+//! - [`shutdown`]: SIGTERM/SIGINT → cancellation token, with a grace timeout.
+//! - [`health`]: `grpc.health.v1` reporters per service name.
+//! - [`grpc`]: a configured tonic server builder (request spans, TLS) and client endpoint.
+//!
+//! A service binary's `main`, in order: load [`config::MendConfig`] (bad config: print,
+//! exit non-zero) → [`telemetry::init`] → bind → serve under [`shutdown::Shutdown`] →
+//! flush telemetry.
+
+pub mod config;
+pub mod grpc;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod readiness;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{MendConfig, Secret};
+pub use health::{Health, HealthReporter};
+pub use metrics::Metrics;
+pub use readiness::{Readiness, ReadyGate};
+pub use shutdown::{GraceExpired, Shutdown};
+pub use telemetry::TelemetryGuard;
