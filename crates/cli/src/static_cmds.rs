@@ -217,8 +217,10 @@ pub fn train(args: TrainArgs, json: bool) -> Result<()> {
         artifact.training.rows_train,
         artifact.training.rows_holdout,
         train_ms,
-        fit.iterations,
-        if fit.converged {
+        fit.iterations
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "?".into()),
+        if fit.converged != Some(false) {
             ""
         } else {
             ", NOT converged: raise --max-iter"
@@ -339,8 +341,14 @@ pub fn inspect(path: &Path, json: bool) -> Result<()> {
         t.rows_train,
         t.rows_holdout,
         t.duration_ms,
-        t.fit.iterations,
-        t.fit.converged,
+        t.fit
+            .iterations
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "?".into()),
+        t.fit
+            .converged
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "unknown".into()),
         t.settings.l2,
         t.settings.class_weight
     );

@@ -102,9 +102,13 @@ impl TrainSettings {
 /// How the fit went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FitReport {
-    pub iterations: u64,
-    pub converged: bool,
-    pub final_loss: f64,
+    /// Wall time of the optimiser alone (no preprocessing or evaluation).
+    #[serde(default)]
+    pub fit_ms: f64,
+    /// `None` where the solver does not say (linfa).
+    pub iterations: Option<u64>,
+    pub converged: Option<bool>,
+    pub final_loss: Option<f64>,
 }
 
 /// Fitted weights. Binary models have one logit column (the second class); multiclass models one
@@ -184,6 +188,19 @@ impl LogisticModel {
 
     /// Fits on a preprocessed matrix and class indices `y` (`0..n_classes`).
     pub fn fit(
+        x: ArrayView2<'_, f64>,
+        y: &[usize],
+        n_classes: usize,
+        class_names: &[String],
+        settings: &TrainSettings,
+    ) -> Result<(LogisticModel, FitReport)> {
+        let started = std::time::Instant::now();
+        let (model, mut report) = Self::fit_inner(x, y, n_classes, class_names, settings)?;
+        report.fit_ms = started.elapsed().as_secs_f64() * 1e3;
+        Ok((model, report))
+    }
+
+    fn fit_inner(
         x: ArrayView2<'_, f64>,
         y: &[usize],
         n_classes: usize,
@@ -465,9 +482,10 @@ fn fit_lbfgs(
             intercept: intercept.to_vec(),
         },
         FitReport {
-            iterations: result.iterations,
-            converged: result.converged,
-            final_loss: result.loss,
+            fit_ms: 0.0,
+            iterations: Some(result.iterations),
+            converged: Some(result.converged),
+            final_loss: Some(result.loss),
         },
     ))
 }
@@ -500,10 +518,12 @@ fn fit_linfa(
         };
         Ok((
             model,
+            // linfa does not report its iterations or convergence.
             FitReport {
-                iterations: settings.max_iterations,
-                converged: true,
-                final_loss: f64::NAN,
+                fit_ms: 0.0,
+                iterations: None,
+                converged: None,
+                final_loss: None,
             },
         ))
     } else {
@@ -528,10 +548,12 @@ fn fit_linfa(
         };
         Ok((
             model,
+            // linfa does not report its iterations or convergence.
             FitReport {
-                iterations: settings.max_iterations,
-                converged: true,
-                final_loss: f64::NAN,
+                fit_ms: 0.0,
+                iterations: None,
+                converged: None,
+                final_loss: None,
             },
         ))
     }

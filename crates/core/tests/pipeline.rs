@@ -168,8 +168,9 @@ fn time_split_holds_out_the_newest_rows() {
 fn trains_a_binary_model_that_learns_the_rule() {
     let (schema, frame) = load(&synthetic_csv(5_000, SyntheticSpec::default()));
     let artifact = train(&schema, &frame, &TrainSettings::default()).unwrap();
-    assert!(
+    assert_eq!(
         artifact.training.fit.converged,
+        Some(true),
         "{:?}",
         artifact.training.fit
     );
@@ -232,6 +233,11 @@ fn mend_solver_matches_linfa_logistic() {
             },
         )
         .unwrap();
+        // A linfa-trained artifact saves and loads like any other.
+        assert_eq!(
+            Artifact::from_bytes(&linfa.to_bytes().unwrap()).unwrap(),
+            linfa
+        );
         let gap = (ours.metrics.accuracy - linfa.metrics.accuracy).abs();
         assert!(
             gap <= 0.005,
