@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 sizes=("${@:-100000 1000000}")
 [ $# -eq 0 ] && sizes=(100000 1000000)
 cargo build --release -q -p mend
-M=target/release/mend
+M=${CARGO_TARGET_DIR:-target}/release/mend
+
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 printf '%-10s %-12s %10s %10s %6s %9s\n' rows tool fit_ms total_ms iters accuracy
