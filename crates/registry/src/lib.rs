@@ -1,0 +1,42 @@
+//! The model registry of mend: the source of truth for which model version serves.
+//!
+//! This crate holds the storage layer (the gRPC service is built on top of it later):
+//!
+//! - [`model`]: the registry's domain types ([`VersionMeta`], [`NewVersion`], [`AuditRecord`],
+//!   [`Trigger`], [`DataWindow`], [`SetAlias`], [`ModelSummary`], [`Page`]), independent of
+//!   the wire format.
+//! - [`names`]: which model and alias names are accepted (they become NATS subject tokens and
+//!   storage keys).
+//! - [`store`]: the [`RegistryStore`] trait every backend implements, with its guarantees.
+//! - [`sqlite`]: [`SqliteStore`], the embedded default (one SQLite file in the data directory).
+//! - [`jetstream`]: [`JetStreamStore`], for the distributed deployment (KV + Object Store).
+//! - [`convert`]: conversions between the domain types and `mend.registry.v1` protobufs.
+//! - [`error`]: [`StoreError`], what can go wrong.
+//! - `changes` (private): the rules of a registration and an alias move, shared by both
+//!   stores so their semantics cannot drift apart; `digest` and `time` are small helpers.
+//!
+//! Both stores keep the same invariants: version numbers of a model are 1, 2, 3, ... with no
+//! gaps or duplicates, whatever the concurrency; a registration is committed atomically after
+//! its artifact is stored, so an interrupted one leaves no version behind; alias moves are
+//! compare-and-set; every change appends exactly one audit record; and an artifact is
+//! verified against its sha256 on every read.
+
+mod changes;
+pub mod convert;
+mod digest;
+pub mod error;
+pub mod jetstream;
+pub mod model;
+pub mod names;
+pub mod sqlite;
+pub mod store;
+mod time;
+
+pub use error::StoreError;
+pub use jetstream::{JetStreamConfig, JetStreamStore};
+pub use model::{
+    AliasExpectation, AuditAction, AuditRecord, DataWindow, ModelSummary, NewVersion, Page,
+    SetAlias, Trigger, TriggerKind, VersionMeta,
+};
+pub use sqlite::SqliteStore;
+pub use store::{AliasWatch, RegistryStore};

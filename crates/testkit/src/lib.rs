@@ -1,0 +1,16 @@
+//! Test harness for mend: a real `nats-server -js` on a free port.
+//!
+//! - [`NatsServer`] (in `nats_server.rs`) starts the server with its own JetStream store
+//!   directory, waits until it answers with a JetStream-enabled `INFO`, can stop and restart
+//!   it on the same port and store (so clients can reconnect to the same URL and find their
+//!   streams again), and kills it and removes the directory on drop.
+//! - [`TestkitError`] (in `error.rs`) says what went wrong, with the server's log tail.
+//!
+//! The API is synchronous (`std::process`) so it works from any test, async or not; it
+//! never touches the machine's shared server on 127.0.0.1:4222.
+
+mod error;
+mod nats_server;
+
+pub use error::TestkitError;
+pub use nats_server::{NATS_SERVER_BIN_ENV, NatsServer};
