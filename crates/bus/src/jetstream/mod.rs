@@ -1,0 +1,205 @@
+//! The NATS JetStream bus for distributed deployments.
+//!
+//! - `streams.rs`: `MEND_EVENTS`, `MEND_DATA` and `MEND_DEADLETTER`, with retention limits,
+//!   created or updated at start-up.
+//! - `consumer.rs`: durable pull consumers with explicit ack, merged per [`ConsumerSpec`].
+//! - `headers.rs`: header conversion.
+//!
+//! Publishing waits for the stream's acknowledgement and retries through disconnects with
+//! the same `Nats-Msg-Id`, so a retry is stored once.
+
+mod consumer;
+mod headers;
+mod streams;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::context::Publish;
+use async_nats::jetstream::{self, context::Context};
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+pub use streams::StreamLimits;
+
+use crate::bus::{Bus, ConsumerSpec, Subscription, prepare_publish};
+use crate::error::BusError;
+use crate::message::{OutgoingMessage, PublishReceipt};
+
+/// Settings of the JetStream bus.
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    pub events: StreamLimits,
+    pub data: StreamLimits,
+    pub deadletter: StreamLimits,
+    /// Copies of each stream (1 for a single server, 3 in a cluster).
+    pub replicas: usize,
+    /// How long one publish keeps retrying (server restart, leader election) before failing.
+    pub publish_retry_for: Duration,
+    /// How long to wait for one acknowledgement or API reply.
+    pub request_timeout: Duration,
+}
+
+impl Default for JetStreamConfig {
+    fn default() -> Self {
+        JetStreamConfig {
+            events: StreamLimits::events_default(),
+            data: StreamLimits::data_default(),
+            deadletter: StreamLimits::deadletter_default(),
+            replicas: 1,
+            publish_retry_for: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The bus over NATS JetStream. Cheap to clone.
+#[derive(Clone)]
+pub struct JetStreamBus {
+    client: async_nats::Client,
+    js: Context,
+    config: Arc<JetStreamConfig>,
+}
+
+impl std::fmt::Debug for JetStreamBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamBus")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+const PUBLISH_RETRY_MIN: Duration = Duration::from_millis(50);
+const PUBLISH_RETRY_MAX: Duration = Duration::from_secs(1);
+
+impl JetStreamBus {
+    /// Connects to `url` (reconnecting forever after a first success, with at most ~1 s
+    /// between attempts) and makes sure the streams exist.
+    pub async fn connect(url: &str, config: JetStreamConfig) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("mend")
+            .connection_timeout(config.request_timeout)
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis(100)
+                    .saturating_mul(u32::try_from(attempts).unwrap_or(u32::MAX))
+                    .min(Duration::from_secs(1))
+            })
+            .event_callback(|event| async move {
+                tracing::info!(%event, "nats connection event");
+            })
+            .connect(url)
+            .await
+            .map_err(|error| BusError::Connect {
+                url: url.to_owned(),
+                reason: error.to_string(),
+            })?;
+        JetStreamBus::from_client(client, config).await
+    }
+
+    /// Uses an existing client (for custom auth or TLS) and makes sure the streams exist.
+    pub async fn from_client(
+        client: async_nats::Client,
+        config: JetStreamConfig,
+    ) -> Result<Self, BusError> {
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(config.request_timeout);
+        let bus = JetStreamBus {
+            client,
+            js,
+            config: Arc::new(config),
+        };
+        bus.ensure_streams().await?;
+        Ok(bus)
+    }
+
+    /// Creates or updates `MEND_EVENTS`, `MEND_DATA` and `MEND_DEADLETTER`.
+    pub async fn ensure_streams(&self) -> Result<(), BusError> {
+        let configs = streams::stream_configs(
+            &self.config.events,
+            &self.config.data,
+            &self.config.deadletter,
+            self.config.replicas,
+        );
+        for config in &configs {
+            streams::ensure_stream(&self.js, config).await?;
+        }
+        Ok(())
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &Context {
+        &self.js
+    }
+
+    pub fn config(&self) -> &JetStreamConfig {
+        &self.config
+    }
+
+    /// Sends once and waits for the acknowledgement.
+    async fn publish_once(
+        &self,
+        subject: &str,
+        publish: Publish,
+    ) -> Result<jetstream::publish::PublishAck, String> {
+        let ack = self
+            .js
+            .send_publish(subject.to_owned(), publish)
+            .await
+            .map_err(|error| error.to_string())?;
+        ack.await.map_err(|error| error.to_string())
+    }
+}
+
+#[async_trait]
+impl Bus for JetStreamBus {
+    async fn publish(
+        &self,
+        subject: &str,
+        message: OutgoingMessage,
+    ) -> Result<PublishReceipt, BusError> {
+        let prepared = prepare_publish(subject, message)?;
+        let publish = Publish::build()
+            .payload(prepared.payload)
+            .headers(headers::to_nats_headers(&prepared.headers));
+        let started = Instant::now();
+        let mut attempts = 0_u32;
+        let mut delay = PUBLISH_RETRY_MIN;
+        loop {
+            attempts += 1;
+            // Same headers (so the same Nats-Msg-Id) every attempt: the stream stores it once.
+            match self.publish_once(subject, publish.clone()).await {
+                Ok(ack) => {
+                    if attempts > 1 {
+                        tracing::info!(subject, attempts, "published after retrying");
+                    }
+                    return Ok(PublishReceipt {
+                        stream: ack.stream,
+                        sequence: ack.sequence,
+                        duplicate: ack.duplicate,
+                    });
+                }
+                Err(reason) => {
+                    let waited = started.elapsed();
+                    if waited >= self.config.publish_retry_for {
+                        return Err(BusError::Publish {
+                            subject: subject.to_owned(),
+                            attempts,
+                            waited,
+                            reason,
+                        });
+                    }
+                    tracing::warn!(subject, attempts, %reason, "publish failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(PUBLISH_RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    async fn consume(&self, spec: ConsumerSpec) -> Result<Subscription, BusError> {
+        consumer::subscribe(&self.js, spec).await
+    }
+}

@@ -1,0 +1,39 @@
+//! mend-bus: how mend's services talk and where its data lives.
+//!
+//! - [`subjects`]: every subject string and stream name, and model-name validation.
+//! - [`events`]: the typed public events ([`Event`], [`Envelope`]) and their JSON codec
+//!   (`"v": 1`, unknown fields tolerated, missing fields named).
+//! - [`Bus`] (in `bus.rs`): publish with dedup ids and durable pull consumers with explicit
+//!   ack; [`message`] holds the message, delivery and header types.
+//! - [`JetStreamBus`] (`jetstream/`) for distributed deployments and [`InProcessBus`]
+//!   (`inprocess/`) for the embedded default, with the same delivery semantics.
+//! - [`typed`]: publish an event, consume decoded events, dead-letter poison messages, and
+//!   [`run_event_loop`], the consumer loop most services need.
+//! - [`trace`]: W3C `traceparent` in message headers.
+//! - [`datalog`]: the data log of rows, labels and predictions ([`DataLog`]) on SQLite
+//!   ([`SqliteDataLog`]) or JetStream ([`JetStreamDataLog`]).
+
+mod bus;
+pub mod datalog;
+mod error;
+pub mod events;
+mod inprocess;
+mod jetstream;
+pub mod message;
+pub mod subjects;
+pub mod trace;
+pub mod typed;
+
+pub use bus::{Bus, ConsumerSpec, MAX_DURABLE_LEN, Subscription};
+pub use datalog::{
+    DataKind, DataLog, DataLogExt, JetStreamDataLog, Logged, Range, RawEntry, SqliteDataLog, Window,
+};
+pub use error::{BusError, DataLogError, DecodeError};
+pub use events::{Envelope, Event};
+pub use inprocess::{InProcessBus, InProcessConfig};
+pub use jetstream::{JetStreamBus, JetStreamConfig, StreamLimits};
+pub use message::{Delivery, Headers, OutgoingMessage, PublishReceipt};
+pub use subjects::{ModelName, SubjectKind};
+pub use typed::{
+    EventDelivery, EventHandler, EventSubscription, HandlerError, publish_event, run_event_loop,
+};

@@ -1,0 +1,574 @@
+//! Delivery semantics every bus implementation must share, run against both.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::{Backend, Harness, every_event, model, next_within, within};
+use mend_bus::events::{Alert, RetrainRequested, Severity};
+use mend_bus::message::header;
+use mend_bus::subjects;
+use mend_bus::typed::{EventSubscription, HandlerError, publish_event, run_event_loop};
+use mend_bus::{ConsumerSpec, Envelope, Event, OutgoingMessage};
+use tokio_util::sync::CancellationToken;
+
+/// Runs each listed test body once per backend, as `<name>::in_process` and
+/// `<name>::jetstream`.
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn in_process() {
+                within(60, super::tests::$name(Backend::InProcess)).await;
+            }
+
+            #[tokio::test]
+            async fn jetstream() {
+                within(60, super::tests::$name(Backend::JetStream)).await;
+            }
+        }
+    )*};
+}
+
+for_each_backend!(
+    every_event_type_round_trips,
+    a_hand_written_event_decodes,
+    an_unacked_message_is_redelivered,
+    a_nak_redelivers_and_a_term_does_not,
+    max_deliver_is_honoured,
+    the_same_msg_id_is_consumed_once,
+    a_poison_message_is_dead_lettered_and_the_consumer_goes_on,
+    the_event_loop_retries_then_dead_letters,
+    a_durable_resumes_where_it_left_off,
+    filters_span_streams_and_wildcards,
+    subscriptions_of_one_durable_share_the_work,
+    a_durable_can_change_its_settings,
+    backoff_spaces_redeliveries,
+);
+
+mod tests {
+    use super::*;
+
+    fn alert(text: &str) -> Envelope {
+        Envelope::new(
+            model(),
+            Alert {
+                severity: Severity::Info,
+                text: text.into(),
+                source: None,
+                related_event_id: None,
+            },
+        )
+    }
+
+    pub async fn every_event_type_round_trips(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let events = every_event(&model());
+        let filters: Vec<String> = events
+            .iter()
+            .map(|event| event.event.kind().all_models())
+            .collect();
+        let mut subscription = EventSubscription::subscribe(
+            harness.bus.clone(),
+            ConsumerSpec::new("round-trip", filters),
+        )
+        .await
+        .unwrap();
+        for event in &events {
+            let receipt = publish_event(harness.bus.as_ref(), event).await.unwrap();
+            assert!(!receipt.duplicate);
+        }
+        let mut received = Vec::new();
+        for _ in 0..events.len() {
+            let delivery = subscription.next().await.unwrap();
+            assert_eq!(delivery.delivered(), 1);
+            assert_eq!(
+                delivery.delivery().msg_id(),
+                Some(delivery.envelope.id.as_str())
+            );
+            received.push(delivery.envelope.clone());
+            delivery.ack().await.unwrap();
+        }
+        // Filters on several subjects may interleave; compare as sets by id.
+        received.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut expected = events.clone();
+        expected.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(received, expected);
+    }
+
+    pub async fn a_hand_written_event_decodes(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let mut subscription = EventSubscription::subscribe(
+            harness.bus.clone(),
+            ConsumerSpec::new(
+                "trainer",
+                [subjects::SubjectKind::RetrainRequested.all_models()],
+            ),
+        )
+        .await
+        .unwrap();
+        harness
+            .publish_raw(
+                "retrain.requested.churn",
+                br#"{"v":1,"reason":"quarterly"}"#,
+            )
+            .await;
+        let delivery = subscription.next().await.unwrap();
+        assert_eq!(delivery.envelope.model, model());
+        assert_eq!(
+            delivery.envelope.event,
+            Event::RetrainRequested(RetrainRequested {
+                reason: "quarterly".into(),
+                window: None,
+                requested_by: None,
+            })
+        );
+        let id = delivery.envelope.id.clone();
+        assert!(!id.is_empty());
+        delivery.nak(None).await.unwrap();
+        // The generated id is stable across redeliveries, so handlers can dedupe on it.
+        let again = subscription.next().await.unwrap();
+        assert_eq!(again.delivered(), 2);
+        assert_eq!(again.envelope.id, id);
+        again.ack().await.unwrap();
+    }
+
+    pub async fn an_unacked_message_is_redelivered(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let spec = ConsumerSpec::new("forgetful", ["alert.*"]).ack_wait(Duration::from_millis(500));
+        let mut subscription = harness.bus.consume(spec).await.unwrap();
+        publish_event(harness.bus.as_ref(), &alert("once"))
+            .await
+            .unwrap();
+
+        let first = subscription.next().await.unwrap();
+        assert_eq!(first.delivered, 1);
+        let sequence = first.stream_sequence;
+        drop(first); // never settled
+
+        let second = next_within(&mut subscription, Duration::from_secs(5))
+            .await
+            .expect("redelivered after ack wait");
+        assert_eq!(second.delivered, 2);
+        assert_eq!(second.stream_sequence, sequence);
+        second.ack().await.unwrap();
+        assert!(
+            next_within(&mut subscription, Duration::from_millis(1500))
+                .await
+                .is_none(),
+            "an acked message is not delivered again"
+        );
+    }
+
+    pub async fn a_nak_redelivers_and_a_term_does_not(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let spec = ConsumerSpec::new("naker", ["alert.*"]).ack_wait(Duration::from_millis(500));
+        let mut subscription = harness.bus.consume(spec).await.unwrap();
+        publish_event(harness.bus.as_ref(), &alert("nak me"))
+            .await
+            .unwrap();
+
+        let first = subscription.next().await.unwrap();
+        first.nak(None).await.unwrap();
+        let second = next_within(&mut subscription, Duration::from_secs(2))
+            .await
+            .expect("nak redelivers at once");
+        assert_eq!(second.delivered, 2);
+        second.nak(Some(Duration::from_millis(300))).await.unwrap();
+        let third = next_within(&mut subscription, Duration::from_secs(3))
+            .await
+            .expect("nak with delay redelivers later");
+        assert_eq!(third.delivered, 3);
+        third.term("cannot handle").await.unwrap();
+        assert!(
+            next_within(&mut subscription, Duration::from_millis(1500))
+                .await
+                .is_none(),
+            "a terminated message is never delivered again"
+        );
+    }
+
+    pub async fn max_deliver_is_honoured(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let spec = ConsumerSpec::new("limited", ["alert.*"])
+            .ack_wait(Duration::from_millis(300))
+            .max_deliver(Some(2));
+        let mut subscription = harness.bus.consume(spec).await.unwrap();
+        publish_event(harness.bus.as_ref(), &alert("flaky"))
+            .await
+            .unwrap();
+        let mut deliveries = Vec::new();
+        while let Some(delivery) = next_within(&mut subscription, Duration::from_secs(2)).await {
+            deliveries.push(delivery.delivered);
+        }
+        assert_eq!(deliveries, [1, 2]);
+    }
+
+    pub async fn the_same_msg_id_is_consumed_once(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let mut subscription = harness
+            .bus
+            .consume(ConsumerSpec::new("dedup", ["alert.*"]))
+            .await
+            .unwrap();
+        let twice = alert("twice");
+        let first = publish_event(harness.bus.as_ref(), &twice).await.unwrap();
+        let second = publish_event(harness.bus.as_ref(), &twice).await.unwrap();
+        assert!(!first.duplicate);
+        assert!(second.duplicate);
+        assert_eq!(first.sequence, second.sequence);
+        let raw = OutgoingMessage::new(&b"{}"[..]).with_msg_id("raw-id");
+        let third = harness
+            .bus
+            .publish("alert.churn", raw.clone())
+            .await
+            .unwrap();
+        let fourth = harness.bus.publish("alert.churn", raw).await.unwrap();
+        assert!(!third.duplicate && fourth.duplicate);
+        let sentinel = alert("sentinel");
+        publish_event(harness.bus.as_ref(), &sentinel)
+            .await
+            .unwrap();
+
+        let mut ids = Vec::new();
+        loop {
+            let delivery = subscription.next().await.unwrap();
+            let id = delivery.msg_id().unwrap().to_owned();
+            delivery.ack().await.unwrap();
+            if id == sentinel.id {
+                break;
+            }
+            ids.push(id);
+        }
+        assert_eq!(ids, [twice.id.clone(), "raw-id".to_owned()]);
+    }
+
+    pub async fn a_poison_message_is_dead_lettered_and_the_consumer_goes_on(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let spec = ConsumerSpec::new("poisoned", ["retrain.requested.*"])
+            .ack_wait(Duration::from_millis(400));
+        let mut events = EventSubscription::subscribe(harness.bus.clone(), spec)
+            .await
+            .unwrap();
+        let mut dead_letters = harness
+            .bus
+            .consume(ConsumerSpec::new(
+                "dlq-reader",
+                [subjects::deadletter_all()],
+            ))
+            .await
+            .unwrap();
+
+        harness
+            .publish_raw("retrain.requested.churn", b"{not json")
+            .await;
+        harness
+            .publish_raw("retrain.requested.churn", br#"{"v":1}"#)
+            .await;
+        let good = Envelope::new(
+            model(),
+            RetrainRequested {
+                reason: "after the poison".into(),
+                window: None,
+                requested_by: None,
+            },
+        );
+        publish_event(harness.bus.as_ref(), &good).await.unwrap();
+
+        let delivery = events.next().await.unwrap();
+        assert_eq!(
+            delivery.envelope, good,
+            "the consumer goes on past the poison"
+        );
+        delivery.ack().await.unwrap();
+
+        let mut reasons = Vec::new();
+        for expected_payload in [&b"{not json"[..], &br#"{"v":1}"#[..]] {
+            let letter = dead_letters.next().await.unwrap();
+            assert_eq!(letter.subject, "deadletter.retrain.requested.churn");
+            assert_eq!(letter.payload.as_ref(), expected_payload);
+            assert_eq!(
+                letter.headers.get(header::DEADLETTER_SUBJECT),
+                Some("retrain.requested.churn")
+            );
+            assert_eq!(
+                letter.headers.get(header::DEADLETTER_CONSUMER),
+                Some("poisoned")
+            );
+            reasons.push(
+                letter
+                    .headers
+                    .get(header::DEADLETTER_REASON)
+                    .unwrap()
+                    .to_owned(),
+            );
+            letter.ack().await.unwrap();
+        }
+        assert!(reasons[0].contains("not JSON"), "{}", reasons[0]);
+        assert!(
+            reasons[1].contains("reason"),
+            "names the missing field: {}",
+            reasons[1]
+        );
+
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1500), events.next())
+                .await
+                .is_err(),
+            "poison messages are terminated, not redelivered"
+        );
+    }
+
+    pub async fn the_event_loop_retries_then_dead_letters(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let spec = ConsumerSpec::new("looping", ["alert.*"])
+            .ack_wait(Duration::from_millis(400))
+            .max_deliver(Some(3));
+        let subscription = EventSubscription::subscribe(harness.bus.clone(), spec)
+            .await
+            .unwrap();
+        let mut dead_letters = harness
+            .bus
+            .consume(ConsumerSpec::new(
+                "dlq-reader",
+                [subjects::deadletter_all()],
+            ))
+            .await
+            .unwrap();
+        let calls = Arc::new(AtomicU32::new(0));
+        let handled = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+        let shutdown = CancellationToken::new();
+        let loop_task = tokio::spawn({
+            let calls = calls.clone();
+            let handled = handled.clone();
+            let shutdown = shutdown.clone();
+            run_event_loop(
+                subscription,
+                shutdown,
+                move |event: Envelope, delivered: u64| {
+                    let calls = calls.clone();
+                    let handled = handled.clone();
+                    async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        let Event::Alert(alert) = &event.event else {
+                            return Err(HandlerError::reject("not an alert"));
+                        };
+                        match alert.text.as_str() {
+                            "flaky" if delivered == 1 => {
+                                Err(HandlerError::retry("first try fails"))
+                            }
+                            "broken" => Err(HandlerError::retry("always fails")),
+                            "invalid" => Err(HandlerError::reject("makes no sense")),
+                            _ => {
+                                handled.lock().await.push(alert.text.clone());
+                                Ok(())
+                            }
+                        }
+                    }
+                },
+            )
+        });
+
+        for text in ["flaky", "broken", "invalid", "fine"] {
+            publish_event(harness.bus.as_ref(), &alert(text))
+                .await
+                .unwrap();
+        }
+        let mut reasons = HashSet::new();
+        for _ in 0..2 {
+            let letter = dead_letters.next().await.unwrap();
+            reasons.insert(
+                letter
+                    .headers
+                    .get(header::DEADLETTER_REASON)
+                    .unwrap()
+                    .to_owned(),
+            );
+            letter.ack().await.unwrap();
+        }
+        assert!(reasons.contains("makes no sense"), "{reasons:?}");
+        assert!(
+            reasons.contains("gave up after 3 deliveries: always fails"),
+            "{reasons:?}"
+        );
+        within(10, async {
+            while handled.lock().await.len() < 2 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let mut handled_texts = handled.lock().await.clone();
+        handled_texts.sort();
+        assert_eq!(handled_texts, ["fine", "flaky"]);
+        // flaky 2 + broken 3 + invalid 1 + fine 1
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 7);
+        shutdown.cancel();
+        within(5, loop_task).await.unwrap();
+    }
+
+    pub async fn a_durable_resumes_where_it_left_off(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let spec = ConsumerSpec::new("resumer", ["alert.*"]);
+        let mut first = harness.bus.consume(spec.clone()).await.unwrap();
+        for text in ["a", "b"] {
+            publish_event(harness.bus.as_ref(), &alert(text))
+                .await
+                .unwrap();
+        }
+        for _ in 0..2 {
+            first.next().await.unwrap().ack().await.unwrap();
+        }
+        drop(first);
+        let late = alert("c");
+        publish_event(harness.bus.as_ref(), &late).await.unwrap();
+        let mut second = harness.bus.consume(spec).await.unwrap();
+        let delivery = second.next().await.unwrap();
+        assert_eq!(delivery.msg_id(), Some(late.id.as_str()));
+        delivery.ack().await.unwrap();
+        assert!(
+            next_within(&mut second, Duration::from_millis(800))
+                .await
+                .is_none()
+        );
+
+        // A new durable starts from the beginning of the stream.
+        let mut fresh = harness
+            .bus
+            .consume(ConsumerSpec::new("newcomer", ["alert.*"]))
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            fresh.next().await.unwrap().ack().await.unwrap();
+        }
+    }
+
+    pub async fn filters_span_streams_and_wildcards(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let mut subscription = harness
+            .bus
+            .consume(ConsumerSpec::new(
+                "mixed",
+                ["alert.*", "data.rows.*", "model.>"],
+            ))
+            .await
+            .unwrap();
+        for subject in [
+            "alert.churn",
+            "data.rows.churn",
+            "data.labels.churn",
+            "model.promoted.fraud",
+            "drift.detected.churn",
+        ] {
+            harness
+                .bus
+                .publish(subject, OutgoingMessage::new(&b"{}"[..]))
+                .await
+                .unwrap();
+        }
+        let mut subjects_seen = HashSet::new();
+        for _ in 0..3 {
+            let delivery = subscription.next().await.unwrap();
+            subjects_seen.insert(delivery.subject.clone());
+            delivery.ack().await.unwrap();
+        }
+        let expected: HashSet<String> = ["alert.churn", "data.rows.churn", "model.promoted.fraud"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(subjects_seen, expected);
+        assert!(
+            next_within(&mut subscription, Duration::from_millis(800))
+                .await
+                .is_none()
+        );
+
+        let error = harness
+            .bus
+            .publish("nowhere.churn", OutgoingMessage::new(&b"{}"[..]))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("no stream"), "{error}");
+    }
+
+    pub async fn subscriptions_of_one_durable_share_the_work(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let spec = ConsumerSpec::new("workers", ["alert.*"]);
+        let mut first = harness.bus.consume(spec.clone()).await.unwrap();
+        let mut second = harness.bus.consume(spec).await.unwrap();
+        let mut published = HashSet::new();
+        for i in 0..20 {
+            let event = alert(&format!("job {i}"));
+            publish_event(harness.bus.as_ref(), &event).await.unwrap();
+            published.insert(event.id);
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 20 {
+            let delivery = tokio::select! {
+                Some(delivery) = first.next() => delivery,
+                Some(delivery) = second.next() => delivery,
+            };
+            seen.push(delivery.msg_id().unwrap().to_owned());
+            delivery.ack().await.unwrap();
+        }
+        let unique: HashSet<String> = seen.iter().cloned().collect();
+        assert_eq!(unique.len(), seen.len(), "no message went to both workers");
+        assert_eq!(unique, published);
+    }
+
+    pub async fn a_durable_can_change_its_settings(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let before = ConsumerSpec::new("evolving", ["alert.*"]);
+        let mut first = harness.bus.consume(before).await.unwrap();
+        publish_event(harness.bus.as_ref(), &alert("one"))
+            .await
+            .unwrap();
+        first.next().await.unwrap().ack().await.unwrap();
+        drop(first);
+
+        // A new release of a service changes its consumer's settings.
+        let after = ConsumerSpec::new("evolving", ["alert.*"])
+            .ack_wait(Duration::from_millis(400))
+            .max_deliver(Some(4));
+        let mut second = harness.bus.consume(after).await.unwrap();
+        publish_event(harness.bus.as_ref(), &alert("two"))
+            .await
+            .unwrap();
+        let delivery = second.next().await.unwrap();
+        assert_eq!(delivery.delivered, 1, "position kept: only the new message");
+        drop(delivery);
+        let again = next_within(&mut second, Duration::from_secs(3))
+            .await
+            .expect("the new, shorter ack wait applies");
+        assert_eq!(again.delivered, 2);
+        again.ack().await.unwrap();
+    }
+
+    pub async fn backoff_spaces_redeliveries(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        // The default ack wait is 30 s: only the backoff can bring these back in time.
+        let spec = ConsumerSpec::new("backing-off", ["alert.*"])
+            .max_deliver(Some(3))
+            .backoff(vec![Duration::from_millis(300), Duration::from_millis(900)]);
+        let mut subscription = harness.bus.consume(spec).await.unwrap();
+        publish_event(harness.bus.as_ref(), &alert("slow"))
+            .await
+            .unwrap();
+        let mut arrivals = Vec::new();
+        while let Some(delivery) = next_within(&mut subscription, Duration::from_secs(4)).await {
+            arrivals.push((delivery.delivered, tokio::time::Instant::now()));
+        }
+        let attempts: Vec<u64> = arrivals.iter().map(|(delivered, _)| *delivered).collect();
+        assert_eq!(attempts, [1, 2, 3]);
+        let first_gap = arrivals[1].1 - arrivals[0].1;
+        let second_gap = arrivals[2].1 - arrivals[1].1;
+        assert!(first_gap >= Duration::from_millis(250), "{first_gap:?}");
+        assert!(second_gap >= Duration::from_millis(800), "{second_gap:?}");
+    }
+}

@@ -1,0 +1,292 @@
+//! The registry client.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mend_proto::registry::v1 as pb;
+use pb::get_version_request::Selector;
+use pb::get_version_response::Part;
+use pb::registry_client::RegistryClient as Raw;
+use tonic::Request;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::ClientError;
+
+/// The alias that names the serving model.
+pub const CHAMPION: &str = "champion";
+/// Chunk size of uploads.
+const CHUNK: usize = 1 << 20;
+/// Artifacts larger than this are refused rather than buffered.
+const MAX_ARTIFACT_BYTES: u64 = 1 << 30;
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
+const PAGE: u32 = 500;
+
+/// A version's metadata with its verified artifact bytes.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub meta: pb::VersionMetadata,
+    pub artifact: Bytes,
+}
+
+/// A cheap-to-clone client of `mend.registry.v1.Registry`.
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    raw: Raw<Channel>,
+    token: Option<String>,
+}
+
+impl RegistryClient {
+    /// Over an existing channel; `token` authorises writes.
+    pub fn new(channel: Channel, token: Option<String>) -> Self {
+        RegistryClient {
+            raw: Raw::new(channel)
+                .max_decoding_message_size(16 * 1024 * 1024)
+                .max_encoding_message_size(16 * 1024 * 1024),
+            token,
+        }
+    }
+
+    /// Dials lazily, so a caller can start while the registry is still coming up.
+    pub fn connect_lazy(endpoint: &Endpoint, token: Option<String>) -> Self {
+        Self::new(endpoint.connect_lazy(), token)
+    }
+
+    fn request<T>(&self, message: T, write: bool) -> Result<Request<T>, ClientError> {
+        let mut request = Request::new(message);
+        mend_runtime::telemetry::propagation::inject_current_context(request.metadata_mut());
+        if write && let Some(token) = &self.token {
+            let value: MetadataValue<_> = format!("Bearer {token}").parse().map_err(|_| {
+                ClientError::InvalidArgument("the registry token is not valid in a header".into())
+            })?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+
+    /// Metadata and artifact of a version, or of the version an alias points to.
+    pub async fn fetch(&self, model: &str, selector: Selector) -> Result<Fetched, ClientError> {
+        let request = self.request(
+            pb::GetVersionRequest {
+                model: model.to_owned(),
+                selector: Some(selector),
+                skip_artifact: false,
+            },
+            false,
+        )?;
+        let mut raw = self.raw.clone();
+        let download = async move {
+            let mut stream = raw.get_version(request).await?.into_inner();
+            let meta = match stream.message().await?.and_then(|r| r.part) {
+                Some(Part::Metadata(meta)) => meta,
+                _ => {
+                    return Err(ClientError::InvalidResponse(
+                        "GetVersion did not start with metadata".into(),
+                    ));
+                }
+            };
+            if meta.artifact_size > MAX_ARTIFACT_BYTES {
+                return Err(ClientError::InvalidResponse(format!(
+                    "artifact of {} bytes is over the {MAX_ARTIFACT_BYTES} accepted",
+                    meta.artifact_size
+                )));
+            }
+            let mut artifact = BytesMut::with_capacity(meta.artifact_size as usize);
+            while let Some(response) = stream.message().await? {
+                match response.part {
+                    Some(Part::Chunk(chunk))
+                        if (artifact.len() + chunk.len()) as u64 <= meta.artifact_size =>
+                    {
+                        artifact.extend_from_slice(&chunk)
+                    }
+                    Some(Part::Chunk(_)) => {
+                        return Err(ClientError::InvalidResponse(
+                            "artifact stream is longer than announced".into(),
+                        ));
+                    }
+                    _ => {
+                        return Err(ClientError::InvalidResponse(
+                            "GetVersion sent metadata twice".into(),
+                        ));
+                    }
+                }
+            }
+            let artifact = artifact.freeze();
+            if artifact.len() as u64 != meta.artifact_size {
+                return Err(ClientError::InvalidResponse(format!(
+                    "artifact has {} bytes, {} were announced",
+                    artifact.len(),
+                    meta.artifact_size
+                )));
+            }
+            let actual = mend_core::sha256_hex(&artifact);
+            if actual != meta.artifact_sha256 {
+                return Err(ClientError::InvalidResponse(format!(
+                    "artifact hashes to {actual}, the registry announced {}",
+                    meta.artifact_sha256
+                )));
+            }
+            Ok(Fetched { meta, artifact })
+        };
+        tokio::time::timeout(TRANSFER_TIMEOUT, download)
+            .await
+            .map_err(|_| ClientError::Unavailable(format!("download of `{model}` timed out")))?
+    }
+
+    /// The champion of a model, with its artifact.
+    pub async fn champion(&self, model: &str) -> Result<Fetched, ClientError> {
+        self.fetch(model, Selector::Alias(CHAMPION.to_owned()))
+            .await
+    }
+
+    /// Metadata only.
+    pub async fn metadata(
+        &self,
+        model: &str,
+        selector: Selector,
+    ) -> Result<pb::VersionMetadata, ClientError> {
+        let request = self.request(
+            pb::GetVersionRequest {
+                model: model.to_owned(),
+                selector: Some(selector),
+                skip_artifact: true,
+            },
+            false,
+        )?;
+        let mut raw = self.raw.clone();
+        let call = async move {
+            let mut stream = raw.get_version(request).await?.into_inner();
+            match stream.message().await?.and_then(|r| r.part) {
+                Some(Part::Metadata(meta)) => Ok(meta),
+                _ => Err(ClientError::InvalidResponse(
+                    "GetVersion did not start with metadata".into(),
+                )),
+            }
+        };
+        tokio::time::timeout(CALL_TIMEOUT, call)
+            .await
+            .map_err(|_| ClientError::Unavailable("registry call timed out".into()))?
+    }
+
+    /// Registers a version: the header, then the artifact in chunks. The header's sha256 and
+    /// size are filled in from the bytes when left empty.
+    pub async fn register(
+        &self,
+        mut header: pb::RegisterVersionHeader,
+        artifact: Bytes,
+    ) -> Result<pb::VersionMetadata, ClientError> {
+        if header.artifact_sha256.is_empty() {
+            header.artifact_sha256 = mend_core::sha256_hex(&artifact);
+        }
+        if header.artifact_size == 0 {
+            header.artifact_size = artifact.len() as u64;
+        }
+        let mut parts = Vec::with_capacity(1 + artifact.len().div_ceil(CHUNK));
+        parts.push(pb::RegisterVersionRequest {
+            part: Some(pb::register_version_request::Part::Header(header)),
+        });
+        let mut offset = 0;
+        while offset < artifact.len() {
+            let end = (offset + CHUNK).min(artifact.len());
+            parts.push(pb::RegisterVersionRequest {
+                part: Some(pb::register_version_request::Part::Chunk(
+                    artifact.slice(offset..end),
+                )),
+            });
+            offset = end;
+        }
+        let request = self.request(tokio_stream::iter(parts), true)?;
+        let mut raw = self.raw.clone();
+        let response = tokio::time::timeout(TRANSFER_TIMEOUT, raw.register_version(request))
+            .await
+            .map_err(|_| ClientError::Unavailable("upload timed out".into()))??;
+        response.into_inner().version.ok_or_else(|| {
+            ClientError::InvalidResponse("RegisterVersion returned no version".into())
+        })
+    }
+
+    /// Moves an alias; with `expected`, only if it still points where the caller believes.
+    pub async fn set_alias(
+        &self,
+        request: pb::SetAliasRequest,
+    ) -> Result<pb::AuditRecord, ClientError> {
+        let request = self.request(request, true)?;
+        let mut raw = self.raw.clone();
+        let response = tokio::time::timeout(CALL_TIMEOUT, raw.set_alias(request))
+            .await
+            .map_err(|_| ClientError::Unavailable("registry call timed out".into()))??;
+        response
+            .into_inner()
+            .record
+            .ok_or_else(|| ClientError::InvalidResponse("SetAlias returned no audit record".into()))
+    }
+
+    /// The whole audit log of a model, oldest first.
+    pub async fn audit(&self, model: &str) -> Result<Vec<pb::AuditRecord>, ClientError> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let request = self.request(
+                pb::GetAuditRequest {
+                    model: model.to_owned(),
+                    page_size: PAGE,
+                    page_token: token.clone(),
+                },
+                false,
+            )?;
+            let page = self.raw.clone().get_audit(request).await?.into_inner();
+            out.extend(page.records);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    /// Every model with its latest version and aliases.
+    pub async fn list_models(&self) -> Result<Vec<pb::ModelSummary>, ClientError> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let request = self.request(
+                pb::ListModelsRequest {
+                    page_size: PAGE,
+                    page_token: token.clone(),
+                },
+                false,
+            )?;
+            let page = self.raw.clone().list_models(request).await?.into_inner();
+            out.extend(page.models);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    /// Every version of a model, oldest first.
+    pub async fn list_versions(
+        &self,
+        model: &str,
+    ) -> Result<Vec<pb::VersionMetadata>, ClientError> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let request = self.request(
+                pb::ListVersionsRequest {
+                    model: model.to_owned(),
+                    page_size: PAGE,
+                    page_token: token.clone(),
+                },
+                false,
+            )?;
+            let page = self.raw.clone().list_versions(request).await?.into_inner();
+            out.extend(page.versions);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            token = page.next_page_token;
+        }
+    }
+}
