@@ -21,8 +21,10 @@ pub const DEADLETTER_STREAM: &str = "MEND_DEADLETTER";
 /// Subjects captured by [`EVENTS_STREAM`]. Broad on purpose: a consumer filter such as
 /// `model.>` must be a subset of a stream subject.
 pub const EVENTS_STREAM_SUBJECTS: &[&str] = &["drift.>", "retrain.>", "model.>", "alert.>"];
-/// Subjects captured by [`DATA_STREAM`].
-pub const DATA_STREAM_SUBJECTS: &[&str] = &["data.>", "predictions.>"];
+/// Subjects captured by [`DATA_STREAM`]. `ingest.>` holds raw rows and labels that producers
+/// publish for the ingest service to validate (see [`ingest_rows`]); they live with the data
+/// so that their retention follows it.
+pub const DATA_STREAM_SUBJECTS: &[&str] = &["data.>", "predictions.>", "ingest.>"];
 /// Subjects captured by [`DEADLETTER_STREAM`].
 pub const DEADLETTER_STREAM_SUBJECTS: &[&str] = &["deadletter.>"];
 
@@ -143,6 +145,20 @@ pub fn alert(model: &ModelName) -> String {
     SubjectKind::Alert.subject(model)
 }
 
+/// `ingest.rows.<model>`: unvalidated rows (`{"v":1,"rows":[...]}`) for the ingest service,
+/// which appends the valid ones to `data.rows.<model>`.
+pub fn ingest_rows(model: &ModelName) -> String {
+    format!("{INGEST_ROWS_PREFIX}.{model}")
+}
+/// `ingest.labels.<model>`: unvalidated labels (`{"v":1,"labels":[...]}`) for the ingest service.
+pub fn ingest_labels(model: &ModelName) -> String {
+    format!("{INGEST_LABELS_PREFIX}.{model}")
+}
+/// The prefix of [`ingest_rows`] subjects; `ingest.rows.*` hears every model.
+pub const INGEST_ROWS_PREFIX: &str = "ingest.rows";
+/// The prefix of [`ingest_labels`] subjects.
+pub const INGEST_LABELS_PREFIX: &str = "ingest.labels";
+
 /// `deadletter.<original subject>`: where an undecodable message is copied.
 pub fn deadletter(original_subject: &str) -> String {
     format!("{DEADLETTER_PREFIX}.{original_subject}")
@@ -158,7 +174,7 @@ pub fn stream_for(subject_or_filter: &str) -> Option<&'static str> {
     let first = subject_or_filter.split('.').next()?;
     match first {
         "drift" | "retrain" | "model" | "alert" => Some(EVENTS_STREAM),
-        "data" | "predictions" => Some(DATA_STREAM),
+        "data" | "predictions" | "ingest" => Some(DATA_STREAM),
         DEADLETTER_PREFIX => Some(DEADLETTER_STREAM),
         _ => None,
     }
@@ -319,6 +335,9 @@ mod tests {
             stream_for(&deadletter("data.rows.x")),
             Some(DEADLETTER_STREAM)
         );
+        assert_eq!(stream_for(&ingest_rows(&model)), Some(DATA_STREAM));
+        assert_eq!(ingest_labels(&model), "ingest.labels.fraud_v-2");
+        assert!(matches("ingest.rows.*", &ingest_rows(&model)));
         assert_eq!(stream_for("unrelated.subject"), None);
     }
 

@@ -4,6 +4,8 @@
 //! service running; service commands arrive with the services.
 
 mod demo;
+mod ingest_cmd;
+mod models_cmd;
 mod output;
 mod progress;
 mod static_cmds;
@@ -41,6 +43,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Write a synthetic labeled CSV (optionally drifted), for trying mend out.
     Synth(static_cmds::SynthArgs),
+    /// The model registry: register, list, show, promote, roll back, audit.
+    Models(models_cmd::ModelsArgs),
+    /// Stream a CSV of rows (or, with --labels, labels) to the ingest service.
+    Ingest(ingest_cmd::IngestArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
         Command::Inspect { model } => static_cmds::inspect(&model, cli.json),
         Command::Synth(args) => static_cmds::synth(args, cli.json),
         Command::Demo(args) => demo::run(args, cli.json),
+        Command::Models(args) => models_cmd::run(args, cli.json),
+        Command::Ingest(args) => ingest_cmd::run(args, cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! The model registry of mend: the source of truth for which model version serves.
 //!
-//! This crate holds the storage layer (the gRPC service is built on top of it later):
+//! The storage layer, the gRPC service on top of it, and the `mend-registry` binary:
 //!
 //! - [`model`]: the registry's domain types ([`VersionMeta`], [`NewVersion`], [`AuditRecord`],
 //!   [`Trigger`], [`DataWindow`], [`SetAlias`], [`ModelSummary`], [`Page`]), independent of
@@ -12,6 +12,12 @@
 //! - [`jetstream`]: [`JetStreamStore`], for the distributed deployment (KV + Object Store).
 //! - [`convert`]: conversions between the domain types and `mend.registry.v1` protobufs.
 //! - [`error`]: [`StoreError`], what can go wrong.
+//! - [`service`]: [`RegistryService`], the `mend.registry.v1.Registry` gRPC handlers over
+//!   any store: chunked uploads committed only when complete, bearer-token writes, the
+//!   error → status mapping, alias watches, and the `model.promoted` / `model.rolled_back`
+//!   events (the registry is their one publisher).
+//! - [`settings`]: [`RegistrySettings`] (`MEND_REGISTRY_TOKEN`, artifact size limit).
+//! - [`serve`]: [`run`], the server with health and reflection on a caller-bound listener.
 //! - `changes` (private): the rules of a registration and an alias move, shared by both
 //!   stores so their semantics cannot drift apart; `digest` and `time` are small helpers.
 //!
@@ -28,6 +34,9 @@ pub mod error;
 pub mod jetstream;
 pub mod model;
 pub mod names;
+pub mod serve;
+pub mod service;
+pub mod settings;
 pub mod sqlite;
 pub mod store;
 mod time;
@@ -38,5 +47,8 @@ pub use model::{
     AliasExpectation, AuditAction, AuditRecord, DataWindow, ModelSummary, NewVersion, Page,
     SetAlias, Trigger, TriggerKind, VersionMeta,
 };
+pub use serve::{RegistryDeps, RunError, run};
+pub use service::RegistryService;
+pub use settings::RegistrySettings;
 pub use sqlite::SqliteStore;
 pub use store::{AliasWatch, RegistryStore};

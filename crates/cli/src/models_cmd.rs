@@ -1,0 +1,813 @@
+//! `mend models`: the model registry from the command line, over its gRPC API.
+//!
+//! Finds the registry through `MEND_REGISTRY_ADDR` (default `127.0.0.1:8002`, TLS from
+//! `MEND_TLS_*`) and sends `MEND_REGISTRY_TOKEN` as the bearer token of writes. Alias moves
+//! are compare-and-set against what was read just before, so a command never silently
+//! overwrites a move made by someone else in between. Tables by default, `--json` for
+//! scripts.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use mend_core::artifact::Artifact;
+use mend_proto::registry::v1 as pb;
+use mend_proto::registry::v1::alias_precondition::State;
+use mend_proto::registry::v1::get_version_request::Selector;
+use mend_proto::registry::v1::register_version_request::Part;
+use mend_proto::registry::v1::registry_client::RegistryClient;
+use mend_runtime::config::{Env, MendConfig};
+use mend_runtime::grpc::grpc_client_endpoint;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+use crate::output::{f4, table};
+
+/// The alias servers follow.
+const CHAMPION: &str = "champion";
+/// Upload chunk size (the registry's own download chunk size).
+const CHUNK_BYTES: usize = 1024 * 1024;
+/// Page size of listings.
+const PAGE_SIZE: u32 = 500;
+/// Artifacts can be large (100 MB and more).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Arguments of `mend models`.
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    command: ModelsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// Register a model artifact as the next version of MODEL.
+    Register {
+        model: String,
+        /// The artifact file written by `mend train`.
+        artifact: PathBuf,
+        /// Also point this alias (e.g. `champion`) at the new version.
+        #[arg(long)]
+        alias: Option<String>,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "registered by hand")]
+        reason: String,
+        /// Who, for the audit log (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+        /// A tag `KEY=VALUE` (repeatable).
+        #[arg(long = "tag", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+    },
+    /// List models, or the versions of MODEL.
+    List { model: Option<String> },
+    /// Show one version: MODEL (latest), MODEL:VERSION or MODEL:ALIAS.
+    Show { target: String },
+    /// Make VERSION the champion of MODEL.
+    Promote {
+        model: String,
+        // `version` would clash with the `--version` flag clap adds to every subcommand.
+        #[arg(id = "target_version", value_name = "VERSION")]
+        version: u64,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
+        /// Who, for the audit log (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Move the champion of MODEL back to where it pointed before its latest move.
+    Rollback {
+        model: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who, for the audit log (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// The audit log of MODEL: every registration and alias move, oldest first.
+    Audit { model: String },
+}
+
+fn parse_tag(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}
+
+/// Runs a `mend models` command (the CLI is synchronous; the registry client is not).
+pub fn run(args: ModelsArgs, json: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(async move {
+        let config = MendConfig::load(Env::from_process()).context("invalid configuration")?;
+        let mut registry = Registry::connect(&config).await?;
+        let output = match args.command {
+            ModelsCommand::Register {
+                model,
+                artifact,
+                alias,
+                reason,
+                actor,
+                tags,
+            } => {
+                let actor = actor.unwrap_or_else(default_actor);
+                registry
+                    .register(&model, &artifact, alias, &reason, &actor, tags)
+                    .await?
+            }
+            ModelsCommand::List { model: None } => registry.list_models().await?,
+            ModelsCommand::List { model: Some(model) } => registry.list_versions(&model).await?,
+            ModelsCommand::Show { target } => registry.show(&target).await?,
+            ModelsCommand::Promote {
+                model,
+                version,
+                reason,
+                actor,
+            } => {
+                let actor = actor.unwrap_or_else(default_actor);
+                registry.promote(&model, version, &reason, &actor).await?
+            }
+            ModelsCommand::Rollback {
+                model,
+                reason,
+                actor,
+            } => {
+                let actor = actor.unwrap_or_else(default_actor);
+                registry.rollback(&model, reason, &actor).await?
+            }
+            ModelsCommand::Audit { model } => registry.audit(&model).await?,
+        };
+        if json {
+            println!("{}", serde_json::to_string_pretty(&output.json)?);
+        } else {
+            println!("{}", output.text);
+        }
+        Ok(())
+    })
+}
+
+fn default_actor() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|user| !user.is_empty())
+        .map_or_else(
+            || "mend-cli".to_owned(),
+            |user| format!("{user} (mend cli)"),
+        )
+}
+
+/// What a command prints: a table or text for people, JSON for scripts.
+struct Output {
+    text: String,
+    json: Value,
+}
+
+/// Adds the bearer token (when configured) to every call; reads ignore it.
+#[derive(Clone)]
+struct BearerToken(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+struct Registry {
+    client: RegistryClient<InterceptedService<Channel, BearerToken>>,
+    addr: String,
+}
+
+impl Registry {
+    async fn connect(config: &MendConfig) -> anyhow::Result<Self> {
+        let addr = config.registry_addr.to_string();
+        let endpoint = grpc_client_endpoint(&config.registry_addr, &config.tls)
+            .context("invalid registry address or TLS settings")?;
+        let channel = endpoint.connect().await.with_context(|| {
+            format!("cannot reach the registry at {addr} (set MEND_REGISTRY_ADDR)")
+        })?;
+        let token = match &config.registry_token {
+            Some(token) => Some(
+                format!("Bearer {}", token.expose())
+                    .parse()
+                    .context("MEND_REGISTRY_TOKEN is not a valid header value")?,
+            ),
+            None => None,
+        };
+        let client = RegistryClient::with_interceptor(channel, BearerToken(token))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(Self { client, addr })
+    }
+
+    /// The error a refused call reports: the registry's own words.
+    fn refused(&self, status: &Status) -> anyhow::Error {
+        let hint = match status.code() {
+            Code::Unauthenticated if !status.message().contains("MEND_REGISTRY_TOKEN") => {
+                " (check MEND_REGISTRY_TOKEN)"
+            }
+            Code::Unavailable => " (is it running? MEND_REGISTRY_ADDR)",
+            _ => "",
+        };
+        anyhow::anyhow!(
+            "registry at {} answered {:?}: {}{hint}",
+            self.addr,
+            status.code(),
+            status.message()
+        )
+    }
+
+    async fn register(
+        &mut self,
+        model: &str,
+        path: &PathBuf,
+        alias: Option<String>,
+        reason: &str,
+        actor: &str,
+        tags: Vec<(String, String)>,
+    ) -> anyhow::Result<Output> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+        // Only mend artifacts: the server would refuse to load anything else as champion.
+        let artifact = Artifact::from_bytes(&bytes)
+            .with_context(|| format!("{} is not a usable mend model artifact", path.display()))?;
+        let header = header_for(model, &artifact, &bytes, reason, actor, tags)?;
+        let mut messages = vec![pb::RegisterVersionRequest {
+            part: Some(Part::Header(header)),
+        }];
+        let bytes = bytes::Bytes::from(bytes);
+        for start in (0..bytes.len()).step_by(CHUNK_BYTES) {
+            let end = (start + CHUNK_BYTES).min(bytes.len());
+            messages.push(pb::RegisterVersionRequest {
+                part: Some(Part::Chunk(bytes.slice(start..end))),
+            });
+        }
+        let version = self
+            .client
+            .register_version(futures::stream::iter(messages))
+            .await
+            .map_err(|status| self.refused(&status))?
+            .into_inner()
+            .version
+            .context("the registry answered without the version")?;
+        let mut text = format!(
+            "registered {model} version {} ({} bytes, sha256 {})",
+            version.version, version.artifact_size, version.artifact_sha256
+        );
+        let mut json = json!({
+            "model": model,
+            "version": version.version,
+            "artifact_sha256": version.artifact_sha256,
+            "artifact_size": version.artifact_size,
+        });
+        if let Some(alias) = alias {
+            let record = self
+                .move_alias(model, &alias, version.version, reason, actor)
+                .await
+                .with_context(|| {
+                    format!(
+                        "registered {model} version {}, but did not move {alias}",
+                        version.version
+                    )
+                })?;
+            text.push_str(&format!("\n{}", describe_move(&record)));
+            json["alias"] = audit_json(&record);
+        }
+        Ok(Output { text, json })
+    }
+
+    /// Where `alias` points now (`None`: nowhere yet).
+    async fn alias_version(&mut self, model: &str, alias: &str) -> anyhow::Result<Option<u64>> {
+        let request = pb::GetVersionRequest {
+            model: model.to_owned(),
+            selector: Some(Selector::Alias(alias.to_owned())),
+            skip_artifact: true,
+        };
+        match self.metadata(request).await {
+            Ok(meta) => Ok(Some(meta.version)),
+            Err(status) if status.code() == Code::NotFound => Ok(None),
+            Err(status) => Err(self.refused(&status)),
+        }
+    }
+
+    async fn metadata(
+        &mut self,
+        request: pb::GetVersionRequest,
+    ) -> Result<pb::VersionMetadata, Status> {
+        let mut stream = self.client.get_version(request).await?.into_inner();
+        match stream.message().await? {
+            Some(pb::GetVersionResponse {
+                part: Some(pb::get_version_response::Part::Metadata(meta)),
+            }) => Ok(meta),
+            _ => Err(Status::internal(
+                "the registry did not send the metadata first",
+            )),
+        }
+    }
+
+    /// Points `alias` at `version`, compare-and-set against where it points now.
+    async fn move_alias(
+        &mut self,
+        model: &str,
+        alias: &str,
+        version: u64,
+        reason: &str,
+        actor: &str,
+    ) -> anyhow::Result<pb::AuditRecord> {
+        let current = self.alias_version(model, alias).await?;
+        let expected = match current {
+            Some(current) => State::Version(current),
+            None => State::Absent(true),
+        };
+        self.set_alias(model, alias, version, expected, reason, actor)
+            .await
+    }
+
+    async fn set_alias(
+        &mut self,
+        model: &str,
+        alias: &str,
+        version: u64,
+        expected: State,
+        reason: &str,
+        actor: &str,
+    ) -> anyhow::Result<pb::AuditRecord> {
+        let request = pb::SetAliasRequest {
+            model: model.to_owned(),
+            alias: alias.to_owned(),
+            version,
+            expected: Some(pb::AliasPrecondition {
+                state: Some(expected),
+            }),
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+            trigger_event_id: String::new(),
+        };
+        let response = self.client.set_alias(request).await.map_err(|status| {
+            if status.code() == Code::Aborted {
+                anyhow::anyhow!(
+                    "{alias} of {model} moved while this command ran ({}); check `mend models audit {model}` and retry",
+                    status.message()
+                )
+            } else {
+                self.refused(&status)
+            }
+        })?;
+        response
+            .into_inner()
+            .record
+            .context("the registry answered without the audit record")
+    }
+
+    async fn list_models(&mut self) -> anyhow::Result<Output> {
+        let mut models = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .client
+                .list_models(pb::ListModelsRequest {
+                    page_size: PAGE_SIZE,
+                    page_token,
+                })
+                .await
+                .map_err(|status| self.refused(&status))?
+                .into_inner();
+            models.extend(page.models);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        let rows: Vec<Vec<String>> = models
+            .iter()
+            .map(|summary| {
+                vec![
+                    summary.name.clone(),
+                    summary.latest_version.to_string(),
+                    aliases_text(&summary.aliases),
+                ]
+            })
+            .collect();
+        let json = Value::Array(
+            models
+                .iter()
+                .map(|summary| {
+                    json!({
+                        "name": summary.name,
+                        "latest_version": summary.latest_version,
+                        "aliases": summary.aliases.iter().collect::<std::collections::BTreeMap<_, _>>(),
+                    })
+                })
+                .collect(),
+        );
+        Ok(Output {
+            text: table(&["MODEL", "LATEST", "ALIASES"], &rows),
+            json,
+        })
+    }
+
+    async fn list_versions(&mut self, model: &str) -> anyhow::Result<Output> {
+        let mut versions = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .client
+                .list_versions(pb::ListVersionsRequest {
+                    model: model.to_owned(),
+                    page_size: PAGE_SIZE,
+                    page_token,
+                })
+                .await
+                .map_err(|status| self.refused(&status))?
+                .into_inner();
+            versions.extend(page.versions);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        let rows: Vec<Vec<String>> = versions
+            .iter()
+            .map(|meta| {
+                vec![
+                    meta.version.to_string(),
+                    time_text(meta.created_at_ms),
+                    trigger_text(meta.trigger.as_ref()),
+                    meta.metrics
+                        .get("holdout.accuracy")
+                        .map_or_else(|| "-".to_owned(), |accuracy| f4(*accuracy)),
+                    meta.artifact_size.to_string(),
+                    meta.artifact_sha256.chars().take(12).collect(),
+                ]
+            })
+            .collect();
+        Ok(Output {
+            text: table(
+                &[
+                    "VERSION", "CREATED", "TRIGGER", "ACCURACY", "BYTES", "SHA256",
+                ],
+                &rows,
+            ),
+            json: Value::Array(versions.iter().map(version_json).collect()),
+        })
+    }
+
+    async fn show(&mut self, target: &str) -> anyhow::Result<Output> {
+        let (model, selector) = match target.split_once(':') {
+            None => (target, None),
+            Some((model, which)) => match which.parse::<u64>() {
+                Ok(version) => (model, Some(Selector::Version(version))),
+                Err(_) => (model, Some(Selector::Alias(which.to_owned()))),
+            },
+        };
+        let meta = self
+            .metadata(pb::GetVersionRequest {
+                model: model.to_owned(),
+                selector,
+                skip_artifact: true,
+            })
+            .await
+            .map_err(|status| self.refused(&status))?;
+        let mut lines = vec![
+            ("model", meta.model.clone()),
+            ("version", meta.version.to_string()),
+            ("created", time_text(meta.created_at_ms)),
+            ("trigger", trigger_text(meta.trigger.as_ref())),
+            (
+                "parent",
+                meta.parent_version
+                    .map_or_else(|| "-".to_owned(), |parent| parent.to_string()),
+            ),
+            ("schema", meta.schema_hash.clone()),
+            ("sha256", meta.artifact_sha256.clone()),
+            ("bytes", meta.artifact_size.to_string()),
+        ];
+        if let Some(window) = &meta.data_window {
+            lines.push((
+                "data",
+                format!(
+                    "{} rows, {} .. {}",
+                    window.row_count,
+                    window_bound_text(window.from_time_ms),
+                    window_bound_text(window.to_time_ms)
+                ),
+            ));
+        }
+        let mut text: Vec<String> = lines
+            .iter()
+            .map(|(key, value)| format!("{key:<10} {value}"))
+            .collect();
+        let mut metrics: Vec<_> = meta.metrics.iter().collect();
+        metrics.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, value) in metrics {
+            text.push(format!("{:<10} {name} = {}", "metric", f4(*value)));
+        }
+        let mut tags: Vec<_> = meta.tags.iter().collect();
+        tags.sort();
+        for (key, value) in tags {
+            text.push(format!("{:<10} {key} = {value}", "tag"));
+        }
+        Ok(Output {
+            text: text.join("\n"),
+            json: version_json(&meta),
+        })
+    }
+
+    async fn promote(
+        &mut self,
+        model: &str,
+        version: u64,
+        reason: &str,
+        actor: &str,
+    ) -> anyhow::Result<Output> {
+        let record = self
+            .move_alias(model, CHAMPION, version, reason, actor)
+            .await?;
+        Ok(Output {
+            text: describe_move(&record),
+            json: audit_json(&record),
+        })
+    }
+
+    async fn rollback(
+        &mut self,
+        model: &str,
+        reason: Option<String>,
+        actor: &str,
+    ) -> anyhow::Result<Output> {
+        let records = self.audit_records(model).await?;
+        let Some(latest) = records.iter().rev().find(|record| {
+            record.action == pb::AuditAction::SetAlias as i32 && record.alias == CHAMPION
+        }) else {
+            bail!("{model} has never had a champion; nothing to roll back");
+        };
+        let Some(previous) = latest.previous_version else {
+            bail!(
+                "the champion of {model} (version {}) is its first; there is nothing to roll back to",
+                latest.version
+            );
+        };
+        let reason = reason
+            .unwrap_or_else(|| format!("rollback from version {} to {previous}", latest.version));
+        // Compare-and-set against the move being undone: if anything moved since, stop.
+        let record = self
+            .set_alias(
+                model,
+                CHAMPION,
+                previous,
+                State::Version(latest.version),
+                &reason,
+                actor,
+            )
+            .await?;
+        Ok(Output {
+            text: describe_move(&record),
+            json: audit_json(&record),
+        })
+    }
+
+    async fn audit_records(&mut self, model: &str) -> anyhow::Result<Vec<pb::AuditRecord>> {
+        let mut records = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .client
+                .get_audit(pb::GetAuditRequest {
+                    model: model.to_owned(),
+                    page_size: PAGE_SIZE,
+                    page_token,
+                })
+                .await
+                .map_err(|status| self.refused(&status))?
+                .into_inner();
+            records.extend(page.records);
+            if page.next_page_token.is_empty() {
+                return Ok(records);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    async fn audit(&mut self, model: &str) -> anyhow::Result<Output> {
+        let records = self.audit_records(model).await?;
+        let rows: Vec<Vec<String>> = records
+            .iter()
+            .map(|record| {
+                vec![
+                    record.seq.to_string(),
+                    time_text(record.time_ms),
+                    action_text(record.action).to_owned(),
+                    if record.alias.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        record.alias.clone()
+                    },
+                    record.version.to_string(),
+                    record
+                        .previous_version
+                        .map_or_else(|| "-".to_owned(), |previous| previous.to_string()),
+                    record.actor.clone(),
+                    record.reason.clone(),
+                    if record.trigger_event_id.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        record.trigger_event_id.clone()
+                    },
+                ]
+            })
+            .collect();
+        Ok(Output {
+            text: table(
+                &[
+                    "SEQ", "TIME", "ACTION", "ALIAS", "VERSION", "PREVIOUS", "ACTOR", "REASON",
+                    "TRIGGER",
+                ],
+                &rows,
+            ),
+            json: Value::Array(records.iter().map(audit_json).collect()),
+        })
+    }
+}
+
+/// The registration header of a mend artifact: schema hash, holdout metrics, training
+/// window and settings come from the artifact itself.
+fn header_for(
+    model: &str,
+    artifact: &Artifact,
+    bytes: &[u8],
+    reason: &str,
+    actor: &str,
+    tags: Vec<(String, String)>,
+) -> anyhow::Result<pb::RegisterVersionHeader> {
+    let holdout = &artifact.metrics;
+    let mut metrics = std::collections::HashMap::from([
+        ("holdout.accuracy".to_owned(), holdout.accuracy),
+        ("holdout.macro_f1".to_owned(), holdout.macro_f1),
+        ("holdout.log_loss".to_owned(), holdout.log_loss),
+        ("holdout.brier".to_owned(), holdout.brier),
+    ]);
+    if let Some(auc) = holdout.roc_auc {
+        metrics.insert("holdout.roc_auc".to_owned(), auc);
+    }
+    // A metric that is not a number (e.g. undefined on a one-class holdout) is left out.
+    metrics.retain(|_, value| value.is_finite());
+    let training = &artifact.training;
+    Ok(pb::RegisterVersionHeader {
+        model: model.to_owned(),
+        schema_hash: artifact.schema.hash(),
+        artifact_sha256: mend_core::artifact::sha256_hex(bytes),
+        artifact_size: bytes.len() as u64,
+        metrics,
+        data_window: Some(pb::DataWindow {
+            from_time_ms: training.time_min,
+            to_time_ms: training.time_max,
+            row_count: (training.rows_train + training.rows_holdout) as u64,
+            ..Default::default()
+        }),
+        trigger: Some(pb::Trigger {
+            event_id: String::new(),
+            kind: pb::TriggerKind::Manual.into(),
+        }),
+        parent_version: None,
+        tags: tags.into_iter().collect(),
+        settings_json: serde_json::to_string(&training.settings)
+            .context("failed to serialise the training settings")?,
+        actor: actor.to_owned(),
+        reason: reason.to_owned(),
+    })
+}
+
+fn describe_move(record: &pb::AuditRecord) -> String {
+    match record.previous_version {
+        Some(previous) => format!(
+            "{} of {}: version {previous} -> {}",
+            record.alias, record.model, record.version
+        ),
+        None => format!(
+            "{} of {}: -> version {}",
+            record.alias, record.model, record.version
+        ),
+    }
+}
+
+fn aliases_text(aliases: &std::collections::HashMap<String, u64>) -> String {
+    let mut pairs: Vec<_> = aliases.iter().collect();
+    pairs.sort();
+    if pairs.is_empty() {
+        return "-".to_owned();
+    }
+    pairs
+        .iter()
+        .map(|(alias, version)| format!("{alias}={version}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A UTC time to the second, the same width in every row.
+fn time_text(time_ms: i64) -> String {
+    match OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000) {
+        Ok(time) => format!(
+            "{}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+            time.year(),
+            u8::from(time.month()),
+            time.day(),
+            time.hour(),
+            time.minute(),
+            time.second()
+        ),
+        Err(_) => time_ms.to_string(),
+    }
+}
+
+/// Training data without event times records row positions instead (see
+/// `mend_core::artifact::TrainingMeta`); those are shown as they are, not as 1970 dates.
+fn window_bound_text(value: i64) -> String {
+    const YEAR_2000_MS: i64 = 946_684_800_000;
+    if value >= YEAR_2000_MS {
+        time_text(value)
+    } else {
+        value.to_string()
+    }
+}
+
+fn trigger_kind_text(kind: i32) -> &'static str {
+    match pb::TriggerKind::try_from(kind) {
+        Ok(pb::TriggerKind::Drift) => "drift",
+        Ok(pb::TriggerKind::Forced) => "forced",
+        Ok(pb::TriggerKind::Schedule) => "schedule",
+        Ok(pb::TriggerKind::Manual) => "manual",
+        Ok(pb::TriggerKind::Initial) => "initial",
+        _ => "unknown",
+    }
+}
+
+fn trigger_text(trigger: Option<&pb::Trigger>) -> String {
+    match trigger {
+        None => "-".to_owned(),
+        Some(trigger) if trigger.event_id.is_empty() => trigger_kind_text(trigger.kind).to_owned(),
+        Some(trigger) => format!("{} ({})", trigger_kind_text(trigger.kind), trigger.event_id),
+    }
+}
+
+fn action_text(action: i32) -> &'static str {
+    match pb::AuditAction::try_from(action) {
+        Ok(pb::AuditAction::Register) => "register",
+        Ok(pb::AuditAction::SetAlias) => "set_alias",
+        _ => "unknown",
+    }
+}
+
+fn version_json(meta: &pb::VersionMetadata) -> Value {
+    json!({
+        "model": meta.model,
+        "version": meta.version,
+        "created_at_ms": meta.created_at_ms,
+        "schema_hash": meta.schema_hash,
+        "artifact_sha256": meta.artifact_sha256,
+        "artifact_size": meta.artifact_size,
+        "metrics": meta.metrics.iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "data_window": meta.data_window.as_ref().map(|window| json!({
+            "from_seq": window.from_seq,
+            "to_seq": window.to_seq,
+            "from_time_ms": window.from_time_ms,
+            "to_time_ms": window.to_time_ms,
+            "row_count": window.row_count,
+            "rows_hash": window.rows_hash,
+        })),
+        "trigger": meta.trigger.as_ref().map(|trigger| json!({
+            "kind": trigger_kind_text(trigger.kind),
+            "event_id": trigger.event_id,
+        })),
+        "parent_version": meta.parent_version,
+        "tags": meta.tags.iter().collect::<std::collections::BTreeMap<_, _>>(),
+    })
+}
+
+fn audit_json(record: &pb::AuditRecord) -> Value {
+    json!({
+        "seq": record.seq,
+        "time_ms": record.time_ms,
+        "model": record.model,
+        "action": action_text(record.action),
+        "alias": (!record.alias.is_empty()).then_some(&record.alias),
+        "version": record.version,
+        "previous_version": record.previous_version,
+        "actor": record.actor,
+        "reason": record.reason,
+        "trigger_event_id": record.trigger_event_id,
+        "trace_id": record.trace_id,
+    })
+}

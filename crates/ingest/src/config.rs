@@ -1,0 +1,240 @@
+//! The ingest service's own settings, read through `mend-runtime`'s config source: each from
+//! its `MEND_INGEST_*` variable, else the `[ingest]` table of the `MEND_CONFIG` file, else the
+//! default here. Errors name the variable.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use mend_runtime::MendConfig;
+use mend_runtime::config::{ConfigError, ConfigSource, Origin, TlsConfig};
+
+/// Most rows (or labels) one batch may carry; a larger batch fails the stream with
+/// INVALID_ARGUMENT (gRPC) or is dead-lettered whole (NATS).
+pub const MEND_INGEST_MAX_BATCH_ROWS: &str = "MEND_INGEST_MAX_BATCH_ROWS";
+/// Largest gRPC message (one batch), in bytes.
+pub const MEND_INGEST_MAX_MESSAGE_BYTES: &str = "MEND_INGEST_MAX_MESSAGE_BYTES";
+/// Bytes of batches admitted but not yet appended, over all streams; past it, streams wait
+/// (and HTTP/2 flow control slows their producers) instead of buffering.
+pub const MEND_INGEST_MAX_IN_FLIGHT_BYTES: &str = "MEND_INGEST_MAX_IN_FLIGHT_BYTES";
+/// Most rejected rows listed in one summary; the count is always complete.
+pub const MEND_INGEST_MAX_LISTED_REJECTIONS: &str = "MEND_INGEST_MAX_LISTED_REJECTIONS";
+/// How long a champion's schema is trusted before the registry is asked again, in ms.
+pub const MEND_INGEST_SCHEMA_TTL_MS: &str = "MEND_INGEST_SCHEMA_TTL_MS";
+/// This replica's name, which keys its promotion consumer. Default: `HOSTNAME`, else random.
+pub const MEND_INGEST_INSTANCE: &str = "MEND_INGEST_INSTANCE";
+
+/// Every variable above, for `--help` texts and docs.
+pub const ALL: &[&str] = &[
+    MEND_INGEST_MAX_BATCH_ROWS,
+    MEND_INGEST_MAX_MESSAGE_BYTES,
+    MEND_INGEST_MAX_IN_FLIGHT_BYTES,
+    MEND_INGEST_MAX_LISTED_REJECTIONS,
+    MEND_INGEST_SCHEMA_TTL_MS,
+    MEND_INGEST_INSTANCE,
+];
+
+/// Defaults: 10,000 rows and 16 MiB per batch, 256 MiB in flight, 1,000 rejections listed,
+/// a 60 s schema time to live.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const MAX_BATCH_ROWS: usize = 10_000;
+    pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+    pub const MAX_IN_FLIGHT_BYTES: usize = 256 * 1024 * 1024;
+    pub const MAX_LISTED_REJECTIONS: usize = 1_000;
+    pub const SCHEMA_TTL: Duration = Duration::from_secs(60);
+}
+
+/// What the ingest service needs beyond the shared runtime settings.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub max_batch_rows: usize,
+    pub max_message_bytes: usize,
+    pub max_in_flight_bytes: usize,
+    pub max_listed_rejections: usize,
+    pub schema_ttl: Duration,
+    /// Names this replica's durable promotion consumer (`mend-ingest-<instance>`).
+    pub instance: String,
+    /// gRPC server TLS (`MEND_TLS_*`).
+    pub tls: TlsConfig,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_batch_rows: defaults::MAX_BATCH_ROWS,
+            max_message_bytes: defaults::MAX_MESSAGE_BYTES,
+            max_in_flight_bytes: defaults::MAX_IN_FLIGHT_BYTES,
+            max_listed_rejections: defaults::MAX_LISTED_REJECTIONS,
+            schema_ttl: defaults::SCHEMA_TTL,
+            instance: random_instance(),
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+impl IngestConfig {
+    /// Reads the ingest settings from the same environment and file as `config`.
+    pub fn from_mend(config: &MendConfig) -> Result<IngestConfig, ConfigError> {
+        let mut ingest = IngestConfig::from_source(config.source())?;
+        ingest.tls = config.tls.clone();
+        Ok(ingest)
+    }
+
+    /// Reads the ingest settings from an environment and optional file.
+    pub fn from_source(source: &ConfigSource) -> Result<IngestConfig, ConfigError> {
+        let max_batch_rows: usize = source.parse_or(
+            MEND_INGEST_MAX_BATCH_ROWS,
+            "ingest.max_batch_rows",
+            defaults::MAX_BATCH_ROWS,
+        )?;
+        if max_batch_rows == 0 {
+            return Err(invalid(
+                source,
+                MEND_INGEST_MAX_BATCH_ROWS,
+                "ingest.max_batch_rows",
+                "must be at least 1",
+            ));
+        }
+        let max_message_bytes: usize = source.parse_or(
+            MEND_INGEST_MAX_MESSAGE_BYTES,
+            "ingest.max_message_bytes",
+            defaults::MAX_MESSAGE_BYTES,
+        )?;
+        // Below 1 KiB not even a small batch fits; above 1 GiB is almost surely a typo.
+        if !(1024..=1 << 30).contains(&max_message_bytes) {
+            return Err(invalid(
+                source,
+                MEND_INGEST_MAX_MESSAGE_BYTES,
+                "ingest.max_message_bytes",
+                "must be between 1024 and 1073741824 bytes",
+            ));
+        }
+        let max_in_flight_bytes: usize = source.parse_or(
+            MEND_INGEST_MAX_IN_FLIGHT_BYTES,
+            "ingest.max_in_flight_bytes",
+            defaults::MAX_IN_FLIGHT_BYTES.max(max_message_bytes),
+        )?;
+        if max_in_flight_bytes < max_message_bytes {
+            return Err(invalid(
+                source,
+                MEND_INGEST_MAX_IN_FLIGHT_BYTES,
+                "ingest.max_in_flight_bytes",
+                "must be at least MEND_INGEST_MAX_MESSAGE_BYTES, or no batch of the largest size could ever be admitted",
+            ));
+        }
+        let max_listed_rejections = source.parse_or(
+            MEND_INGEST_MAX_LISTED_REJECTIONS,
+            "ingest.max_listed_rejections",
+            defaults::MAX_LISTED_REJECTIONS,
+        )?;
+        let schema_ttl_ms: u64 = source.parse_or(
+            MEND_INGEST_SCHEMA_TTL_MS,
+            "ingest.schema_ttl_ms",
+            defaults::SCHEMA_TTL.as_millis() as u64,
+        )?;
+        if schema_ttl_ms < 10 {
+            return Err(invalid(
+                source,
+                MEND_INGEST_SCHEMA_TTL_MS,
+                "ingest.schema_ttl_ms",
+                "must be at least 10 milliseconds",
+            ));
+        }
+        let instance = match source.parse::<Instance>(MEND_INGEST_INSTANCE, "ingest.instance")? {
+            Some(instance) => instance.0,
+            // Kubernetes sets HOSTNAME to the pod name: one promotion consumer per replica.
+            None => source
+                .env()
+                .get("HOSTNAME")
+                .and_then(|host| Instance::from_str(host).ok())
+                .map_or_else(random_instance, |instance| instance.0),
+        };
+        Ok(IngestConfig {
+            max_batch_rows,
+            max_message_bytes,
+            max_in_flight_bytes,
+            max_listed_rejections,
+            schema_ttl: Duration::from_millis(schema_ttl_ms),
+            instance,
+            tls: TlsConfig::default(),
+        })
+    }
+}
+
+fn invalid(source: &ConfigSource, var: &str, file_key: &str, reason: &str) -> ConfigError {
+    let (value, origin) = match source.raw(var, file_key) {
+        Ok(Some(raw)) => (raw.text, raw.origin),
+        _ => (String::new(), Origin::Env),
+    };
+    ConfigError::Invalid {
+        var: var.to_owned(),
+        value,
+        origin,
+        reason: reason.to_owned(),
+    }
+}
+
+/// An instance name that fits a durable consumer name: `[A-Za-z0-9_-]`, at most 30 chars.
+struct Instance(String);
+
+impl FromStr for Instance {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let valid = !text.is_empty()
+            && text.len() <= 30
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if valid {
+            Ok(Instance(text.to_owned()))
+        } else {
+            Err("must be 1 to 30 characters of [A-Za-z0-9_-]".to_owned())
+        }
+    }
+}
+
+fn random_instance() -> String {
+    nuid::next().to_string().chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use mend_runtime::config::Env;
+
+    use super::*;
+
+    fn source(vars: &[(&str, &str)]) -> ConfigSource {
+        ConfigSource::new(vars.iter().copied().collect::<Env>(), None)
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let config = IngestConfig::from_source(&source(&[("HOSTNAME", "ingest-0")])).unwrap();
+        assert_eq!(config.max_batch_rows, defaults::MAX_BATCH_ROWS);
+        assert_eq!(config.instance, "ingest-0");
+        let config = IngestConfig::from_source(&source(&[
+            (MEND_INGEST_MAX_BATCH_ROWS, "5"),
+            (MEND_INGEST_SCHEMA_TTL_MS, "250"),
+        ]))
+        .unwrap();
+        assert_eq!(config.max_batch_rows, 5);
+        assert_eq!(config.schema_ttl, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            (MEND_INGEST_MAX_BATCH_ROWS, "0"),
+            (MEND_INGEST_MAX_MESSAGE_BYTES, "12"),
+            (MEND_INGEST_MAX_IN_FLIGHT_BYTES, "2048"),
+            (MEND_INGEST_SCHEMA_TTL_MS, "soon"),
+            (MEND_INGEST_INSTANCE, "a.b"),
+        ] {
+            let error = IngestConfig::from_source(&source(&[(var, value)])).unwrap_err();
+            assert_eq!(error.var(), var, "{error}");
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Following promotions and rollbacks: a durable consumer of `model.promoted.*` and
+//! `model.rolled_back.*` per replica (`mend-ingest-<instance>`: a shared name would split the
+//! events between replicas), which tells the schema cache to re-check that model. The
+//! cache's time to live catches whatever an outage of the bus made this miss.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mend_bus::{
+    Bus, BusError, ConsumerSpec, Envelope, EventSubscription, HandlerError, SubjectKind,
+    run_event_loop,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::schema_source::SchemaCache;
+
+/// A failed subscription is retried after this long.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(2);
+
+/// The durable consumer name of one replica.
+pub fn consumer_name(instance: &str) -> String {
+    format!("mend-ingest-{instance}")
+}
+
+/// Follows champion moves until `shutdown`; a bus that is down at start is retried.
+pub async fn follow_champions(
+    bus: Arc<dyn Bus>,
+    schemas: Arc<SchemaCache>,
+    durable: String,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match follow_once(
+            Arc::clone(&bus),
+            Arc::clone(&schemas),
+            durable.clone(),
+            shutdown.clone(),
+        )
+        .await
+        {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, "could not follow model promotions; retrying (schemas still expire)");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RESUBSCRIBE_AFTER) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn follow_once(
+    bus: Arc<dyn Bus>,
+    schemas: Arc<SchemaCache>,
+    durable: String,
+    shutdown: CancellationToken,
+) -> Result<(), BusError> {
+    let spec = ConsumerSpec::new(
+        durable,
+        [
+            SubjectKind::ModelPromoted.all_models(),
+            SubjectKind::ModelRolledBack.all_models(),
+        ],
+    )
+    .ack_wait(Duration::from_secs(30))
+    .max_deliver(Some(3))
+    .batch(16);
+    let subscription = EventSubscription::subscribe(bus, spec).await?;
+    run_event_loop(subscription, shutdown, move |envelope: Envelope, _delivered: u64| {
+        let schemas = Arc::clone(&schemas);
+        async move {
+            tracing::debug!(model = %envelope.model, event_id = %envelope.id, "champion moved; re-checking its schema");
+            schemas.invalidate(&envelope.model);
+            Ok::<(), HandlerError>(())
+        }
+    })
+    .await;
+    Ok(())
+}

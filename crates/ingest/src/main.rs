@@ -1,0 +1,116 @@
+//! `mend-ingest`: the ingest service as its own process.
+//!
+//! Order: config (a bad value exits non-zero before anything binds) → telemetry → bind →
+//! serve until SIGTERM/SIGINT, within the shutdown grace → flush telemetry.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use mend_bus::{Bus, DataLog, JetStreamBus, JetStreamConfig, JetStreamDataLog, SqliteDataLog};
+use mend_client::RegistryClient;
+use mend_ingest::{IngestConfig, IngestDeps, RegistrySchemaSource};
+use mend_runtime::config::Env;
+use mend_runtime::{Health, MendConfig, Metrics, Readiness, Shutdown};
+
+fn main() -> ExitCode {
+    let env = Env::from_process();
+    let (config, ingest_config) = match MendConfig::load(env)
+        .and_then(|config| IngestConfig::from_mend(&config).map(|ingest| (config, ingest)))
+    {
+        Ok(configs) => configs,
+        Err(error) => {
+            eprintln!("mend-ingest: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("mend-ingest: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config, ingest_config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mend-ingest: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: MendConfig, ingest_config: IngestConfig) -> anyhow::Result<()> {
+    let telemetry = mend_runtime::telemetry::init(&config, "mend-ingest")
+        .context("failed to start telemetry")?;
+    let grpc = config
+        .ingest_addr
+        .bind()
+        .await
+        .with_context(|| format!("failed to bind MEND_INGEST_ADDR {}", config.ingest_addr))?;
+    let http = config
+        .http_addr
+        .bind()
+        .await
+        .with_context(|| format!("failed to bind MEND_HTTP_ADDR {}", config.http_addr))?;
+
+    let endpoint = mend_runtime::grpc::grpc_client_endpoint(&config.registry_addr, &config.tls)
+        .context("failed to set up the registry client")?;
+    let registry = RegistryClient::connect_lazy(&endpoint, None);
+    let (bus, data_log): (Option<Arc<dyn Bus>>, Arc<dyn DataLog>) = match &config.nats {
+        Some(nats) => {
+            let jetstream = JetStreamBus::connect(&nats.url, JetStreamConfig::default())
+                .await
+                .context("failed to connect to NATS (MEND_NATS_URL)")?;
+            (
+                Some(Arc::new(jetstream.clone())),
+                Arc::new(JetStreamDataLog::new(jetstream)),
+            )
+        }
+        None => {
+            tracing::warn!(
+                data_dir = %config.data_dir.display(),
+                "MEND_NATS_URL is not set: appending to the SQLite data log, no bus door, schemas re-checked on their time to live"
+            );
+            let data_log = SqliteDataLog::open(&config.data_dir)
+                .context("failed to open the data log in MEND_DATA_DIR")?;
+            (None, Arc::new(data_log))
+        }
+    };
+
+    let readiness = Readiness::new();
+    let shutdown = Shutdown::with_readiness(readiness.clone());
+    shutdown
+        .listen_for_signals()
+        .context("failed to install signal handlers")?;
+    let metrics = Metrics::new();
+    let ops = tokio::spawn(mend_runtime::http::serve_http(
+        http,
+        mend_runtime::http::ops_router(metrics.clone(), readiness),
+        shutdown.token(),
+    ));
+    let deps = IngestDeps {
+        schemas: Arc::new(RegistrySchemaSource::new(registry)),
+        data_log,
+        bus,
+        metrics,
+        health: Health::new(),
+    };
+    let served = shutdown
+        .run_with_grace(
+            mend_ingest::run(ingest_config, deps, grpc, shutdown.clone()),
+            config.shutdown_grace,
+        )
+        .await;
+    if let Ok(Err(error)) = ops.await {
+        tracing::warn!(%error, "the ops http server failed");
+    }
+    telemetry.shutdown().await.ok();
+    match served {
+        Ok(result) => result.context("the ingest service failed"),
+        Err(expired) => Err(expired).context("the ingest service did not drain in time"),
+    }
+}

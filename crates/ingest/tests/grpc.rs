@@ -1,0 +1,460 @@
+//! The gRPC door over loopback with a real tonic client: mixed batches, labels, limits,
+//! unknown models, an unreachable registry, and backpressure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use common::{churn_schema, number, row, start, text};
+use mend_bus::{
+    DataKind, DataLog, DataLogError, DataLogExt, ModelName, RawEntry, SqliteDataLog, Window,
+};
+use mend_core::record::Value;
+use mend_ingest::{InMemorySchemaSource, IngestConfig};
+use mend_proto::ingest::v1 as pb;
+use tokio::sync::Semaphore;
+use tonic::Code;
+
+fn setup(
+    allow_missing: bool,
+) -> (
+    Arc<InMemorySchemaSource>,
+    Arc<SqliteDataLog>,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(SqliteDataLog::open(dir.path()).unwrap());
+    let schemas = Arc::new(InMemorySchemaSource::new());
+    schemas.promote("churn", churn_schema(allow_missing));
+    (schemas, log, dir)
+}
+
+fn churn() -> ModelName {
+    ModelName::new("churn").unwrap()
+}
+
+#[tokio::test]
+async fn a_mixed_batch_keeps_its_good_rows_and_names_each_bad_one() {
+    let (schemas, log, _dir) = setup(false);
+    let service = start(IngestConfig::default(), schemas, log.clone(), None).await;
+    let mut client = service.client().await;
+
+    let first = pb::RowBatch {
+        model: "churn".into(),
+        rows: vec![
+            row("r1", &[("age", number(41.0)), ("plan", text("pro"))]),
+            row("r2", &[("age", text("forty")), ("plan", text("pro"))]),
+            row("r3", &[("age", number(30.0)), ("plan", number(3.0))]),
+            row(
+                "r4",
+                &[
+                    ("age", number(30.0)),
+                    ("plan", text("pro")),
+                    ("colour", text("red")),
+                ],
+            ),
+            row("r5", &[("plan", text("basic"))]),
+            row("", &[("age", number(1.0)), ("plan", text("pro"))]),
+            row("r1", &[("age", number(2.0)), ("plan", text("pro"))]),
+            row(
+                "r6",
+                &[("age", number(f64::INFINITY)), ("plan", text("pro"))],
+            ),
+        ],
+    };
+    let second = pb::RowBatch {
+        model: "churn".into(),
+        rows: vec![
+            row("r7", &[("age", number(f64::NAN)), ("plan", text("pro"))]),
+            row("r8", &[("age", number(22.0)), ("plan", text("basic"))]),
+        ],
+    };
+    let summary = client
+        .ingest_rows(tokio_stream::iter(vec![first, second]))
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert_eq!(summary.accepted, 3);
+    assert_eq!(summary.rejected, 7);
+    let rejected: Vec<(u32, u32, &str, &str)> = summary
+        .rejected_rows
+        .iter()
+        .map(|r| {
+            (
+                r.batch_index,
+                r.row_index,
+                r.row_id.as_str(),
+                r.field.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (0, 1, "r2", "age"),
+            (0, 3, "r4", "colour"),
+            (0, 4, "r5", "age"),
+            (0, 5, "", "id"),
+            (0, 6, "r1", "id"),
+            (0, 7, "r6", "age"),
+            (1, 0, "r7", "age"),
+        ]
+    );
+    let reasons: Vec<&str> = summary
+        .rejected_rows
+        .iter()
+        .map(|r| r.reason.as_str())
+        .collect();
+    assert!(
+        reasons[0].contains("expected a number") && reasons[0].contains("forty"),
+        "{}",
+        reasons[0]
+    );
+    assert!(reasons[1].contains("unknown column"), "{}", reasons[1]);
+    assert!(reasons[2].contains("missing value"), "{}", reasons[2]);
+    assert!(reasons[3].contains("empty"), "{}", reasons[3]);
+    assert!(
+        reasons[4].contains("earlier in the same batch"),
+        "{}",
+        reasons[4]
+    );
+    assert!(reasons[5].contains("finite"), "{}", reasons[5]);
+
+    // The good rows are in the data log, normalised, in order.
+    let stored = log
+        .read_rows(&churn(), &Window::sequence(1, None))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = stored.iter().map(|r| r.record.id.as_str()).collect();
+    assert_eq!(ids, ["r1", "r3", "r8"]);
+    assert_eq!(stored[0].record.values["age"], Value::Number(41.0));
+    assert_eq!(stored[1].record.values["plan"], Value::Text("3".into()));
+    assert_eq!(stored[0].record.time_ms, 1_700_000_000_000);
+
+    let metrics = service.metrics.encode().unwrap();
+    assert!(
+        metrics.contains(r#"mend_ingest_accepted_total{kind="rows",source="grpc"} 3"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"mend_ingest_rejected_total{kind="rows",source="grpc",reason="missing_not_allowed"} 2"#),
+        "{metrics}"
+    );
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn labels_with_an_unknown_class_are_rejected_and_the_rest_stored() {
+    let (schemas, log, _dir) = setup(true);
+    let service = start(IngestConfig::default(), schemas, log.clone(), None).await;
+    let mut client = service.client().await;
+    let label = |row_id: &str, class: &str| pb::Label {
+        row_id: row_id.into(),
+        label: class.into(),
+        time_ms: 5,
+    };
+    let summary = client
+        .ingest_labels(tokio_stream::iter(vec![pb::LabelBatch {
+            model: "churn".into(),
+            labels: vec![
+                label("r1", "yes"),
+                label("r2", "maybe"),
+                label("", "no"),
+                label("r3", "no"),
+            ],
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.accepted, summary.rejected), (2, 2));
+    assert_eq!(summary.rejected_rows[0].row_id, "r2");
+    assert_eq!(summary.rejected_rows[0].field, "label");
+    assert!(summary.rejected_rows[0].reason.contains("unknown class"));
+    assert_eq!(summary.rejected_rows[1].field, "row_id");
+
+    let stored = log
+        .read_labels(&churn(), &Window::sequence(1, None))
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str)> = stored
+        .iter()
+        .map(|l| (l.record.row_id.as_str(), l.record.label.as_str()))
+        .collect();
+    assert_eq!(got, [("r1", "yes"), ("r3", "no")]);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_over_the_limits_fails_the_stream_with_invalid_argument() {
+    let (schemas, log, _dir) = setup(true);
+    let config = IngestConfig {
+        max_batch_rows: 3,
+        max_message_bytes: 4096,
+        max_in_flight_bytes: 4096,
+        ..IngestConfig::default()
+    };
+    let service = start(config, schemas, log.clone(), None).await;
+    let mut client = service.client().await;
+    let batch = |ids: &[&str]| pb::RowBatch {
+        model: "churn".into(),
+        rows: ids
+            .iter()
+            .map(|id| row(id, &[("age", number(1.0)), ("plan", text("pro"))]))
+            .collect(),
+    };
+
+    let status = client
+        .ingest_rows(tokio_stream::iter(vec![
+            batch(&["a", "b"]),
+            batch(&["c", "d", "e", "f"]),
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("batch 1 has 4 records"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        status
+            .message()
+            .contains("the 1 batches before it were stored"),
+        "{}",
+        status.message()
+    );
+    // The batch before the bad one stays stored.
+    let stored = log
+        .read_rows(&churn(), &Window::sequence(1, None))
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2);
+
+    let long = "x".repeat(5000);
+    let status = client
+        .ingest_rows(tokio_stream::iter(vec![pb::RowBatch {
+            model: "churn".into(),
+            rows: vec![row("g", &[("age", number(1.0)), ("plan", text(&long))])],
+        }]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("too large"),
+        "{}",
+        status.message()
+    );
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_models_reject_their_rows_and_an_unreachable_registry_is_unavailable() {
+    let (schemas, log, _dir) = setup(true);
+    let service = start(IngestConfig::default(), schemas.clone(), log.clone(), None).await;
+    let mut client = service.client().await;
+    let batch = |model: &str| pb::RowBatch {
+        model: model.into(),
+        rows: vec![
+            row("a", &[("age", number(1.0)), ("plan", text("pro"))]),
+            row("b", &[("age", number(1.0)), ("plan", text("pro"))]),
+        ],
+    };
+    let summary = client
+        .ingest_rows(tokio_stream::iter(vec![
+            batch("nobody"),
+            batch("bad.name"),
+            batch("churn"),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.accepted, summary.rejected), (2, 4));
+    assert!(
+        summary
+            .rejected_rows
+            .iter()
+            .take(4)
+            .all(|r| r.field == "model")
+    );
+    assert!(summary.rejected_rows[0].reason.contains("unknown model"));
+    assert!(
+        summary.rejected_rows[2]
+            .reason
+            .contains("invalid model name")
+    );
+
+    // A model never seen while the registry is down: retry later, nothing rejected.
+    schemas.set_available(false);
+    let status = client
+        .ingest_rows(tokio_stream::iter(vec![batch("other")]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    // A model seen before keeps validating against its last schema.
+    let summary = client
+        .ingest_rows(tokio_stream::iter(vec![pb::RowBatch {
+            model: "churn".into(),
+            rows: vec![row("c", &[("age", number(1.0)), ("plan", text("pro"))])],
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.accepted, 1);
+    service.stop().await;
+}
+
+/// A data log whose appends wait until the test lets them through.
+#[derive(Debug)]
+struct LatchedLog {
+    inner: SqliteDataLog,
+    latch: Semaphore,
+}
+
+#[async_trait]
+impl DataLog for LatchedLog {
+    async fn append_raw(
+        &self,
+        model: &ModelName,
+        kind: DataKind,
+        payloads: Vec<Bytes>,
+    ) -> Result<Vec<u64>, DataLogError> {
+        self.latch.acquire().await.unwrap().forget();
+        self.inner.append_raw(model, kind, payloads).await
+    }
+
+    async fn read_raw(
+        &self,
+        model: &ModelName,
+        kind: DataKind,
+        window: &Window,
+    ) -> Result<Vec<RawEntry>, DataLogError> {
+        self.inner.read_raw(model, kind, window).await
+    }
+
+    async fn latest_seq(
+        &self,
+        model: &ModelName,
+        kind: DataKind,
+    ) -> Result<Option<u64>, DataLogError> {
+        self.inner.latest_seq(model, kind).await
+    }
+}
+
+#[tokio::test]
+async fn fast_producers_are_held_back_while_appends_are_slow() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(LatchedLog {
+        inner: SqliteDataLog::open(dir.path()).unwrap(),
+        latch: Semaphore::new(0),
+    });
+    let schemas = Arc::new(InMemorySchemaSource::new());
+    schemas.promote("churn", churn_schema(true));
+    const IN_FLIGHT: i64 = 256 * 1024;
+    let config = IngestConfig {
+        max_message_bytes: 128 * 1024,
+        max_in_flight_bytes: IN_FLIGHT as usize,
+        ..IngestConfig::default()
+    };
+    let service = start(config, schemas, log.clone(), None).await;
+
+    // 4 concurrent streams of 50 batches of about 60 KiB (12 MiB in all), produced lazily
+    // and counted. Each stream alone could queue 3 batches; together they must stay under
+    // the shared in-flight budget.
+    const STREAMS: usize = 4;
+    const BATCHES: usize = 50;
+    let produced = Arc::new(AtomicUsize::new(0));
+    let mut calls = Vec::new();
+    for stream in 0..STREAMS {
+        let mut client = service.client().await;
+        let counter = Arc::clone(&produced);
+        let padding = "p".repeat(600);
+        let batches = tokio_stream::StreamExt::map(tokio_stream::iter(0..BATCHES), move |b| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            pb::RowBatch {
+                model: "churn".into(),
+                rows: (0..100)
+                    .map(|r| {
+                        row(
+                            &format!("{stream}-{b}-{r}"),
+                            &[("age", number(1.0)), ("plan", text(&padding))],
+                        )
+                    })
+                    .collect(),
+            }
+        });
+        calls.push(tokio::spawn(
+            async move { client.ingest_rows(batches).await },
+        ));
+    }
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pulled = produced.load(Ordering::SeqCst);
+    assert!(
+        pulled < STREAMS * BATCHES / 2,
+        "with appends stalled the producers must be held back, but {pulled} of {} batches were produced",
+        STREAMS * BATCHES
+    );
+    let in_flight = |metrics: String| -> i64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("mend_ingest_in_flight_bytes "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let held = in_flight(service.metrics.encode().unwrap());
+    assert!(
+        held > IN_FLIGHT / 2 && held <= IN_FLIGHT,
+        "in flight: {held} bytes, budget {IN_FLIGHT}"
+    );
+
+    log.latch.add_permits(STREAMS * BATCHES);
+    for call in calls {
+        let summary = tokio::time::timeout(Duration::from_secs(60), call)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .into_inner();
+        assert_eq!(summary.accepted as usize, BATCHES * 100);
+    }
+    assert_eq!(produced.load(Ordering::SeqCst), STREAMS * BATCHES);
+    assert_eq!(in_flight(service.metrics.encode().unwrap()), 0);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn the_listed_rejections_are_capped_but_the_count_is_complete() {
+    let (schemas, log, _dir) = setup(true);
+    let config = IngestConfig {
+        max_listed_rejections: 2,
+        ..IngestConfig::default()
+    };
+    let service = start(config, schemas, log, None).await;
+    let mut client = service.client().await;
+    let bad = |id: &str| row(id, &[("age", text("x")), ("plan", text("pro"))]);
+    let batch = pb::RowBatch {
+        model: "churn".into(),
+        rows: vec![bad("a"), bad("b"), bad("c")],
+    };
+    let summary = client
+        .ingest_rows(tokio_stream::iter(vec![batch.clone(), batch]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.rejected, 6);
+    let listed: Vec<(u32, &str)> = summary
+        .rejected_rows
+        .iter()
+        .map(|r| (r.batch_index, r.row_id.as_str()))
+        .collect();
+    assert_eq!(listed, [(0, "a"), (0, "b")]);
+    service.stop().await;
+}

@@ -1,0 +1,133 @@
+//! `mend-registry`: the model registry as its own process.
+//!
+//! Order: config (a bad one exits non-zero before anything binds) → telemetry → store
+//! (JetStream when `MEND_NATS_URL` is set, else SQLite in `MEND_DATA_DIR`) → bind gRPC
+//! and HTTP → serve until SIGTERM/SIGINT, within the shutdown grace → flush telemetry.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use mend_bus::{Bus, JetStreamBus};
+use mend_registry::{JetStreamConfig, JetStreamStore, RegistryDeps, RegistrySettings, SqliteStore};
+use mend_runtime::config::{Env, MendConfig, NatsAuth, NatsConfig};
+use mend_runtime::{Metrics, Shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match MendConfig::load(Env::from_process())
+        .and_then(|config| RegistrySettings::from_config(&config).map(|_| config))
+    {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("mend-registry: invalid configuration: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let telemetry = match telemetry::init(&config, "mend-registry") {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("mend-registry: failed to set up telemetry: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = serve(config).await;
+    if let Err(error) = telemetry.shutdown().await {
+        eprintln!("mend-registry: {error}");
+    }
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "mend-registry failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: MendConfig) -> anyhow::Result<()> {
+    let deps = open_deps(&config).await?;
+    let grpc = config.registry_addr.bind().await.with_context(|| {
+        format!(
+            "failed to bind the registry address {}",
+            config.registry_addr
+        )
+    })?;
+    let http = config
+        .http_addr
+        .bind()
+        .await
+        .with_context(|| format!("failed to bind the http address {}", config.http_addr))?;
+
+    let shutdown = Shutdown::new();
+    shutdown
+        .listen_for_signals()
+        .context("failed to install signal handlers")?;
+    let router = mend_runtime::http::ops_router(Metrics::new(), shutdown.readiness());
+    let work = async {
+        let (grpc, http) = tokio::join!(
+            mend_registry::run(&config, deps, grpc, shutdown.clone()),
+            mend_runtime::http::serve_http(http, router, shutdown.token()),
+        );
+        grpc.context("registry grpc failed")?;
+        http.context("registry http failed")
+    };
+    shutdown
+        .run_with_grace(work, config.shutdown_grace)
+        .await
+        .context("registry did not stop in time")?
+}
+
+/// The store, and the bus champion moves are announced on (only with NATS: a separate
+/// process has no in-process bus to share).
+async fn open_deps(config: &MendConfig) -> anyhow::Result<RegistryDeps> {
+    let Some(nats) = &config.nats else {
+        let store = SqliteStore::open_in_dir(&config.data_dir)
+            .await
+            .with_context(|| {
+                format!(
+                    "failed to open the registry in {}",
+                    config.data_dir.display()
+                )
+            })?;
+        tracing::warn!("MEND_NATS_URL is not set: champion moves are not published as events");
+        return Ok(RegistryDeps {
+            store: Arc::new(store),
+            bus: None,
+        });
+    };
+    let client = connect(nats).await?;
+    let store = JetStreamStore::open(
+        &async_nats::jetstream::new(client.clone()),
+        JetStreamConfig::default(),
+    )
+    .await
+    .context("failed to open the registry buckets")?;
+    let bus = JetStreamBus::from_client(client, mend_bus::JetStreamConfig::default())
+        .await
+        .context("failed to set up the event streams")?;
+    Ok(RegistryDeps {
+        store: Arc::new(store),
+        bus: Some(Arc::new(bus) as Arc<dyn Bus>),
+    })
+}
+
+async fn connect(nats: &NatsConfig) -> anyhow::Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name("mend-registry")
+        .retry_on_initial_connect();
+    options = match &nats.auth {
+        NatsAuth::None => options,
+        NatsAuth::Token(token) => options.token(token.expose().to_owned()),
+        NatsAuth::UserPassword { user, password } => {
+            options.user_and_password(user.clone(), password.expose().to_owned())
+        }
+        NatsAuth::Credentials(path) => options
+            .credentials_file(path)
+            .await
+            .with_context(|| format!("failed to read the NATS credentials {}", path.display()))?,
+    };
+    options
+        .connect(nats.url.as_str())
+        .await
+        .context("failed to connect to NATS")
+}
