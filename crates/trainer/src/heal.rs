@@ -1,0 +1,339 @@
+//! One retrain of one model, start to finish: find what an earlier attempt already did,
+//! read the window, train and judge off the executor, register with lineage, move the
+//! champion with compare-and-set, and announce the outcome.
+//!
+//! Every step is safe to repeat (invariant 6): a version already produced by one of the
+//! run's events is reused instead of retrained, its promotion is finished only if the
+//! champion still points at its parent, and events carry ids derived from the version so
+//! a repeated publish is stored once.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mend_bus::events::{ModelRejected, ModelTrained, Severity};
+use mend_bus::{Bus, DataKind, DataLog, Envelope, ModelName, Window, publish_event};
+use mend_client::RegistryClient;
+use mend_proto::registry::v1 as pb;
+
+use crate::alerts;
+use crate::config::TrainerConfig;
+use crate::error::TrainerError;
+use crate::evaluate::train_and_compare;
+use crate::gate;
+use crate::guard::{GuardStart, Guards};
+use crate::lineage::{self, Lineage, tags};
+use crate::metrics::TrainerMetrics;
+use crate::registry::{self, LoadedVersion, MoveOutcome};
+use crate::trigger::{RetrainTrigger, TriggerKind};
+use crate::window::load_labeled;
+
+/// How a run ended, for the events that asked for it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// The candidate passed the gate and is the champion now.
+    Promoted { version: u64 },
+    /// The candidate was registered but did not pass the gate (or lost a race).
+    Rejected { version: u64, reason: String },
+    /// An earlier attempt of the same events already produced this version.
+    Reused { version: u64 },
+    /// A run that started after the event happened already covered it.
+    Covered,
+    /// Nothing to train on; an alert says why.
+    Skipped { reason: String },
+    /// Given up after retries; an alert says why.
+    Failed { reason: String },
+}
+
+/// What every run needs.
+#[derive(Debug, Clone)]
+pub struct Healer {
+    pub bus: Arc<dyn Bus>,
+    pub data_log: Arc<dyn DataLog>,
+    pub registry: RegistryClient,
+    pub config: Arc<TrainerConfig>,
+    pub guards: Guards,
+    pub metrics: TrainerMetrics,
+}
+
+impl Healer {
+    /// Runs one retrain for `batch` (the first trigger names the run; the rest were
+    /// coalesced into it).
+    #[tracing::instrument(skip_all, fields(%model, triggers = batch.len()))]
+    pub async fn retrain(
+        &self,
+        model: &ModelName,
+        batch: &[RetrainTrigger],
+    ) -> Result<RunOutcome, TrainerError> {
+        let Some(primary) = batch.first() else {
+            return Ok(RunOutcome::Covered);
+        };
+        tracing::info!(trigger = %primary.event_id, kind = primary.kind.as_str(), "retrain starting");
+        let ids: Vec<&str> = batch.iter().map(|t| t.event_id.as_str()).collect();
+        let existing = registry::versions(&self.registry, model.as_str())
+            .await?
+            .into_iter()
+            .find(|meta| lineage::produced_by(meta, &ids));
+        if let Some(meta) = existing {
+            return self.resume(model, meta).await;
+        }
+
+        let champion = registry::champion(&self.registry, model.as_str()).await?;
+        let window = match primary.window.as_ref().and_then(|w| w.to_log_window()) {
+            Some(window) => window,
+            None => Window::last(self.config.window_rows_for(model)),
+        };
+        let data = load_labeled(self.data_log.as_ref(), model, &window).await?;
+        if data.len() < self.config.min_rows {
+            return Err(TrainerError::NotEnoughRows {
+                found: data.len(),
+                needed: self.config.min_rows,
+            });
+        }
+        let data = Arc::new(data);
+        let comparison = {
+            let data = Arc::clone(&data);
+            let champion = champion.as_ref().map(|c| c.artifact.clone());
+            let settings = self.config.train.clone();
+            // Training is CPU work of up to seconds: keep it off the async executor.
+            tokio::task::spawn_blocking(move || {
+                train_and_compare(&data.rows, &data.labels, champion.as_ref(), &settings)
+            })
+            .await??
+        };
+        let decision = gate::decide(
+            &self.config.gate,
+            &comparison.candidate_metrics,
+            comparison.champion_metrics.as_ref(),
+        );
+        tracing::info!(
+            promote = decision.promote,
+            reason = %decision.reason,
+            rows = data.len(),
+            train_ms = comparison.train_ms,
+            "candidate judged"
+        );
+        let parent = champion.as_ref().map(|c| c.meta.version);
+        let header = Lineage {
+            model: model.as_str(),
+            primary,
+            coalesced: batch.get(1..).unwrap_or_default(),
+            window: &data,
+            comparison: &comparison,
+            decision: &decision,
+            gate_metric: &self.config.gate.metric,
+            parent_version: parent,
+            settings: &self.config.train,
+        }
+        .header();
+        let bytes = Bytes::from(comparison.candidate.to_bytes()?);
+        let meta = self.registry.register(header, bytes).await?;
+        tracing::info!(version = meta.version, "candidate registered");
+        self.announce_trained(model, &meta).await?;
+        if decision.promote {
+            let start = GuardStart {
+                new: LoadedVersion {
+                    meta: meta.clone(),
+                    artifact: comparison.candidate.clone(),
+                },
+                predecessor: champion,
+            };
+            self.promote(
+                model,
+                &meta,
+                parent,
+                &decision.reason,
+                &primary.event_id,
+                Some(start),
+            )
+            .await
+        } else {
+            self.reject(model, &meta, &decision.reason).await?;
+            Ok(RunOutcome::Rejected {
+                version: meta.version,
+                reason: decision.reason,
+            })
+        }
+    }
+
+    /// Finishes what an earlier attempt of the same events started.
+    async fn resume(
+        &self,
+        model: &ModelName,
+        meta: pb::VersionMetadata,
+    ) -> Result<RunOutcome, TrainerError> {
+        let version = meta.version;
+        let champion = registry::champion_version(&self.registry, model.as_str()).await?;
+        let passed = meta.tags.get(tags::GATE).map(String::as_str) == Some(tags::PASS);
+        tracing::info!(
+            version,
+            ?champion,
+            passed,
+            "reusing the version these events already produced"
+        );
+        self.announce_trained(model, &meta).await?;
+        // Finish a promotion only if it never happened: a champion moved back by hand (or by
+        // the guard) to the parent must not see the same version promoted twice.
+        if passed
+            && champion == meta.parent_version
+            && champion != Some(version)
+            && !registry::was_champion(&self.registry, model.as_str(), version).await?
+        {
+            let reason = meta
+                .tags
+                .get(tags::GATE_REASON)
+                .cloned()
+                .unwrap_or_else(|| "gate passed".to_owned());
+            let trigger = meta
+                .trigger
+                .as_ref()
+                .map(|t| t.event_id.clone())
+                .unwrap_or_default();
+            return self
+                .promote(model, &meta, meta.parent_version, &reason, &trigger, None)
+                .await;
+        }
+        if !passed {
+            let reason = meta
+                .tags
+                .get(tags::GATE_REASON)
+                .cloned()
+                .unwrap_or_else(|| "gate failed".to_owned());
+            self.reject(model, &meta, &reason).await?;
+        }
+        Ok(RunOutcome::Reused { version })
+    }
+
+    /// Moves the champion to the candidate if it still points at `parent`.
+    async fn promote(
+        &self,
+        model: &ModelName,
+        meta: &pb::VersionMetadata,
+        parent: Option<u64>,
+        reason: &str,
+        trigger_event_id: &str,
+        guard: Option<GuardStart>,
+    ) -> Result<RunOutcome, TrainerError> {
+        let version = meta.version;
+        // Where labels stand before the move: the guard judges only rows labeled after it.
+        let labels_seq = self
+            .data_log
+            .latest_seq(model, DataKind::Labels)
+            .await?
+            .unwrap_or(0);
+        let moved = registry::move_champion(
+            &self.registry,
+            model.as_str(),
+            version,
+            parent,
+            reason,
+            trigger_event_id,
+        )
+        .await?;
+        match moved {
+            MoveOutcome::Moved => {
+                tracing::info!(version, ?parent, "champion moved");
+                alerts::raise(
+                    self.bus.as_ref(),
+                    model,
+                    Severity::Info,
+                    format!(
+                        "{model}: version {version} promoted (was {}): {reason}",
+                        parent.map_or_else(|| "none".to_owned(), |p| p.to_string())
+                    ),
+                    Some(trigger_event_id.to_owned()),
+                    &format!("promoted-v{version}"),
+                )
+                .await;
+                if let Some(start) = guard {
+                    self.guards.start(model.clone(), start, labels_seq);
+                }
+                Ok(RunOutcome::Promoted { version })
+            }
+            MoveOutcome::Conflict(message) => {
+                // Someone else moved the champion first: never promote over them.
+                let reason = format!("the champion moved during the retrain ({message})");
+                tracing::warn!(version, %reason, "not promoting");
+                self.reject(model, meta, &reason).await?;
+                Ok(RunOutcome::Rejected { version, reason })
+            }
+        }
+    }
+
+    /// `model.trained.<model>`, built from the registered metadata so a resumed run can
+    /// announce it again (the id is the version's, so the bus stores it once).
+    async fn announce_trained(
+        &self,
+        model: &ModelName,
+        meta: &pb::VersionMetadata,
+    ) -> Result<(), TrainerError> {
+        let trigger = meta.trigger.as_ref();
+        let trigger_prefix = trigger.map(|t| match pb::TriggerKind::try_from(t.kind) {
+            Ok(pb::TriggerKind::Drift) => TriggerKind::Drift.subject_prefix(),
+            _ => TriggerKind::Forced.subject_prefix(),
+        });
+        let mut envelope = Envelope::new(
+            model.clone(),
+            ModelTrained {
+                version: meta.version,
+                parent_version: meta.parent_version,
+                trigger_event_id: trigger.map(|t| t.event_id.clone()),
+                trigger: trigger_prefix.map(str::to_owned),
+                window: meta.data_window.as_ref().map(|w| {
+                    mend_bus::events::DataWindow::sequence(w.from_seq, w.to_seq, w.row_count)
+                }),
+                metrics: prefixed_metrics(meta, "candidate."),
+                champion_metrics: prefixed_metrics(meta, "champion."),
+                duration_ms: meta.metrics.get("train.ms").map(|ms| *ms as u64),
+            },
+        );
+        envelope.id = format!("trained-{model}-v{}", meta.version);
+        publish_event(self.bus.as_ref(), &envelope).await?;
+        Ok(())
+    }
+
+    async fn reject(
+        &self,
+        model: &ModelName,
+        meta: &pb::VersionMetadata,
+        reason: &str,
+    ) -> Result<(), TrainerError> {
+        let trigger = meta.trigger.as_ref().map(|t| t.event_id.clone());
+        let mut envelope = Envelope::new(
+            model.clone(),
+            ModelRejected {
+                version: Some(meta.version),
+                reason: reason.to_owned(),
+                metrics: prefixed_metrics(meta, "candidate."),
+                champion_metrics: prefixed_metrics(meta, "champion."),
+                champion_version: meta.parent_version,
+                trigger_event_id: trigger.clone(),
+            },
+        );
+        envelope.id = format!("rejected-{model}-v{}", meta.version);
+        publish_event(self.bus.as_ref(), &envelope).await?;
+        alerts::raise(
+            self.bus.as_ref(),
+            model,
+            Severity::Warning,
+            format!(
+                "{model}: candidate version {} rejected: {reason}",
+                meta.version
+            ),
+            trigger,
+            &format!("rejected-v{}", meta.version),
+        )
+        .await;
+        Ok(())
+    }
+}
+
+/// The registered metrics under `prefix` (`candidate.`, `champion.`), without it.
+fn prefixed_metrics(meta: &pb::VersionMetadata, prefix: &str) -> mend_bus::events::Metrics {
+    meta.metrics
+        .iter()
+        .filter_map(|(name, value)| {
+            name.strip_prefix(prefix)
+                .map(|name| (name.to_owned(), *value))
+        })
+        .collect()
+}

@@ -1,0 +1,125 @@
+//! The trainer's durable consumer of `drift.detected.*` and `retrain.requested.*`.
+//!
+//! Deliveries are handled concurrently (a burst must reach the per-model queue together to
+//! be coalesced), and each is settled only when the run covering it has a durable outcome:
+//! acked once the version is registered and the champion moved (or not), dead-lettered when
+//! the retrain was given up. While it waits, the delivery's ack deadline is extended.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mend_bus::events::{Event, Severity};
+use mend_bus::{Bus, BusError, ConsumerSpec, EventDelivery, EventSubscription, SubjectKind};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::alerts;
+use crate::flight::Flights;
+use crate::heal::RunOutcome;
+use crate::trigger::RetrainTrigger;
+
+/// How long a delivery may stay unsettled before the bus redelivers it; extended while the
+/// run it waits for goes on.
+const ACK_WAIT: Duration = Duration::from_secs(60);
+/// Deliveries of one trigger before it is given up (a trainer that crashes on it each time).
+const MAX_DELIVER: u32 = 20;
+/// Triggers pulled ahead, so a burst can be coalesced.
+const BATCH: usize = 32;
+
+/// The consumer spec the trainer uses.
+pub fn consumer_spec(durable: &str) -> ConsumerSpec {
+    ConsumerSpec::new(
+        durable,
+        [
+            SubjectKind::DriftDetected.all_models(),
+            SubjectKind::RetrainRequested.all_models(),
+        ],
+    )
+    .ack_wait(ACK_WAIT)
+    .max_deliver(Some(MAX_DELIVER))
+    .batch(BATCH)
+}
+
+/// Subscribes (so the caller knows the consumer exists before it returns).
+pub async fn subscribe(bus: Arc<dyn Bus>, durable: &str) -> Result<EventSubscription, BusError> {
+    EventSubscription::subscribe(bus, consumer_spec(durable)).await
+}
+
+/// Feeds triggers to the flights until shutdown, then waits for the deliveries in hand to
+/// be settled.
+pub async fn consume(
+    mut subscription: EventSubscription,
+    bus: Arc<dyn Bus>,
+    flights: Flights,
+    shutdown: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = subscription.next() => next,
+        };
+        let Some(event) = next else { break };
+        let span = event.span();
+        let Some(trigger) = RetrainTrigger::from_envelope(&event.envelope) else {
+            // The filter admits only triggers; anything else is not ours to keep.
+            if let Err(error) = event.ack().await {
+                tracing::warn!(%error, "could not ack a non-trigger event");
+            }
+            continue;
+        };
+        let model = event.envelope.model.clone();
+        if let Event::DriftDetected(drift) = &event.envelope.event
+            && event.delivered() == 1
+        {
+            let text = format!(
+                "{model}: {:?} drift detected ({:.0}% of features drifted); retraining",
+                drift.kind,
+                drift.dataset_share * 100.0
+            )
+            .to_lowercase();
+            alerts::raise(
+                bus.as_ref(),
+                &model,
+                Severity::Warning,
+                text,
+                Some(event.envelope.id.clone()),
+                &format!("drift-{}", event.envelope.id),
+            )
+            .await;
+        }
+        tracing::info!(parent: &span, kind = trigger.kind.as_str(), reason = %trigger.reason, "retrain trigger received");
+        let outcome = flights.submit(&model, trigger);
+        tracker.spawn(settle(event, outcome).instrument(span));
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+/// Waits for the outcome of the run covering a delivery, then settles it.
+async fn settle(event: EventDelivery, mut outcome: oneshot::Receiver<RunOutcome>) {
+    let result = loop {
+        tokio::select! {
+            result = &mut outcome => break result,
+            () = tokio::time::sleep(ACK_WAIT / 3) => {
+                if let Err(error) = event.in_progress().await {
+                    tracing::warn!(%error, "could not extend the ack deadline");
+                }
+            }
+        }
+    };
+    let settled = match result {
+        Ok(RunOutcome::Failed { reason }) => event.reject(&reason).await,
+        Ok(outcome) => {
+            tracing::info!(?outcome, "trigger settled");
+            event.ack().await
+        }
+        // The trainer is stopping before the run finished: let the bus hand it out again.
+        Err(_) => event.nak(Some(Duration::from_secs(1))).await,
+    };
+    if let Err(error) = settled {
+        tracing::warn!(%error, "could not settle trigger; it will be redelivered");
+    }
+}

@@ -1,0 +1,49 @@
+//! mend-trainer: the healing half of the loop. It hears `drift.detected.<model>` and
+//! `retrain.requested.<model>`, retrains on the freshest labeled rows, proves the candidate
+//! against the champion on the same held-out rows, registers it with its lineage, promotes it
+//! with compare-and-set, watches it live, and rolls it back if it disappoints.
+//!
+//! - [`run`] / [`Trainer`] (`run.rs`): the service on caller-built [`TrainerDeps`].
+//! - [`config`]: `MEND_TRAINER_*` settings ([`TrainerConfig`]).
+//! - [`intake`]: the durable trigger consumer; a delivery is settled only when its run's
+//!   outcome is durable.
+//! - [`flight`]: one retrain per model at a time: debounce, cooldown, coalescing, retries
+//!   with exponential backoff, then an alert.
+//! - [`heal`]: one retrain start to finish ([`Healer`]), idempotent per event (invariant 6).
+//! - [`window`]: labels joined with their rows from the data log.
+//! - [`evaluate`]: training and judging both models on the same holdout (blocking pool).
+//! - [`gate`]: the promotion rule (invariant 2).
+//! - [`lineage`]: what a registration records: trigger, data window and rows hash, parent,
+//!   settings, both models' metrics.
+//! - [`registry`]: the registry calls the trainer makes, over `mend-client`.
+//! - [`guard`]: the rollback guard after a promotion.
+//! - [`alerts`] and [`webhook`]: `alert.<model>` events, forwarded to signed webhooks.
+//! - [`metrics`]: retrains by outcome, their duration, rollbacks ([`TrainerMetrics`]).
+//! - [`schedule`]: optional periodic retrains.
+//! - [`trigger`]: what asks for a retrain.
+
+pub mod alerts;
+pub mod config;
+mod error;
+pub mod evaluate;
+pub mod flight;
+pub mod gate;
+pub mod guard;
+pub mod heal;
+pub mod intake;
+pub mod lineage;
+pub mod metrics;
+pub mod registry;
+mod run;
+pub mod schedule;
+pub mod trigger;
+pub mod webhook;
+pub mod window;
+
+pub use config::TrainerConfig;
+pub use error::TrainerError;
+pub use gate::{GateDecision, GatePolicy};
+pub use guard::GuardVerdict;
+pub use heal::{Healer, RunOutcome};
+pub use metrics::TrainerMetrics;
+pub use run::{Trainer, TrainerDeps, run};

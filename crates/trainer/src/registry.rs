@@ -1,0 +1,127 @@
+//! The registry operations the trainer needs, over the `mend-client` gRPC client: the
+//! champion (absent is not an error), versions by trigger, and compare-and-set moves.
+
+use mend_client::{CHAMPION, ClientError, RegistryClient};
+use mend_core::Artifact;
+use mend_proto::registry::v1 as pb;
+use pb::get_version_request::Selector;
+
+use crate::error::TrainerError;
+use crate::lineage::ACTOR;
+
+/// A version with its parsed, verified artifact.
+#[derive(Debug, Clone)]
+pub struct LoadedVersion {
+    pub meta: pb::VersionMetadata,
+    pub artifact: Artifact,
+}
+
+/// The champion with its artifact, or `None` when the model has none yet.
+pub async fn champion(
+    registry: &RegistryClient,
+    model: &str,
+) -> Result<Option<LoadedVersion>, TrainerError> {
+    match registry.champion(model).await {
+        Ok(fetched) => Ok(Some(LoadedVersion {
+            artifact: Artifact::from_bytes(&fetched.artifact)?,
+            meta: fetched.meta,
+        })),
+        Err(ClientError::NotFound(_)) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Where the champion points now, without its artifact.
+pub async fn champion_version(
+    registry: &RegistryClient,
+    model: &str,
+) -> Result<Option<u64>, TrainerError> {
+    match registry
+        .metadata(model, Selector::Alias(CHAMPION.to_owned()))
+        .await
+    {
+        Ok(meta) => Ok(Some(meta.version)),
+        Err(ClientError::NotFound(_)) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// One version with its artifact.
+pub async fn version(
+    registry: &RegistryClient,
+    model: &str,
+    version: u64,
+) -> Result<LoadedVersion, TrainerError> {
+    let fetched = registry.fetch(model, Selector::Version(version)).await?;
+    Ok(LoadedVersion {
+        artifact: Artifact::from_bytes(&fetched.artifact)?,
+        meta: fetched.meta,
+    })
+}
+
+/// Every version of the model (none when the model is unknown).
+pub async fn versions(
+    registry: &RegistryClient,
+    model: &str,
+) -> Result<Vec<pb::VersionMetadata>, TrainerError> {
+    match registry.list_versions(model).await {
+        Ok(versions) => Ok(versions),
+        Err(ClientError::NotFound(_)) => Ok(Vec::new()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Whether the champion alias ever pointed at `version`, by the audit log.
+pub async fn was_champion(
+    registry: &RegistryClient,
+    model: &str,
+    version: u64,
+) -> Result<bool, TrainerError> {
+    let audit = match registry.audit(model).await {
+        Ok(audit) => audit,
+        Err(ClientError::NotFound(_)) => return Ok(false),
+        Err(error) => return Err(error.into()),
+    };
+    Ok(audit.iter().any(|record| {
+        record.action == pb::AuditAction::SetAlias as i32
+            && record.alias == CHAMPION
+            && record.version == version
+    }))
+}
+
+/// What a compare-and-set move of the champion came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveOutcome {
+    Moved,
+    /// The champion was not where we expected: someone else moved it first.
+    Conflict(String),
+}
+
+/// Moves `champion` to `to`, only if it still points at `expected` (absent when `None`).
+pub async fn move_champion(
+    registry: &RegistryClient,
+    model: &str,
+    to: u64,
+    expected: Option<u64>,
+    reason: &str,
+    trigger_event_id: &str,
+) -> Result<MoveOutcome, TrainerError> {
+    let state = match expected {
+        Some(version) => pb::alias_precondition::State::Version(version),
+        None => pb::alias_precondition::State::Absent(true),
+    };
+    let request = pb::SetAliasRequest {
+        model: model.to_owned(),
+        alias: CHAMPION.to_owned(),
+        version: to,
+        expected: Some(pb::AliasPrecondition { state: Some(state) }),
+        actor: ACTOR.to_owned(),
+        reason: reason.to_owned(),
+        trigger_event_id: trigger_event_id.to_owned(),
+    };
+    match registry.set_alias(request).await {
+        Ok(_) => Ok(MoveOutcome::Moved),
+        Err(ClientError::Conflict(message)) => Ok(MoveOutcome::Conflict(message)),
+        Err(error) => Err(error.into()),
+    }
+}

@@ -1,0 +1,86 @@
+//! What asks for a retrain: a drift event, a request (by a person, a tool or a schedule),
+//! and how it is named in lineage.
+
+use mend_bus::events::{DataWindow, Event};
+use mend_bus::{Envelope, SubjectKind};
+use mend_proto::registry::v1 as pb;
+use time::OffsetDateTime;
+
+/// The reason a scheduled request carries, which makes it a scheduled trigger.
+pub const SCHEDULE_REASON: &str = "schedule";
+
+/// Why a retrain runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerKind {
+    Drift,
+    Forced,
+    Schedule,
+}
+
+impl TriggerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Drift => "drift",
+            TriggerKind::Forced => "forced",
+            TriggerKind::Schedule => "schedule",
+        }
+    }
+
+    pub fn to_proto(self) -> pb::TriggerKind {
+        match self {
+            TriggerKind::Drift => pb::TriggerKind::Drift,
+            TriggerKind::Forced => pb::TriggerKind::Forced,
+            TriggerKind::Schedule => pb::TriggerKind::Schedule,
+        }
+    }
+
+    /// The subject family the trigger came on, for `model.trained`'s `trigger` field.
+    pub fn subject_prefix(self) -> &'static str {
+        match self {
+            TriggerKind::Drift => SubjectKind::DriftDetected.prefix(),
+            TriggerKind::Forced | TriggerKind::Schedule => SubjectKind::RetrainRequested.prefix(),
+        }
+    }
+}
+
+/// One event asking for a retrain of its model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrainTrigger {
+    pub event_id: String,
+    pub kind: TriggerKind,
+    /// When the event happened; a run that started reading data after it covers it.
+    pub time: OffsetDateTime,
+    pub reason: String,
+    /// The window a request names; such a request runs on its own, never coalesced.
+    pub window: Option<DataWindow>,
+}
+
+impl RetrainTrigger {
+    /// The trigger an event carries, if it is one that asks for a retrain.
+    pub fn from_envelope(envelope: &Envelope) -> Option<RetrainTrigger> {
+        match &envelope.event {
+            Event::DriftDetected(drift) => Some(RetrainTrigger {
+                event_id: envelope.id.clone(),
+                kind: TriggerKind::Drift,
+                time: envelope.time,
+                reason: format!("{:?} drift detected", drift.kind).to_lowercase(),
+                window: None,
+            }),
+            Event::RetrainRequested(request) => Some(RetrainTrigger {
+                event_id: envelope.id.clone(),
+                kind: if request.reason == SCHEDULE_REASON {
+                    TriggerKind::Schedule
+                } else {
+                    TriggerKind::Forced
+                },
+                time: envelope.time,
+                reason: request.reason.clone(),
+                window: request
+                    .window
+                    .clone()
+                    .filter(|window| window.to_log_window().is_some()),
+            }),
+            _ => None,
+        }
+    }
+}

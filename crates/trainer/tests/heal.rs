@@ -1,0 +1,349 @@
+//! The trainer end to end against the real registry: drift → retrain → promote, a noisy
+//! candidate rejected, a burst coalesced, a raw JSON request over real NATS, and a promotion
+//! rolled back by the guard.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use mend_bus::events::{DriftDetected, DriftKind, Event, RetrainRequested, Severity};
+use mend_proto::registry::v1 as pb;
+use mend_trainer::lineage::{rows_hash, tags};
+use support::{Backend, Harness, World, concept_a, concept_b, model, noise, test_config};
+
+fn drift() -> DriftDetected {
+    DriftDetected {
+        kind: DriftKind::Performance,
+        window: Default::default(),
+        features: Vec::new(),
+        dataset_share: 0.5,
+        dataset_drift: true,
+        report_id: None,
+        champion_version: Some(1),
+        metrics: Default::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_retrains_registers_with_lineage_and_promotes_a_better_candidate() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    assert_eq!(
+        harness
+            .seed_champion(&world.records(1_000, &concept_a()))
+            .await,
+        1
+    );
+    let fresh = world.records(1_000, &concept_b());
+    harness.append(&fresh).await;
+    harness.start_trainer(test_config()).await;
+
+    let trigger = harness.publish(drift()).await;
+    let promoted = harness
+        .wait_for(
+            30,
+            |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2),
+        )
+        .await;
+    assert_eq!(harness.champion_version().await, Some(2));
+    let Event::ModelPromoted(promoted) = promoted.event else {
+        unreachable!()
+    };
+    assert_eq!(promoted.previous, Some(1));
+
+    let trained = harness
+        .wait_for(5, |e| matches!(&e.event, Event::ModelTrained(_)))
+        .await;
+    let Event::ModelTrained(trained) = trained.event else {
+        unreachable!()
+    };
+    assert_eq!(
+        trained.trigger_event_id.as_deref(),
+        Some(trigger.id.as_str())
+    );
+    assert_eq!(trained.trigger.as_deref(), Some("drift.detected"));
+    assert!(trained.metrics["accuracy"] > trained.champion_metrics["accuracy"] + 0.3);
+
+    // Lineage: trigger, window with its rows hash, parent, settings, both models' metrics.
+    let versions = harness.versions().await;
+    let v2 = versions.iter().find(|v| v.version == 2).unwrap();
+    let trigger_meta = v2.trigger.as_ref().unwrap();
+    assert_eq!(trigger_meta.event_id, trigger.id);
+    assert_eq!(trigger_meta.kind, pb::TriggerKind::Drift as i32);
+    assert_eq!(v2.parent_version, Some(1));
+    let window = v2.data_window.as_ref().unwrap();
+    assert_eq!(window.row_count, 1_000);
+    assert!(window.from_seq < window.to_seq);
+    let labels: Vec<String> = fresh.1.iter().map(|l| l.label.clone()).collect();
+    assert_eq!(window.rows_hash, rows_hash(&fresh.0, &labels));
+    assert!(v2.metrics["candidate.accuracy"] > 0.8, "{:?}", v2.metrics);
+    assert!(v2.metrics["champion.accuracy"] < 0.3, "{:?}", v2.metrics);
+    assert_eq!(v2.tags[tags::GATE], tags::PASS);
+    let settings: serde_json::Value = serde_json::from_str(&v2.settings_json).unwrap();
+    assert!(settings.get("holdout_fraction").is_some());
+
+    // Alerts for the drift and the promotion.
+    harness
+        .wait_for(
+            5,
+            |e| matches!(&e.event, Event::Alert(a) if a.text.contains("drift")),
+        )
+        .await;
+    harness
+        .wait_for(
+            5,
+            |e| matches!(&e.event, Event::Alert(a) if a.text.contains("promoted")),
+        )
+        .await;
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_trained_on_noise_is_rejected_and_the_champion_stays() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    harness
+        .seed_champion(&world.records(1_000, &concept_a()))
+        .await;
+    // The training part of the window is noise; the newest rows (the holdout) are clean.
+    harness.append(&world.records(800, &noise())).await;
+    harness.append(&world.records(200, &concept_a())).await;
+    harness.start_trainer(test_config()).await;
+
+    harness
+        .publish(RetrainRequested {
+            reason: "nightly".into(),
+            window: None,
+            requested_by: None,
+        })
+        .await;
+    let rejected = harness
+        .wait_for(30, |e| matches!(&e.event, Event::ModelRejected(_)))
+        .await;
+    let Event::ModelRejected(rejected) = rejected.event else {
+        unreachable!()
+    };
+    assert_eq!(rejected.version, Some(2));
+    assert!(
+        rejected.reason.contains("does not beat"),
+        "{}",
+        rejected.reason
+    );
+    assert!(rejected.champion_metrics["accuracy"] > rejected.metrics["accuracy"]);
+    assert_eq!(harness.champion_version().await, Some(1));
+    let v2 = harness
+        .versions()
+        .await
+        .into_iter()
+        .find(|v| v.version == 2)
+        .unwrap();
+    assert_eq!(v2.tags[tags::GATE], tags::FAIL);
+    assert_eq!(v2.trigger.unwrap().kind, pb::TriggerKind::Forced as i32);
+    harness
+        .wait_for(5, |e| matches!(&e.event, Event::Alert(a) if a.severity == Severity::Warning && a.text.contains("rejected")))
+        .await;
+    harness.drain(Duration::from_millis(500)).await;
+    assert!(
+        !harness
+            .seen
+            .iter()
+            .any(|e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2))
+    );
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_duplicate_drift_events_cause_one_retrain() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    harness
+        .seed_champion(&world.records(1_000, &concept_a()))
+        .await;
+    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.start_trainer(test_config()).await;
+
+    for _ in 0..10 {
+        harness.publish(drift()).await;
+    }
+    harness
+        .wait_for(
+            30,
+            |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2),
+        )
+        .await;
+    // Past debounce and cooldown: any second run would have started by now.
+    harness.drain(Duration::from_secs(2)).await;
+    assert_eq!(harness.runs(), 1);
+    assert_eq!(harness.versions().await.len(), 2);
+    let exposition = harness.metrics.encode().unwrap();
+    assert!(
+        exposition.contains(r#"mend_trainer_retrains_total{model="churn",outcome="promoted"} 1"#),
+        "{exposition}"
+    );
+    let v2 = harness.versions().await.pop().unwrap();
+    assert_eq!(v2.tags[tags::COALESCED_EVENT_IDS].split(',').count(), 9);
+    let trained = harness
+        .seen
+        .iter()
+        .filter(|e| matches!(e.event, Event::ModelTrained(_)))
+        .count();
+    assert_eq!(trained, 1);
+
+    // A trigger after the run is not covered by it: it gets its own run.
+    harness.publish(drift()).await;
+    harness
+        .wait_for(
+            30,
+            |e| matches!(&e.event, Event::ModelTrained(t) if t.version == 3),
+        )
+        .await;
+    assert_eq!(harness.runs(), 2);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_retrain_from_raw_json_over_nats_trains_a_candidate() {
+    let mut harness = Harness::start(Backend::JetStream).await;
+    let mut world = World::new();
+    harness
+        .seed_champion(&world.records(1_000, &concept_a()))
+        .await;
+    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.start_trainer(test_config()).await;
+
+    // Exactly what `nats pub retrain.requested.churn '{"v":1,"reason":"quarterly"}'` sends.
+    let client = harness.jetstream.as_ref().unwrap().client().clone();
+    client
+        .publish(
+            format!("retrain.requested.{}", model()),
+            bytes::Bytes::from_static(br#"{"v":1,"reason":"quarterly"}"#),
+        )
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+
+    let trained = harness
+        .wait_for(60, |e| matches!(&e.event, Event::ModelTrained(_)))
+        .await;
+    let Event::ModelTrained(trained) = trained.event else {
+        unreachable!()
+    };
+    assert_eq!(trained.trigger.as_deref(), Some("retrain.requested"));
+    harness
+        .wait_for(
+            30,
+            |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2),
+        )
+        .await;
+    let v2 = harness
+        .versions()
+        .await
+        .into_iter()
+        .find(|v| v.version == 2)
+        .unwrap();
+    assert_eq!(v2.tags[tags::TRIGGER_REASON], "quarterly");
+    assert_eq!(v2.trigger.unwrap().kind, pb::TriggerKind::Forced as i32);
+    assert_eq!(harness.champion_version().await, Some(2));
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_rolls_back_a_promotion_that_does_worse_live() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    harness
+        .seed_champion(&world.records(1_000, &concept_a()))
+        .await;
+    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.start_trainer(test_config()).await;
+
+    harness.publish(drift()).await;
+    harness
+        .wait_for(
+            30,
+            |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2),
+        )
+        .await;
+    // The world goes back to the old concept: version 2 is now worse than version 1.
+    harness.append(&world.records(300, &concept_a())).await;
+
+    let rolled_back = harness
+        .wait_for(30, |e| matches!(&e.event, Event::ModelRolledBack(_)))
+        .await;
+    let Event::ModelRolledBack(rolled_back) = rolled_back.event else {
+        unreachable!()
+    };
+    assert_eq!((rolled_back.from_version, rolled_back.to_version), (2, 1));
+    assert_eq!(harness.champion_version().await, Some(1));
+    let alert = harness
+        .wait_for(
+            5,
+            |e| matches!(&e.event, Event::Alert(a) if a.severity == Severity::Critical),
+        )
+        .await;
+    let Event::Alert(alert) = alert.event else {
+        unreachable!()
+    };
+    assert!(
+        alert.text.contains("rolled back from version 2 to 1"),
+        "{}",
+        alert.text
+    );
+    assert!(alert.text.contains("live accuracy"), "{}", alert.text);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_retrained_from_its_recorded_window_gets_the_same_rows_and_result() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    harness
+        .seed_champion(&world.records(1_000, &concept_a()))
+        .await;
+    harness.append(&world.records(1_000, &concept_b())).await;
+    // No guard: the newer rows below would otherwise roll version 2 back.
+    let mut config = test_config();
+    config.guard.rows = 0;
+    harness.start_trainer(config).await;
+    harness.publish(drift()).await;
+    harness
+        .wait_for(
+            30,
+            |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2),
+        )
+        .await;
+    // Newer rows arrive; the request names version 2's window, so they must not matter.
+    harness.append(&world.records(500, &concept_a())).await;
+    let v2 = harness.versions().await.pop().unwrap();
+    let recorded = v2.data_window.clone().unwrap();
+    harness
+        .publish(RetrainRequested {
+            reason: "reproduce v2".into(),
+            window: Some(mend_bus::events::DataWindow::sequence(
+                recorded.from_seq,
+                recorded.to_seq,
+                recorded.row_count,
+            )),
+            requested_by: Some("test".into()),
+        })
+        .await;
+    harness
+        .wait_for(
+            30,
+            |e| matches!(&e.event, Event::ModelTrained(t) if t.version == 3),
+        )
+        .await;
+    let v3 = harness.versions().await.pop().unwrap();
+    let window = v3.data_window.clone().unwrap();
+    assert_eq!(window.rows_hash, recorded.rows_hash);
+    assert_eq!(window.row_count, recorded.row_count);
+    assert_eq!(
+        v3.metrics["candidate.accuracy"],
+        v2.metrics["candidate.accuracy"]
+    );
+    // Identical to the champion, so it cannot beat it: rejected, champion unchanged.
+    assert_eq!(v3.tags[tags::GATE], tags::FAIL);
+    assert_eq!(harness.champion_version().await, Some(2));
+    harness.stop().await;
+}

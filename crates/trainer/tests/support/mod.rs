@@ -1,0 +1,336 @@
+//! The trainer's test harness: a bus (in-process or a real `nats-server -js`), a data log,
+//! the real registry served on a loopback port, a seeded champion, the trainer itself, and
+//! an observer of everything it announces.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mend_bus::events::Event;
+use mend_bus::{
+    Bus, ConsumerSpec, DataLog, DataLogExt, Envelope, EventSubscription, InProcessBus,
+    JetStreamBus, JetStreamConfig, JetStreamDataLog, ModelName, SqliteDataLog, publish_event,
+};
+use mend_client::RegistryClient;
+use mend_core::TrainSettings;
+use mend_core::record::{LabelRecord, RowRecord};
+use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
+use mend_proto::registry::v1 as pb;
+use mend_registry::{RegistryDeps, SqliteStore};
+use mend_runtime::{MendConfig, Metrics, Shutdown};
+use mend_testkit::NatsServer;
+use mend_trainer::config::GuardPolicy;
+use mend_trainer::evaluate::train_and_compare;
+use mend_trainer::{Trainer, TrainerConfig, TrainerDeps};
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    InProcess,
+    JetStream,
+}
+
+pub fn model() -> ModelName {
+    ModelName::new("churn").unwrap()
+}
+
+/// Settings that keep tests quick: short debounce, cooldown and backoff, a small guard.
+pub fn test_config() -> TrainerConfig {
+    TrainerConfig {
+        debounce: Duration::from_millis(300),
+        cooldown: Duration::from_millis(200),
+        backoff: Duration::from_millis(50),
+        min_rows: 100,
+        guard: GuardPolicy {
+            rows: 200,
+            margin: 0.02,
+            poll: Duration::from_millis(100),
+        },
+        durable: "trainer-test".into(),
+        ..TrainerConfig::default()
+    }
+}
+
+/// Fails the test instead of hanging it.
+pub async fn within<T>(seconds: u64, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(seconds), future)
+        .await
+        .expect("test step timed out")
+}
+
+/// A synthetic world whose rows have fresh ids and increasing times.
+pub struct World {
+    generator: Generator,
+    next_id: u64,
+    next_time: i64,
+    draws: u64,
+}
+
+impl World {
+    pub fn new() -> World {
+        World {
+            generator: Generator::new(SyntheticSpec::default()),
+            next_id: 0,
+            next_time: 1_700_000_000_000,
+            draws: 0,
+        }
+    }
+
+    pub fn records(&mut self, n: usize, regime: &Regime) -> (Vec<RowRecord>, Vec<LabelRecord>) {
+        self.draws += 1;
+        self.generator.reseed(self.draws);
+        let sample = self.generator.sample(n, regime);
+        let records = self
+            .generator
+            .to_records(&sample, "row-", self.next_id, self.next_time);
+        self.next_id += n as u64;
+        self.next_time += n as i64;
+        records
+    }
+}
+
+pub fn concept_a() -> Regime {
+    Regime::default()
+}
+
+pub fn concept_b() -> Regime {
+    Regime {
+        flip: true,
+        ..Regime::default()
+    }
+}
+
+pub fn noise() -> Regime {
+    Regime {
+        label_noise: 1.0,
+        ..Regime::default()
+    }
+}
+
+pub struct Harness {
+    pub bus: Arc<dyn Bus>,
+    pub jetstream: Option<JetStreamBus>,
+    pub data_log: Arc<dyn DataLog>,
+    pub registry: RegistryClient,
+    pub trainer: Option<Trainer>,
+    pub trainer_shutdown: CancellationToken,
+    pub metrics: Metrics,
+    pub seen: Vec<Envelope>,
+    observer: EventSubscription,
+    registry_shutdown: Shutdown,
+    _dir: TempDir,
+    pub nats: Option<NatsServer>,
+}
+
+impl Harness {
+    pub async fn start(backend: Backend) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let (bus, jetstream, data_log, nats): (Arc<dyn Bus>, _, Arc<dyn DataLog>, _) = match backend
+        {
+            Backend::InProcess => (
+                Arc::new(InProcessBus::default()),
+                None,
+                Arc::new(SqliteDataLog::open(dir.path()).unwrap()),
+                None,
+            ),
+            Backend::JetStream => {
+                let server = tokio::task::spawn_blocking(NatsServer::start)
+                    .await
+                    .unwrap()
+                    .expect("nats-server starts");
+                let bus = JetStreamBus::connect(&server.url(), JetStreamConfig::default())
+                    .await
+                    .unwrap();
+                (
+                    Arc::new(bus.clone()),
+                    Some(bus.clone()),
+                    Arc::new(JetStreamDataLog::new(bus)),
+                    Some(server),
+                )
+            }
+        };
+        let store = SqliteStore::open_in_dir(dir.path().join("registry"))
+            .await
+            .unwrap();
+        let config = MendConfig::from_map(&HashMap::new()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let registry_shutdown = Shutdown::new();
+        let deps = RegistryDeps {
+            store: Arc::new(store),
+            bus: Some(Arc::clone(&bus)),
+        };
+        tokio::spawn({
+            let shutdown = registry_shutdown.clone();
+            async move { mend_registry::run(&config, deps, listener, shutdown).await }
+        });
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+        let registry = RegistryClient::connect_lazy(&endpoint, None);
+        let observer = EventSubscription::subscribe(
+            Arc::clone(&bus),
+            ConsumerSpec::new("observer", ["model.>", "alert.>"]).batch(64),
+        )
+        .await
+        .unwrap();
+        Harness {
+            bus,
+            jetstream,
+            data_log,
+            registry,
+            trainer: None,
+            trainer_shutdown: CancellationToken::new(),
+            metrics: Metrics::new(),
+            seen: Vec::new(),
+            observer,
+            registry_shutdown,
+            _dir: dir,
+            nats,
+        }
+    }
+
+    pub fn deps(&self) -> TrainerDeps {
+        TrainerDeps {
+            bus: Arc::clone(&self.bus),
+            data_log: Arc::clone(&self.data_log),
+            registry: self.registry.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    pub async fn start_trainer(&mut self, config: TrainerConfig) {
+        let trainer = Trainer::start(config, self.deps(), self.trainer_shutdown.clone())
+            .await
+            .unwrap();
+        self.trainer = Some(trainer);
+    }
+
+    /// Stops the trainer (as a SIGTERM would) and starts a fresh one on the same durable.
+    pub async fn restart_trainer(&mut self, config: TrainerConfig) {
+        self.trainer_shutdown.cancel();
+        if let Some(trainer) = self.trainer.take() {
+            within(20, trainer.wait()).await;
+        }
+        self.trainer_shutdown = CancellationToken::new();
+        self.start_trainer(config).await;
+    }
+
+    pub fn runs(&self) -> u64 {
+        self.trainer.as_ref().map_or(0, Trainer::runs)
+    }
+
+    pub async fn append(&self, (rows, labels): &(Vec<RowRecord>, Vec<LabelRecord>)) {
+        let model = model();
+        self.data_log.append_rows(&model, rows).await.unwrap();
+        self.data_log.append_labels(&model, labels).await.unwrap();
+    }
+
+    /// Trains version 1 on these records and makes it the champion.
+    pub async fn seed_champion(&self, (rows, labels): &(Vec<RowRecord>, Vec<LabelRecord>)) -> u64 {
+        let labels: Vec<String> = labels.iter().map(|l| l.label.clone()).collect();
+        let artifact = train_and_compare(rows, &labels, None, &TrainSettings::default())
+            .unwrap()
+            .candidate;
+        let header = pb::RegisterVersionHeader {
+            model: model().to_string(),
+            schema_hash: artifact.schema.hash(),
+            trigger: Some(pb::Trigger {
+                event_id: String::new(),
+                kind: pb::TriggerKind::Initial as i32,
+            }),
+            actor: "test".into(),
+            reason: "first model".into(),
+            ..pb::RegisterVersionHeader::default()
+        };
+        let bytes = Bytes::from(artifact.to_bytes().unwrap());
+        let meta = within(20, self.registry.register(header, bytes))
+            .await
+            .unwrap();
+        self.registry
+            .set_alias(pb::SetAliasRequest {
+                model: model().to_string(),
+                alias: "champion".into(),
+                version: meta.version,
+                expected: Some(pb::AliasPrecondition {
+                    state: Some(pb::alias_precondition::State::Absent(true)),
+                }),
+                actor: "test".into(),
+                reason: "first model".into(),
+                trigger_event_id: String::new(),
+            })
+            .await
+            .unwrap();
+        meta.version
+    }
+
+    pub async fn champion_version(&self) -> Option<u64> {
+        mend_trainer::registry::champion_version(&self.registry, "churn")
+            .await
+            .unwrap()
+    }
+
+    pub async fn versions(&self) -> Vec<pb::VersionMetadata> {
+        mend_trainer::registry::versions(&self.registry, "churn")
+            .await
+            .unwrap()
+    }
+
+    pub async fn publish(&self, event: impl Into<Event>) -> Envelope {
+        let envelope = Envelope::new(model(), event);
+        publish_event(self.bus.as_ref(), &envelope).await.unwrap();
+        envelope
+    }
+
+    /// Waits for an announced event matching `predicate` (earlier ones included).
+    pub async fn wait_for(
+        &mut self,
+        seconds: u64,
+        predicate: impl Fn(&Envelope) -> bool,
+    ) -> Envelope {
+        if let Some(found) = self.seen.iter().find(|e| predicate(e)) {
+            return found.clone();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.observer.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no matching event within {seconds} s; seen: {:#?}",
+                        self.seen
+                            .iter()
+                            .map(|e| (&e.event, &e.id))
+                            .collect::<Vec<_>>()
+                    )
+                })
+                .expect("bus closed");
+            let envelope = next.envelope.clone();
+            next.ack().await.unwrap();
+            self.seen.push(envelope.clone());
+            if predicate(&envelope) {
+                return envelope;
+            }
+        }
+    }
+
+    /// Takes in everything announced within `wait`.
+    pub async fn drain(&mut self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Ok(Some(next)) = tokio::time::timeout_at(deadline, self.observer.next()).await {
+            let envelope = next.envelope.clone();
+            next.ack().await.unwrap();
+            self.seen.push(envelope);
+        }
+    }
+
+    pub async fn stop(mut self) {
+        self.trainer_shutdown.cancel();
+        if let Some(trainer) = self.trainer.take() {
+            within(20, trainer.wait()).await;
+        }
+        self.registry_shutdown.trigger();
+    }
+}
