@@ -4,11 +4,14 @@
 //! service running; service commands arrive with the services.
 
 mod demo;
+mod drift_cmd;
 mod ingest_cmd;
 mod models_cmd;
 mod output;
 mod progress;
+mod report_cmd;
 mod static_cmds;
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,14 +42,20 @@ enum Command {
         /// The model artifact.
         model: PathBuf,
     },
+    /// Run every service in one process (embedded bus and SQLite, or --nats URL).
+    Up(up::UpArgs),
     /// Watch a model heal itself on a drifting stream.
     Demo(demo::DemoArgs),
     /// Write a synthetic labeled CSV (optionally drifted), for trying mend out.
     Synth(static_cmds::SynthArgs),
+    /// Compare a current CSV with a reference CSV: data drift per feature, as the monitor does.
+    Drift(drift_cmd::DriftArgs),
     /// The model registry: register, list, show, promote, roll back, audit.
     Models(models_cmd::ModelsArgs),
     /// Stream a CSV of rows (or, with --labels, labels) to the ingest service.
     Ingest(ingest_cmd::IngestArgs),
+    /// Fetch a drift report from the monitor and write its HTML page (`--open` shows it).
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,8 +67,11 @@ fn main() -> ExitCode {
         Command::Inspect { model } => static_cmds::inspect(&model, cli.json),
         Command::Synth(args) => static_cmds::synth(args, cli.json),
         Command::Demo(args) => demo::run(args, cli.json),
+        Command::Up(args) => up::run(args),
+        Command::Drift(args) => drift_cmd::run(args, cli.json),
         Command::Models(args) => models_cmd::run(args, cli.json),
         Command::Ingest(args) => ingest_cmd::run(args, cli.json),
+        Command::Report(args) => report_cmd::run(args, cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,12 +6,15 @@
 //! - [`model`] and [`lbfgs`]: weighted, L2-regularised logistic regression (binary and softmax).
 //! - [`metrics`]: accuracy, precision/recall/F1, ROC AUC, log-loss, Brier, confusion matrix.
 //! - [`profile`]: the reference profile of training data kept for drift detection.
+//! - [`drift`]: drift statistics, bounded window summaries, and window-vs-reference reports.
+//! - [`report`]: drift reports as self-contained HTML pages with inline SVG plots.
 //! - [`artifact`]: the versioned, checksummed model file.
 //! - [`pipeline`]: time-ordered split, train, evaluate, predict.
 //! - [`record`]: rows, labels and predictions as the data log carries them.
 //! - [`synthetic`]: seeded drifting data for tests, benchmarks and the demo.
 
 pub mod artifact;
+pub mod drift;
 pub mod error;
 pub mod frame;
 pub mod lbfgs;
@@ -21,6 +24,7 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod profile;
 pub mod record;
+pub mod report;
 pub mod schema;
 pub mod stats;
 pub mod synthetic;

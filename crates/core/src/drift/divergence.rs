@@ -1,10 +1,12 @@
 //! Distances between binned distributions: Jensen-Shannon and the Population Stability Index.
 
-/// Jensen-Shannon distance in base 2, as `scipy.spatial.distance.jensenshannon(p, q, base=2)`,
-/// which is what Evidently calls (its threshold 0.1 is on this scale, in [0, 1]).
+/// Jensen-Shannon distance with natural logarithms, as `scipy.spatial.distance.jensenshannon(p,
+/// q)`, which is what Evidently 0.7 calls (`base=None`; its threshold 0.1 is on this scale,
+/// in [0, √ln 2 ≈ 0.83]). Older Evidently releases passed `base=2`, which scales every value by
+/// 1/√ln 2 ≈ 1.20.
 ///
 /// `p` and `q` are normalised to sum to 1 first (so counts work too); with `m = (p + q) / 2`,
-/// `JS = sqrt((KL(p || m) + KL(q || m)) / 2 / ln 2)`. NaN when either sums to zero.
+/// `JS = sqrt((KL(p || m) + KL(q || m)) / 2)`. NaN when either sums to zero.
 pub fn jensen_shannon(p: &[f64], q: &[f64]) -> f64 {
     let (sp, sq): (f64, f64) = (p.iter().sum(), q.iter().sum());
     if p.len() != q.len() || sp <= 0.0 || sq <= 0.0 {
@@ -22,7 +24,7 @@ pub fn jensen_shannon(p: &[f64], q: &[f64]) -> f64 {
         }
     }
     // Rounding can leave a tiny negative where the distributions are equal.
-    (divergence / 2.0 / std::f64::consts::LN_2).max(0.0).sqrt()
+    (divergence / 2.0).max(0.0).sqrt()
 }
 
 /// Population Stability Index over bins: `Σ (r_i - c_i) ln(r_i / c_i)` on shares, after empty
@@ -79,7 +81,8 @@ mod tests {
     }
 
     #[test]
-    fn disjoint_distributions_are_at_distance_one() {
-        assert!((jensen_shannon(&[1.0, 0.0], &[0.0, 1.0]) - 1.0).abs() < 1e-12);
+    fn disjoint_distributions_are_at_the_largest_distance() {
+        let largest = std::f64::consts::LN_2.sqrt();
+        assert!((jensen_shannon(&[1.0, 0.0], &[0.0, 1.0]) - largest).abs() < 1e-12);
     }
 }

@@ -7,9 +7,10 @@
 //!   the `C(n+m, n)` equally likely interleavings of the two samples whose empirical CDFs differ
 //!   by at least `D` somewhere, counted on the lattice with the recursion of Hodges (1958) written
 //!   for `1 - p` (Viehmann 2021) so that it never overflows. `O(n·m)` time, `O(min(n, m))` memory.
-//! - **asymptotic** otherwise: the limiting Kolmogorov distribution, `Q_KS(√(nm/(n+m)) · D)`.
-//!   scipy uses the finite-n distribution `kstwo(round(nm/(n+m)))` there; both agree to about
-//!   1e-3 in absolute p-value once `nm/(n+m)` is in the thousands, which is when this path runs.
+//! - **asymptotic** otherwise: the limiting Kolmogorov distribution with Stephens' finite-size
+//!   correction, `Q_KS((√en + 0.12 + 0.11/√en) · D)` with `en = nm/(n+m)`. scipy uses the
+//!   finite-n distribution `kstwo(round(en))` there; measured against it for `en` from 1,000 to
+//!   500,000 the two differ by under 1e-4 for p-values below 0.1 and by under 4e-3 anywhere.
 //!
 //! A reference known only by its quantile sketch (the artifact's profile) is compared with a
 //! sample by [`ks_sketch_vs_sample`]: the sketch is read as a piecewise-linear CDF.
@@ -101,10 +102,10 @@ pub fn ks_p_value(d: f64, n1: usize, n2: usize) -> KsResult {
             };
         }
     }
-    let en = (n1 as f64 * n2 as f64) / (n1 as f64 + n2 as f64);
+    let root = ((n1 as f64 * n2 as f64) / (n1 as f64 + n2 as f64)).sqrt();
     KsResult {
         statistic: d,
-        p_value: kolmogorov_sf(en.sqrt() * d),
+        p_value: kolmogorov_sf((root + 0.12 + 0.11 / root) * d),
         method: KsMethod::Asymptotic,
     }
 }

@@ -1,16 +1,21 @@
 //! Which test judges a feature, and at what threshold: Evidently's default rule, made
 //! configurable per model and per feature.
 //!
-//! The default rule (Evidently's `get_default_stattest`, checked against its source), where `n`
+//! The default rule (Evidently's `_get_default_stattest`, checked against the 0.7.23 source), where `n`
 //! is the reference's non-missing count and `u` the number of distinct values in reference and
 //! current together:
 //!
 //! | reference | numeric, `u > 5` | numeric `u <= 5`, or categorical |
 //! |---|---|---|
-//! | `n <= 1000` | Kolmogorov-Smirnov, drift at p < 0.05 | chi-square (p < 0.05); two-proportion Z-test when `u <= 2` |
+//! | `n <= 1000` | Kolmogorov-Smirnov, drift at p < 0.05 | chi-square\* (p < 0.05); two-proportion Z-test when `u <= 2` |
 //! | `n > 1000` | Wasserstein normed by the reference std, drift at >= 0.1 | Jensen-Shannon distance, drift at >= 0.1 |
 //!
 //! The dataset drifts when the share of drifted features is at least 0.5.
+//!
+//! \* One deliberate difference: chi-square is the two-sample homogeneity test, not Evidently's
+//! goodness of fit against the reference shares, which ignores the reference's sampling noise
+//! and flags identical distributions far beyond alpha (see
+//! [`chi_square_homogeneity`](super::chisquare::chi_square_homogeneity)).
 
 use std::collections::BTreeMap;
 
@@ -22,13 +27,14 @@ use serde::{Deserialize, Serialize};
 pub enum StatTest {
     /// Two-sample Kolmogorov-Smirnov; drift when p < threshold.
     Ks,
-    /// Chi-square of current counts against reference shares; drift when p < threshold.
+    /// Chi-square of reference against current counts (2×k homogeneity test); drift when
+    /// p < threshold.
     ChiSquare,
     /// Two-proportion Z-test (binary features); drift when p < threshold.
     ZTest,
     /// Wasserstein-1 normed by the reference std; drift when >= threshold.
     Wasserstein,
-    /// Jensen-Shannon distance (base 2); drift when >= threshold.
+    /// Jensen-Shannon distance (natural log); drift when >= threshold.
     JensenShannon,
     /// Population Stability Index; drift when >= threshold.
     Psi,
@@ -207,13 +213,25 @@ mod tests {
     fn default_rule_is_evidentlys() {
         let p = DriftPolicy::default();
         assert_eq!(p.default_test(facts(true, 1000, None)), StatTest::Ks);
-        assert_eq!(p.default_test(facts(true, 1001, None)), StatTest::Wasserstein);
-        assert_eq!(p.default_test(facts(true, 500, Some(5))), StatTest::ChiSquare);
+        assert_eq!(
+            p.default_test(facts(true, 1001, None)),
+            StatTest::Wasserstein
+        );
+        assert_eq!(
+            p.default_test(facts(true, 500, Some(5))),
+            StatTest::ChiSquare
+        );
         assert_eq!(p.default_test(facts(true, 500, Some(2))), StatTest::ZTest);
         assert_eq!(p.default_test(facts(false, 500, Some(2))), StatTest::ZTest);
         assert_eq!(p.default_test(facts(false, 500, None)), StatTest::ChiSquare);
-        assert_eq!(p.default_test(facts(false, 5000, Some(2))), StatTest::JensenShannon);
-        assert_eq!(p.default_test(facts(true, 5000, Some(3))), StatTest::JensenShannon);
+        assert_eq!(
+            p.default_test(facts(false, 5000, Some(2))),
+            StatTest::JensenShannon
+        );
+        assert_eq!(
+            p.default_test(facts(true, 5000, Some(3))),
+            StatTest::JensenShannon
+        );
     }
 
     #[test]

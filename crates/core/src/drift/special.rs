@@ -196,11 +196,11 @@ mod tests {
     #[test]
     fn ln_gamma_matches_factorials() {
         // Γ(n) = (n-1)!
-        assert!(close(ln_gamma(1.0), 0.0_f64.max(1e-300), 1.0));
+        assert!(ln_gamma(1.0).abs() < 1e-14);
         assert!(close(ln_gamma(5.0), 24.0_f64.ln(), 1e-13));
         assert!(close(ln_gamma(0.5), PI.sqrt().ln(), 1e-13));
-        // scipy.special.gammaln(100.5) = 361.4475298290108
-        assert!(close(ln_gamma(100.5), 361.447_529_829_010_8, 1e-13));
+        // scipy.special.gammaln(100.5) = 361.43554046777757
+        assert!(close(ln_gamma(100.5), 361.435_540_467_777_57, 1e-13));
     }
 
     #[test]
@@ -209,16 +209,16 @@ mod tests {
         assert!(close(normal_sf(1.959_963_984_540_054), 0.025, 1e-10));
         // scipy.stats.norm.sf(-1.0) = 0.8413447460685429
         assert!(close(normal_sf(-1.0), 0.841_344_746_068_542_9, 1e-12));
-        // scipy.stats.norm.sf(8.0) = 6.220960574271785e-16
-        assert!(close(normal_sf(8.0), 6.220_960_574_271_785e-16, 1e-9));
+        // scipy.stats.norm.sf(8.0) = 6.22096057427174e-16
+        assert!(close(normal_sf(8.0), 6.220_960_574_271_74e-16, 1e-9));
     }
 
     #[test]
     fn kolmogorov_tail_is_continuous_across_the_branch() {
         let below = kolmogorov_sf(1.18 - 1e-9);
         let above = kolmogorov_sf(1.18 + 1e-9);
-        assert!((below - above).abs() < 1e-9, "{below} vs {above}");
-        // scipy.stats.kstwobign.sf(1.3580986393225505) = 0.05
-        assert!(close(kolmogorov_sf(1.358_098_639_322_550_5), 0.05, 1e-9));
+        assert!((below - above).abs() < 1e-8, "{below} vs {above}");
+        // scipy.stats.kstwobign.isf(0.05) = 1.3580986393225507
+        assert!(close(kolmogorov_sf(1.358_098_639_322_550_7), 0.05, 1e-9));
     }
 }

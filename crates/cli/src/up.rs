@@ -1,0 +1,299 @@
+//! `mend up`: every service in one process.
+//!
+//! The embedded default shares an in-process bus, a SQLite data log and a SQLite registry in the
+//! data directory; `--nats URL` runs the same services over NATS JetStream (bus, data log, and
+//! the registry's KV + Object Store). Each service is the same library code its own binary runs;
+//! only the adapters differ. The registry and the servers find each other over loopback gRPC,
+//! exactly as separate processes would.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mend_bus::{
+    Bus, DataLog, InProcessBus, InProcessConfig, JetStreamBus, JetStreamConfig, JetStreamDataLog,
+    SqliteDataLog,
+};
+use mend_client::RegistryClient;
+use mend_registry::{JetStreamStore, RegistryDeps, RegistryStore, SqliteStore};
+use mend_runtime::config::Env;
+use mend_runtime::{Health, MendConfig, Metrics, Readiness, Shutdown};
+use tokio::task::JoinSet;
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Run over NATS JetStream at this URL instead of the embedded bus and SQLite.
+    #[arg(long)]
+    nats: Option<String>,
+    /// Data directory of the embedded stores (default: MEND_DATA_DIR or ./mend-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// What the services share in one process.
+struct Shared {
+    bus: Arc<dyn Bus>,
+    data_log: Arc<dyn DataLog>,
+    store: Arc<dyn RegistryStore>,
+}
+
+async fn open_shared(config: &MendConfig) -> Result<Shared> {
+    match &config.nats {
+        Some(nats) => {
+            let jetstream = JetStreamBus::connect(&nats.url, JetStreamConfig::default())
+                .await
+                .with_context(|| format!("failed to connect to NATS at {}", nats.url))?;
+            let store = JetStreamStore::open(
+                jetstream.jetstream(),
+                mend_registry::JetStreamConfig::default(),
+            )
+            .await
+            .context("failed to open the registry buckets on JetStream")?;
+            Ok(Shared {
+                bus: Arc::new(jetstream.clone()),
+                data_log: Arc::new(JetStreamDataLog::new(jetstream)),
+                store: Arc::new(store),
+            })
+        }
+        None => {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!(
+                    "failed to create the data directory {}",
+                    config.data_dir.display()
+                )
+            })?;
+            let data_log =
+                SqliteDataLog::open(&config.data_dir).context("failed to open the data log")?;
+            let store = SqliteStore::open_in_dir(&config.data_dir)
+                .await
+                .context("failed to open the registry store")?;
+            Ok(Shared {
+                bus: Arc::new(InProcessBus::new(InProcessConfig::default())),
+                data_log: Arc::new(data_log),
+                store: Arc::new(store),
+            })
+        }
+    }
+}
+
+pub fn run(args: UpArgs) -> Result<()> {
+    let mut vars: HashMap<String, String> = std::env::vars().collect();
+    if let Some(url) = args.nats {
+        vars.insert(mend_runtime::config::vars::MEND_NATS_URL.to_owned(), url);
+    }
+    if let Some(dir) = args.data_dir {
+        vars.insert(
+            mend_runtime::config::vars::MEND_DATA_DIR.to_owned(),
+            dir.display().to_string(),
+        );
+    }
+    let config = MendConfig::load(Env::from_map(vars)).context("invalid configuration")?;
+    let server_config =
+        mend_server::ServerConfig::from_mend(&config).context("invalid server configuration")?;
+    let ingest_config =
+        mend_ingest::IngestConfig::from_mend(&config).context("invalid ingest configuration")?;
+    let monitor_config =
+        mend_monitor::MonitorConfig::from_mend(&config).context("invalid monitor configuration")?;
+    // Checked here so a bad trainer setting stops start-up before any port is bound.
+    mend_trainer::TrainerConfig::from_mend(&config).context("invalid trainer configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(serve(config, server_config, ingest_config, monitor_config))
+}
+
+async fn serve(
+    config: MendConfig,
+    server_config: mend_server::ServerConfig,
+    ingest_config: mend_ingest::IngestConfig,
+    monitor_config: mend_monitor::MonitorConfig,
+) -> Result<()> {
+    let telemetry =
+        mend_runtime::telemetry::init(&config, "mend").context("failed to start telemetry")?;
+    // Bind everything first: a taken port fails before any service starts.
+    let registry_listener =
+        config.registry_addr.bind().await.with_context(|| {
+            format!("failed to bind MEND_REGISTRY_ADDR {}", config.registry_addr)
+        })?;
+    let server_listener = config
+        .server_addr
+        .bind()
+        .await
+        .with_context(|| format!("failed to bind MEND_SERVER_ADDR {}", config.server_addr))?;
+    let ingest_listener = config
+        .ingest_addr
+        .bind()
+        .await
+        .with_context(|| format!("failed to bind MEND_INGEST_ADDR {}", config.ingest_addr))?;
+    let http_listener = config
+        .http_addr
+        .bind()
+        .await
+        .with_context(|| format!("failed to bind MEND_HTTP_ADDR {}", config.http_addr))?;
+    // The monitor's reports get the port after MEND_HTTP_ADDR (the server's REST and metrics
+    // keep MEND_HTTP_ADDR itself).
+    let monitor_addr = format!(
+        "{}:{}",
+        config.http_addr.host(),
+        config.http_addr.port().saturating_add(1)
+    );
+    let monitor_listener = tokio::net::TcpListener::bind(&monitor_addr)
+        .await
+        .with_context(|| {
+            format!("failed to bind the monitor's HTTP address {monitor_addr} (MEND_HTTP_ADDR + 1)")
+        })?;
+    let shared = open_shared(&config).await?;
+
+    let readiness = Readiness::new();
+    let shutdown = Shutdown::with_readiness(readiness.clone());
+    shutdown
+        .listen_for_signals()
+        .context("failed to install signal handlers")?;
+    let metrics = Metrics::new();
+    let endpoint = mend_runtime::grpc::grpc_client_endpoint(&config.registry_addr, &config.tls)
+        .context("failed to set up the registry client")?;
+    let token = config
+        .registry_token
+        .as_ref()
+        .map(|t| t.expose().to_owned());
+
+    let mut services: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
+    {
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        let deps = RegistryDeps {
+            store: shared.store.clone(),
+            bus: Some(shared.bus.clone()),
+        };
+        services.spawn(async move {
+            (
+                "registry",
+                mend_registry::run(&config, deps, registry_listener, shutdown)
+                    .await
+                    .map_err(Into::into),
+            )
+        });
+    }
+    {
+        let deps = mend_ingest::IngestDeps {
+            schemas: Arc::new(mend_ingest::RegistrySchemaSource::new(
+                RegistryClient::connect_lazy(&endpoint, token.clone()),
+            )),
+            data_log: shared.data_log.clone(),
+            bus: Some(shared.bus.clone()),
+            metrics: metrics.clone(),
+            health: Health::new(),
+        };
+        let shutdown = shutdown.clone();
+        services.spawn(async move {
+            (
+                "ingest",
+                mend_ingest::run(ingest_config, deps, ingest_listener, shutdown)
+                    .await
+                    .map_err(Into::into),
+            )
+        });
+    }
+    {
+        let deps = mend_server::ServerDeps {
+            source: Arc::new(mend_server::RegistryModelSource::connect_lazy(&endpoint)),
+            bus: Some(shared.bus.clone()),
+            data_log: Some(shared.data_log.clone()),
+            metrics: metrics.clone(),
+            health: Health::new(),
+        };
+        let listeners = mend_server::Listeners {
+            grpc: server_listener,
+            http: Some(http_listener),
+        };
+        let shutdown = shutdown.clone();
+        services.spawn(async move {
+            (
+                "server",
+                mend_server::run(server_config, deps, listeners, shutdown)
+                    .await
+                    .map_err(Into::into),
+            )
+        });
+    }
+
+    {
+        let deps = mend_trainer::TrainerDeps {
+            bus: shared.bus.clone(),
+            data_log: shared.data_log.clone(),
+            registry: RegistryClient::connect_lazy(&endpoint, token.clone()),
+            metrics: metrics.clone(),
+        };
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        services.spawn(async move {
+            (
+                "trainer",
+                mend_trainer::run(&config, deps, shutdown)
+                    .await
+                    .map_err(Into::into),
+            )
+        });
+    }
+
+    {
+        let deps = mend_monitor::MonitorDeps {
+            champions: Arc::new(mend_monitor::RegistryChampionSource::new(
+                RegistryClient::connect_lazy(&endpoint, token.clone()),
+            )),
+            data_log: shared.data_log.clone(),
+            bus: Some(shared.bus.clone()),
+            metrics: metrics.clone(),
+        };
+        let shutdown = shutdown.clone();
+        services.spawn(async move {
+            (
+                "monitor",
+                mend_monitor::run(monitor_config, deps, monitor_listener, shutdown)
+                    .await
+                    .map_err(Into::into),
+            )
+        });
+    }
+
+    let mode = match &config.nats {
+        Some(nats) => format!("NATS JetStream at {}", nats.url),
+        None => format!(
+            "embedded (in-process bus, SQLite in {})",
+            config.data_dir.display()
+        ),
+    };
+    println!("mend up: {mode}");
+    println!("  inference (OIP gRPC)  {}", config.server_addr);
+    println!(
+        "  inference (OIP REST), /metrics, /healthz  http://{}",
+        config.http_addr
+    );
+    println!("  registry (gRPC)       {}", config.registry_addr);
+    println!("  ingest (gRPC)         {}", config.ingest_addr);
+    println!("  trainer               drift.detected.* and retrain.requested.* on the bus");
+    println!(
+        "  monitor reports       http://{monitor_addr}/reports/<model>  (mend report MODEL --addr {monitor_addr})"
+    );
+    println!("press Ctrl-C to stop");
+
+    // One service failing stops the others: a half-running loop is worse than a clear stop.
+    let mut failure = None;
+    while let Some(joined) = services.join_next().await {
+        match joined {
+            Ok((name, Ok(()))) => tracing::info!(service = name, "stopped"),
+            Ok((name, Err(error))) => {
+                tracing::error!(service = name, error = %format!("{error:#}"), "service failed");
+                failure.get_or_insert_with(|| anyhow::anyhow!("{name}: {error:#}"));
+                shutdown.trigger();
+            }
+            Err(join) => {
+                failure.get_or_insert_with(|| anyhow::anyhow!("a service task failed: {join}"));
+                shutdown.trigger();
+            }
+        }
+    }
+    telemetry.shutdown().await.ok();
+    failure.map_or(Ok(()), Err)
+}

@@ -1,0 +1,353 @@
+//! The monitor's own settings, read through `mend-runtime`'s config source: each from its
+//! `MEND_MONITOR_*` variable, else the `[monitor]` table of the `MEND_CONFIG` file, else the
+//! default here. Errors name the variable.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use mend_bus::ModelName;
+use mend_core::drift::DriftPolicy;
+use mend_runtime::MendConfig;
+use mend_runtime::config::{ConfigError, ConfigSource, Origin};
+
+/// Models to watch, comma separated (e.g. `churn,fraud`).
+pub const MEND_MONITOR_MODELS: &str = "MEND_MONITOR_MODELS";
+/// Rows per data window.
+pub const MEND_MONITOR_WINDOW_ROWS: &str = "MEND_MONITOR_WINDOW_ROWS";
+/// When set, a data window also closes once it spans this many ms of log time.
+pub const MEND_MONITOR_WINDOW_MS: &str = "MEND_MONITOR_WINDOW_MS";
+/// Labels per performance window.
+pub const MEND_MONITOR_LABEL_WINDOW: &str = "MEND_MONITOR_LABEL_WINDOW";
+/// How often the data log is polled for new entries, in ms.
+pub const MEND_MONITOR_POLL_MS: &str = "MEND_MONITOR_POLL_MS";
+/// How often the champion is re-checked without a promotion event, in ms.
+pub const MEND_MONITOR_CHAMPION_REFRESH_MS: &str = "MEND_MONITOR_CHAMPION_REFRESH_MS";
+/// Reports kept per model; older ones are deleted.
+pub const MEND_MONITOR_REPORTS_KEPT: &str = "MEND_MONITOR_REPORTS_KEPT";
+/// How far live accuracy may fall below the champion's holdout accuracy before it drifts.
+pub const MEND_MONITOR_ACCURACY_TOLERANCE: &str = "MEND_MONITOR_ACCURACY_TOLERANCE";
+/// Drifted features that make a window's data drift (the dataset share rule also applies).
+pub const MEND_MONITOR_MIN_DRIFTED_FEATURES: &str = "MEND_MONITOR_MIN_DRIFTED_FEATURES";
+/// Consecutive windows a feature must drift in before its drift counts (1: every window).
+pub const MEND_MONITOR_CONFIRM_WINDOWS: &str = "MEND_MONITOR_CONFIRM_WINDOWS";
+/// Recent row ids remembered for joining labels.
+pub const MEND_MONITOR_JOIN_ROWS: &str = "MEND_MONITOR_JOIN_ROWS";
+/// A JSON file with the drift policy (Evidently's defaults when unset).
+pub const MEND_MONITOR_POLICY_FILE: &str = "MEND_MONITOR_POLICY_FILE";
+/// This replica's name, which keys its promotion consumer. Default: `HOSTNAME`, else random.
+pub const MEND_MONITOR_INSTANCE: &str = "MEND_MONITOR_INSTANCE";
+
+/// Every variable above, for `--help` texts and docs.
+pub const ALL: &[&str] = &[
+    MEND_MONITOR_MODELS,
+    MEND_MONITOR_WINDOW_ROWS,
+    MEND_MONITOR_WINDOW_MS,
+    MEND_MONITOR_LABEL_WINDOW,
+    MEND_MONITOR_POLL_MS,
+    MEND_MONITOR_CHAMPION_REFRESH_MS,
+    MEND_MONITOR_REPORTS_KEPT,
+    MEND_MONITOR_ACCURACY_TOLERANCE,
+    MEND_MONITOR_MIN_DRIFTED_FEATURES,
+    MEND_MONITOR_CONFIRM_WINDOWS,
+    MEND_MONITOR_JOIN_ROWS,
+    MEND_MONITOR_POLICY_FILE,
+    MEND_MONITOR_INSTANCE,
+];
+
+/// Defaults: windows of 1,000 rows and 500 labels, polled every second, 200 reports kept.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const WINDOW_ROWS: usize = 1_000;
+    pub const LABEL_WINDOW: usize = 500;
+    pub const POLL: Duration = Duration::from_secs(1);
+    pub const CHAMPION_REFRESH: Duration = Duration::from_secs(60);
+    pub const REPORTS_KEPT: usize = 200;
+    pub const ACCURACY_TOLERANCE: f64 = 0.05;
+    pub const MIN_DRIFTED_FEATURES: usize = 1;
+    /// Two windows in a row: at Evidently's thresholds a single 1,000-row window flags a calm
+    /// feature about once in a hundred; twice in a row, about once in ten thousand.
+    pub const CONFIRM_WINDOWS: u32 = 2;
+    pub const JOIN_ROWS: usize = 100_000;
+    /// Entries read per kind per data-log read, so a long backlog is read in bounded pieces.
+    pub const READ_CHUNK: u64 = 5_000;
+}
+
+/// What the monitor needs beyond the shared runtime settings.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    pub models: Vec<ModelName>,
+    pub window_rows: usize,
+    /// Windows by time as well as by rows (whichever comes first); `None`: by rows only.
+    pub window_duration: Option<Duration>,
+    pub label_window: usize,
+    pub poll_interval: Duration,
+    pub champion_refresh: Duration,
+    pub reports_kept: usize,
+    pub accuracy_tolerance: f64,
+    pub min_drifted_features: usize,
+    pub confirm_windows: u32,
+    pub join_rows: usize,
+    pub read_chunk: u64,
+    pub policy: DriftPolicy,
+    /// Reports and the saved positions live here (`MEND_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Names this replica's durable promotion consumer (`mend-monitor-<instance>`).
+    pub instance: String,
+}
+
+impl MonitorConfig {
+    /// Defaults for `models`, storing under `data_dir`.
+    pub fn new(models: Vec<ModelName>, data_dir: impl Into<PathBuf>) -> Self {
+        MonitorConfig {
+            models,
+            window_rows: defaults::WINDOW_ROWS,
+            window_duration: None,
+            label_window: defaults::LABEL_WINDOW,
+            poll_interval: defaults::POLL,
+            champion_refresh: defaults::CHAMPION_REFRESH,
+            reports_kept: defaults::REPORTS_KEPT,
+            accuracy_tolerance: defaults::ACCURACY_TOLERANCE,
+            min_drifted_features: defaults::MIN_DRIFTED_FEATURES,
+            confirm_windows: defaults::CONFIRM_WINDOWS,
+            join_rows: defaults::JOIN_ROWS,
+            read_chunk: defaults::READ_CHUNK,
+            policy: DriftPolicy::default(),
+            data_dir: data_dir.into(),
+            instance: random_instance(),
+        }
+    }
+
+    /// Reads the monitor settings from the same environment and file as `config`.
+    pub fn from_mend(config: &MendConfig) -> Result<MonitorConfig, ConfigError> {
+        MonitorConfig::from_source(config.source(), config.data_dir.clone())
+    }
+
+    /// Reads the monitor settings from an environment and optional file.
+    pub fn from_source(
+        source: &ConfigSource,
+        data_dir: PathBuf,
+    ) -> Result<MonitorConfig, ConfigError> {
+        let mut config = MonitorConfig::new(Vec::new(), data_dir);
+        if let Some(list) = source.parse::<ModelList>(MEND_MONITOR_MODELS, "monitor.models")? {
+            config.models = list.0;
+        }
+        config.window_rows = at_least_one(
+            source,
+            MEND_MONITOR_WINDOW_ROWS,
+            "monitor.window_rows",
+            defaults::WINDOW_ROWS,
+        )?;
+        if let Some(ms) = source.parse::<u64>(MEND_MONITOR_WINDOW_MS, "monitor.window_ms")? {
+            if ms == 0 {
+                return Err(invalid(
+                    source,
+                    MEND_MONITOR_WINDOW_MS,
+                    "monitor.window_ms",
+                    "must be at least 1",
+                ));
+            }
+            config.window_duration = Some(Duration::from_millis(ms));
+        }
+        config.label_window = at_least_one(
+            source,
+            MEND_MONITOR_LABEL_WINDOW,
+            "monitor.label_window",
+            defaults::LABEL_WINDOW,
+        )?;
+        config.poll_interval = Duration::from_millis(at_least_one(
+            source,
+            MEND_MONITOR_POLL_MS,
+            "monitor.poll_ms",
+            defaults::POLL.as_millis() as usize,
+        )? as u64);
+        config.champion_refresh = Duration::from_millis(at_least_one(
+            source,
+            MEND_MONITOR_CHAMPION_REFRESH_MS,
+            "monitor.champion_refresh_ms",
+            defaults::CHAMPION_REFRESH.as_millis() as usize,
+        )? as u64);
+        config.reports_kept = at_least_one(
+            source,
+            MEND_MONITOR_REPORTS_KEPT,
+            "monitor.reports_kept",
+            defaults::REPORTS_KEPT,
+        )?;
+        config.min_drifted_features = at_least_one(
+            source,
+            MEND_MONITOR_MIN_DRIFTED_FEATURES,
+            "monitor.min_drifted_features",
+            defaults::MIN_DRIFTED_FEATURES,
+        )?;
+        config.confirm_windows = at_least_one(
+            source,
+            MEND_MONITOR_CONFIRM_WINDOWS,
+            "monitor.confirm_windows",
+            defaults::CONFIRM_WINDOWS as usize,
+        )?
+        .min(u32::MAX as usize) as u32;
+        config.join_rows = at_least_one(
+            source,
+            MEND_MONITOR_JOIN_ROWS,
+            "monitor.join_rows",
+            defaults::JOIN_ROWS,
+        )?;
+        let tolerance: f64 = source.parse_or(
+            MEND_MONITOR_ACCURACY_TOLERANCE,
+            "monitor.accuracy_tolerance",
+            defaults::ACCURACY_TOLERANCE,
+        )?;
+        if !(0.0..=1.0).contains(&tolerance) {
+            return Err(invalid(
+                source,
+                MEND_MONITOR_ACCURACY_TOLERANCE,
+                "monitor.accuracy_tolerance",
+                "must be between 0 and 1",
+            ));
+        }
+        config.accuracy_tolerance = tolerance;
+        if let Some(path) = source.readable_file(MEND_MONITOR_POLICY_FILE, "monitor.policy_file")? {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            config.policy = DriftPolicy::from_json(&text).map_err(|error| {
+                invalid(
+                    source,
+                    MEND_MONITOR_POLICY_FILE,
+                    "monitor.policy_file",
+                    &error.to_string(),
+                )
+            })?;
+        }
+        config.instance =
+            match source.parse::<Instance>(MEND_MONITOR_INSTANCE, "monitor.instance")? {
+                Some(instance) => instance.0,
+                None => source
+                    .env()
+                    .get("HOSTNAME")
+                    .and_then(|host| Instance::from_str(host).ok())
+                    .map_or_else(random_instance, |instance| instance.0),
+            };
+        Ok(config)
+    }
+}
+
+fn at_least_one(
+    source: &ConfigSource,
+    var: &str,
+    file_key: &str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    let value: usize = source.parse_or(var, file_key, default)?;
+    if value == 0 {
+        return Err(invalid(source, var, file_key, "must be at least 1"));
+    }
+    Ok(value)
+}
+
+fn invalid(source: &ConfigSource, var: &str, file_key: &str, reason: &str) -> ConfigError {
+    let (value, origin) = match source.raw(var, file_key) {
+        Ok(Some(raw)) => (raw.text, raw.origin),
+        _ => (String::new(), Origin::Env),
+    };
+    ConfigError::Invalid {
+        var: var.to_owned(),
+        value,
+        origin,
+        reason: reason.to_owned(),
+    }
+}
+
+/// `churn,fraud`: valid model names, at least one.
+struct ModelList(Vec<ModelName>);
+
+impl FromStr for ModelList {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let models = text
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| ModelName::new(name).map_err(|error| error.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if models.is_empty() {
+            return Err("name at least one model".to_owned());
+        }
+        Ok(ModelList(models))
+    }
+}
+
+/// An instance name that fits a durable consumer name: `[A-Za-z0-9_-]`, at most 30 chars.
+struct Instance(String);
+
+impl FromStr for Instance {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let valid = !text.is_empty()
+            && text.len() <= 30
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if valid {
+            Ok(Instance(text.to_owned()))
+        } else {
+            Err("must be 1 to 30 characters of [A-Za-z0-9_-]".to_owned())
+        }
+    }
+}
+
+fn random_instance() -> String {
+    nuid::next().to_string().chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use mend_runtime::config::Env;
+
+    use super::*;
+
+    fn source(vars: &[(&str, &str)]) -> ConfigSource {
+        ConfigSource::new(vars.iter().copied().collect::<Env>(), None)
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let config =
+            MonitorConfig::from_source(&source(&[("HOSTNAME", "monitor-0")]), PathBuf::from("d"))
+                .unwrap();
+        assert_eq!(config.window_rows, defaults::WINDOW_ROWS);
+        assert_eq!(config.instance, "monitor-0");
+        assert!(config.models.is_empty());
+        let config = MonitorConfig::from_source(
+            &source(&[
+                (MEND_MONITOR_MODELS, "churn, fraud"),
+                (MEND_MONITOR_WINDOW_ROWS, "200"),
+                (MEND_MONITOR_ACCURACY_TOLERANCE, "0.1"),
+            ]),
+            PathBuf::from("d"),
+        )
+        .unwrap();
+        let names: Vec<&str> = config.models.iter().map(ModelName::as_str).collect();
+        assert_eq!(names, ["churn", "fraud"]);
+        assert_eq!(config.window_rows, 200);
+        assert!((config.accuracy_tolerance - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            (MEND_MONITOR_WINDOW_ROWS, "0"),
+            (MEND_MONITOR_WINDOW_MS, "0"),
+            (MEND_MONITOR_MODELS, "bad name!"),
+            (MEND_MONITOR_ACCURACY_TOLERANCE, "2"),
+            (MEND_MONITOR_POLL_MS, "soon"),
+            (MEND_MONITOR_INSTANCE, "a.b"),
+        ] {
+            let error = MonitorConfig::from_source(&source(&[(var, value)]), PathBuf::from("d"))
+                .unwrap_err();
+            assert_eq!(error.var(), var, "{error}");
+        }
+    }
+}

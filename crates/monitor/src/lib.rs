@@ -1,0 +1,41 @@
+//! mend-monitor: the part of mend that notices. Per model it tails the data log (rows,
+//! predictions, labels), summarises windows of rows in bounded memory, compares each with the
+//! champion's reference profile (data and prediction drift, Evidently's rules), joins labels
+//! to their rows to track live performance (rolling accuracy and log-loss against the
+//! holdout, a Page-Hinkley detector on the error stream, a label-free CBPE estimate), and
+//! announces `drift.detected.<model>` and `alert.<model>` once per episode of drift.
+//!
+//! - [`run`] (`run.rs`): the entry point on a caller-bound HTTP listener, with [`MonitorDeps`].
+//! - [`config`]: `MEND_MONITOR_*` settings ([`MonitorConfig`]).
+//! - [`champion`]: where champions come from ([`ChampionSource`]: [`RegistryChampionSource`],
+//!   [`InMemoryChampionSource`]).
+//! - `worker.rs`: one model's loop (poll, read forward by sequence, settle, save).
+//! - [`tracker`]: the pure per-model state machine (windows, joins, verdicts, announcements).
+//! - [`episode`]: once per episode; [`detector`]: Page-Hinkley; [`performance`]: the label
+//!   join, scoring, rolling windows and CBPE.
+//! - [`state`]: the saved position per model, so a restart resumes where it stopped.
+//! - [`reports`]: JSON and HTML reports on disk with retention; `http.rs`: their routes.
+//! - `follow.rs`: promotions and rollbacks wake the model's loop; [`metrics`]: Prometheus.
+
+pub mod champion;
+pub mod config;
+pub mod detector;
+pub mod episode;
+mod follow;
+mod http;
+pub mod metrics;
+pub mod performance;
+pub mod reports;
+mod run;
+pub mod state;
+pub mod tracker;
+mod worker;
+
+pub use champion::{
+    Champion, ChampionError, ChampionSource, InMemoryChampionSource, RegistryChampionSource,
+};
+pub use config::MonitorConfig;
+pub use follow::consumer_name;
+pub use http::reports_router;
+pub use reports::{MonitorReport, ReportStore, ReportSummary};
+pub use run::{MonitorDeps, MonitorServiceError, run};

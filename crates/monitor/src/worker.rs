@@ -1,0 +1,266 @@
+//! One model's loop: find its champion, then poll the data log (`latest_seq`, then read
+//! forward by sequence in bounded chunks), hand the entries to the [`Tracker`] on the
+//! blocking pool, write the reports, publish the announcements and save the position. A
+//! promotion (or the periodic check) that finds a new champion rebuilds the tracker against
+//! it: new reference, fresh episodes, a fresh window. Any failure rebuilds the tracker from
+//! the saved state and tries again on the next tick, so nothing is skipped.
+
+use std::sync::Arc;
+
+use mend_bus::events::{Alert, Severity};
+use mend_bus::{Bus, DataKind, DataLog, DataLogExt, Envelope, ModelName, Window, publish_event};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::champion::{Champion, ChampionSource};
+use crate::config::MonitorConfig;
+use crate::detector::PageHinkleyConfig;
+use crate::metrics::MonitorMetrics;
+use crate::reports::ReportStore;
+use crate::state::StateStore;
+use crate::tracker::{Entry, Outputs, Tracker, TrackerSettings};
+
+/// Everything one model's loop uses.
+#[derive(Debug, Clone)]
+pub(crate) struct Worker {
+    pub model: ModelName,
+    pub config: MonitorConfig,
+    pub champions: Arc<dyn ChampionSource>,
+    pub data_log: Arc<dyn DataLog>,
+    pub bus: Option<Arc<dyn Bus>>,
+    pub states: StateStore,
+    pub reports: ReportStore,
+    pub metrics: MonitorMetrics,
+    /// Woken when a promotion or rollback of this model is announced.
+    pub champion_moved: Arc<Notify>,
+}
+
+/// Why one tick failed (logged; the next tick retries from the saved state).
+#[derive(Debug, thiserror::Error)]
+enum TickError {
+    #[error("data log: {0}")]
+    DataLog(#[from] mend_bus::DataLogError),
+    #[error("bus: {0}")]
+    Bus(#[from] mend_bus::BusError),
+    #[error("reports or state: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the processing task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl Worker {
+    fn settings(&self) -> TrackerSettings {
+        TrackerSettings {
+            window_rows: self.config.window_rows,
+            window_ms: self.config.window_duration.map(|d| d.as_millis() as i64),
+            label_window: self.config.label_window,
+            accuracy_tolerance: self.config.accuracy_tolerance,
+            min_drifted_features: self.config.min_drifted_features,
+            confirm_windows: self.config.confirm_windows,
+            join_rows: self.config.join_rows,
+            policy: self.config.policy.clone(),
+            detector: PageHinkleyConfig::default(),
+            summary: Default::default(),
+        }
+    }
+
+    /// Runs until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut tracker: Option<Tracker> = None;
+        let mut champion_checked: Option<Instant> = None;
+        let mut check_champion = true;
+        loop {
+            let due =
+                champion_checked.is_none_or(|at| at.elapsed() >= self.config.champion_refresh);
+            if check_champion || due {
+                champion_checked = Some(Instant::now());
+                tracker = self.follow_champion(tracker).await;
+            }
+            check_champion = false;
+            if let Some(current) = tracker.take() {
+                match self.tick(current).await {
+                    Ok(current) => tracker = Some(current),
+                    Err(error) => {
+                        // The tracker is dropped: the next round rebuilds it from the saved
+                        // state and reads again from there.
+                        tracing::warn!(model = %self.model, %error, "monitor tick failed; resuming from the saved position");
+                        champion_checked = None;
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = self.champion_moved.notified() => check_champion = true,
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Asks for the champion; keeps the tracker when it is unchanged, else builds one for the
+    /// new champion (from the saved state, whose episodes end if they belonged to another).
+    async fn follow_champion(&self, tracker: Option<Tracker>) -> Option<Tracker> {
+        let champion = match self.champions.champion(&self.model).await {
+            Ok(Some(champion)) => champion,
+            Ok(None) => {
+                tracing::debug!(model = %self.model, "no champion yet; waiting");
+                return tracker;
+            }
+            Err(error) => {
+                tracing::warn!(model = %self.model, %error, "cannot fetch the champion; keeping the current one");
+                return tracker;
+            }
+        };
+        if let Some(tracker) = tracker
+            && tracker.champion_version() == champion.version
+        {
+            return Some(tracker);
+        }
+        Some(self.build(champion).await)
+    }
+
+    async fn build(&self, champion: Champion) -> Tracker {
+        let mut state = self.states.load(&self.model).await;
+        let switched = state
+            .champion_version
+            .is_some_and(|version| version != champion.version);
+        if switched {
+            // A new champion: its reference applies from here on, to fresh windows.
+            let latest = self.latest_seq().await.unwrap_or(None);
+            if let Some(latest) = latest {
+                state.resume_seq = state.resume_seq.max(latest + 1);
+            }
+            tracing::info!(model = %self.model, version = champion.version, resume_seq = state.resume_seq, "new champion: switching the reference and starting a fresh episode");
+        }
+        let tracker = Tracker::new(self.model.clone(), self.settings(), champion, state);
+        if let Err(error) = self.states.save(&self.model, &tracker.state).await {
+            tracing::warn!(model = %self.model, %error, "cannot save the monitor state");
+        }
+        tracker
+    }
+
+    async fn latest_seq(&self) -> Result<Option<u64>, mend_bus::DataLogError> {
+        let mut latest = None;
+        for kind in DataKind::ALL {
+            if let Some(seq) = self.data_log.latest_seq(&self.model, kind).await? {
+                latest = Some(latest.map_or(seq, |l: u64| l.max(seq)));
+            }
+        }
+        Ok(latest)
+    }
+
+    /// Reads what is new (in bounded chunks) and processes it. On error the tracker is
+    /// dropped.
+    async fn tick(&self, mut tracker: Tracker) -> Result<Tracker, TickError> {
+        loop {
+            let latest = match self.latest_seq().await {
+                Ok(Some(latest)) => latest,
+                Ok(None) => return Ok(tracker),
+                Err(error) => return Err(error.into()),
+            };
+            let from = tracker.next_seq();
+            if latest < from {
+                return Ok(tracker);
+            }
+            let to = latest.min(from.saturating_add(self.config.read_chunk - 1));
+            let entries = self.read(from, to).await?;
+            let (returned, outputs) = tokio::task::spawn_blocking(move || {
+                let outputs = tracker.process(entries, to);
+                (tracker, outputs)
+            })
+            .await?;
+            tracker = returned;
+            self.settle(&tracker, outputs).await?;
+            if to == latest {
+                return Ok(tracker);
+            }
+        }
+    }
+
+    async fn read(&self, from: u64, to: u64) -> Result<Vec<Entry>, TickError> {
+        let window = Window::sequence(from, Some(to));
+        let mut entries: Vec<Entry> = Vec::new();
+        for logged in self.data_log.read_rows(&self.model, &window).await? {
+            entries.push(Entry::Row {
+                seq: logged.seq,
+                ms: logged.appended_ms,
+                row: logged.record,
+            });
+        }
+        for logged in self.data_log.read_predictions(&self.model, &window).await? {
+            entries.push(Entry::Prediction {
+                seq: logged.seq,
+                ms: logged.appended_ms,
+                prediction: logged.record,
+            });
+        }
+        for logged in self.data_log.read_labels(&self.model, &window).await? {
+            entries.push(Entry::Label {
+                seq: logged.seq,
+                label: logged.record,
+            });
+        }
+        entries.sort_by_key(Entry::seq);
+        Ok(entries)
+    }
+
+    /// Writes reports, publishes announcements (each with a fixed id, so a retry after a
+    /// crash is stored once), then saves the position: at least once, never skipped.
+    async fn settle(&self, tracker: &Tracker, outputs: Outputs) -> Result<(), TickError> {
+        let model = self.model.as_str();
+        for (report, page) in &outputs.reports {
+            self.reports.write(report, page).await?;
+            self.metrics.window(model, report);
+            tracing::info!(model, report_id = %report.id, data_drift = report.data_drift, prediction_drift = report.prediction_drift, drift_share = report.drift.drift_share, "window compared");
+        }
+        if let Some(accuracy) = outputs.accuracy {
+            self.metrics.accuracy(model, accuracy);
+        }
+        for announcement in outputs.announcements {
+            let kind = kind_name(announcement.event.kind);
+            tracing::info!(model, kind, event_id = %announcement.id, features = ?announcement.event.features.iter().map(|f| f.feature.as_str()).collect::<Vec<_>>(), "drift detected");
+            if let Some(bus) = &self.bus {
+                let text = alert_text(model, &announcement.event);
+                let mut envelope = Envelope::new(self.model.clone(), announcement.event);
+                envelope.id = announcement.id.clone();
+                publish_event(bus.as_ref(), &envelope).await?;
+                let mut alert = Envelope::new(
+                    self.model.clone(),
+                    Alert {
+                        severity: Severity::Warning,
+                        text,
+                        source: Some("monitor".to_owned()),
+                        related_event_id: Some(announcement.id.clone()),
+                    },
+                );
+                alert.id = format!("{}-alert", announcement.id);
+                publish_event(bus.as_ref(), &alert).await?;
+            }
+            self.metrics.event(model, kind);
+        }
+        self.states.save(&self.model, &tracker.state).await?;
+        Ok(())
+    }
+}
+
+fn kind_name(kind: mend_bus::events::DriftKind) -> &'static str {
+    match kind {
+        mend_bus::events::DriftKind::Data => "data",
+        mend_bus::events::DriftKind::Prediction => "prediction",
+        mend_bus::events::DriftKind::Performance => "performance",
+    }
+}
+
+fn alert_text(model: &str, event: &mend_bus::events::DriftDetected) -> String {
+    let names: Vec<&str> = event.features.iter().map(|f| f.feature.as_str()).collect();
+    let report = event
+        .report_id
+        .as_deref()
+        .map(|id| format!("; report {id}"))
+        .unwrap_or_default();
+    format!(
+        "{} drift on model {model}: {}{report}",
+        kind_name(event.kind),
+        names.join(", ")
+    )
+}

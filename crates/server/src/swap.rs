@@ -1,0 +1,142 @@
+//! Hot swap: two ways the server learns that a champion moved, both ending in
+//! [`ModelStore::reconcile`], which asks the source (the truth) and swaps atomically.
+//!
+//! - Events: a durable consumer of `model.promoted.*` and `model.rolled_back.*`. Events are
+//!   notifications only; the handler does not trust the version in them beyond skipping a
+//!   swap that already happened.
+//! - A reconcile loop on an interval, so a missed event cannot leave a model stale. While the
+//!   server is not ready yet (source down at start) it retries faster.
+//!
+//! The consumer is durable and named per replica (`mend-server-<instance>`): the bus offers
+//! durable consumers only, and a name shared by replicas would split the events between them
+//! like a work queue, leaving every replica but one stale until its next reconcile.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mend_bus::events::Event;
+use mend_bus::{
+    Bus, BusError, ConsumerSpec, Envelope, EventSubscription, HandlerError, SubjectKind,
+    run_event_loop,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::model::ModelStore;
+use crate::source::SourceError;
+
+/// The first retry while nothing is loaded; doubles up to the reconcile interval.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+
+/// The durable consumer name of one replica.
+pub fn consumer_name(instance: &str) -> String {
+    format!("mend-server-{instance}")
+}
+
+/// Reconciles every served model now: discovers new models (when not configured), then
+/// swaps each one whose champion moved. Failures are logged; the current models keep serving.
+pub async fn reconcile_all(store: &ModelStore) {
+    if store.discovers()
+        && let Err(error) = store.discover().await
+    {
+        tracing::warn!(%error, "could not list models; keeping the ones served");
+    }
+    for entry in store.entries() {
+        match store.reconcile(&entry).await {
+            Ok(Some(version)) => {
+                tracing::debug!(model = %entry.name, version, "reconciled to a new champion");
+            }
+            Ok(None) => {}
+            Err(SourceError::NotFound(reason)) => {
+                tracing::debug!(model = %entry.name, %reason, "no champion to serve yet");
+            }
+            Err(error) => {
+                tracing::warn!(model = %entry.name, %error, "reconcile failed; still serving what is loaded");
+            }
+        }
+    }
+}
+
+/// Reconciles on `interval` until `shutdown` (faster, with backoff, until ready).
+pub async fn reconcile_loop(
+    store: Arc<ModelStore>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut retry = FIRST_RETRY;
+    loop {
+        reconcile_all(&store).await;
+        let wait = if store.is_ready() {
+            retry = FIRST_RETRY;
+            interval
+        } else {
+            let wait = retry.min(interval);
+            retry = (retry * 2).min(interval);
+            wait
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Follows promotions and rollbacks on the bus until `shutdown`.
+pub async fn follow_events(
+    bus: Arc<dyn Bus>,
+    store: Arc<ModelStore>,
+    durable: String,
+    shutdown: CancellationToken,
+) -> Result<(), BusError> {
+    let spec = ConsumerSpec::new(
+        durable,
+        [
+            SubjectKind::ModelPromoted.all_models(),
+            SubjectKind::ModelRolledBack.all_models(),
+        ],
+    )
+    .ack_wait(Duration::from_secs(30))
+    .max_deliver(Some(3))
+    .batch(16);
+    let subscription = EventSubscription::subscribe(bus, spec).await?;
+    tracing::info!("following model promotions and rollbacks");
+    run_event_loop(
+        subscription,
+        shutdown,
+        move |envelope: Envelope, _delivered: u64| {
+            let store = Arc::clone(&store);
+            async move {
+                on_event(&store, &envelope).await;
+                Ok::<(), HandlerError>(())
+            }
+        },
+    )
+    .await;
+    Ok(())
+}
+
+/// Swaps if the event names a version other than the one served. Never fails the event: if
+/// the source is down now, the reconcile loop catches up later.
+async fn on_event(store: &ModelStore, envelope: &Envelope) {
+    let announced = match &envelope.event {
+        Event::ModelPromoted(promoted) => promoted.version,
+        Event::ModelRolledBack(rolled_back) => rolled_back.to_version,
+        _ => return,
+    };
+    let Some(entry) = store.ensure(envelope.model.as_str()) else {
+        return;
+    };
+    if entry
+        .champion()
+        .is_some_and(|champion| champion.version == announced)
+    {
+        return;
+    }
+    match store.reconcile(&entry).await {
+        Ok(swapped) => {
+            tracing::debug!(model = %entry.name, announced, ?swapped, event_id = %envelope.id, "handled champion event");
+        }
+        Err(error) => {
+            tracing::warn!(model = %entry.name, announced, %error, "could not swap on event; the reconcile loop will retry");
+        }
+    }
+}

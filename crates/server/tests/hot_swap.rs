@@ -1,0 +1,315 @@
+//! Hot swap: promotions and rollbacks under load fail no request, and every response comes
+//! from a version that was champion while the request ran; a registry outage keeps the
+//! current champion serving; the reconcile loop catches a missed event.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Rows, Setup, answer, start, train, variant};
+use mend_bus::events::{ModelPromoted, ModelRolledBack};
+use mend_bus::{
+    Bus, Envelope, InProcessBus, JetStreamBus, JetStreamConfig, ModelName, publish_event,
+};
+use mend_server::{InMemoryModelSource, ServerConfig};
+
+const PROMOTIONS: u64 = 50;
+const CLIENTS: usize = 16;
+
+async fn announce_promotion(bus: &dyn Bus, model: &str, version: u64) {
+    let event = ModelPromoted {
+        version,
+        previous: version.checked_sub(1),
+        reason: "test".into(),
+        metrics: Default::default(),
+        trigger_event_id: None,
+    };
+    publish_event(bus, &Envelope::new(ModelName::new(model).unwrap(), event))
+        .await
+        .unwrap();
+}
+
+/// One answered request: when it ran and who answered.
+struct Observation {
+    started: Instant,
+    finished: Instant,
+    version: u64,
+    probabilities: Vec<f32>,
+}
+
+async fn promotions_under_load(bus: Arc<dyn Bus>) {
+    let source = Arc::new(InMemoryModelSource::new());
+    let mut trained = train(5, 1, 2, 31);
+    // Version k shifts the intercept by k/10, so each version answers differently.
+    let mut expected = vec![Vec::new()];
+    source.promote("churn", variant(&trained.artifact, 0.1));
+    let rows = Rows::draw(&mut trained.generator, 4, 7);
+    let probe = rows.per_feature("churn", false);
+    let mut setup = Setup::new(Arc::clone(&source));
+    setup.bus = Some(Arc::clone(&bus));
+    let server = start(setup).await;
+    server.wait_for_champion(&probe, 1).await;
+
+    let expect = |k: u64| {
+        let bytes = variant(&trained.artifact, k as f64 / 10.0);
+        let artifact = mend_core::Artifact::from_bytes(&bytes).unwrap();
+        let proba = artifact.predict_proba(&rows.frame()).unwrap();
+        proba.iter().map(|&p| p as f32).collect::<Vec<f32>>()
+    };
+    expected.push(expect(1));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut client = server.client().await;
+        let probe = probe.clone();
+        let stop = Arc::clone(&stop);
+        clients.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let result = client.model_infer(probe.clone()).await;
+                let finished = Instant::now();
+                match result {
+                    Ok(response) => {
+                        let got = answer(response.get_ref());
+                        seen.push(Observation {
+                            started,
+                            finished,
+                            version: got.version.parse().unwrap(),
+                            probabilities: got.probabilities,
+                        });
+                    }
+                    Err(status) => failures.push(status),
+                }
+            }
+            (seen, failures)
+        }));
+    }
+
+    // Promotion k starts when the source moves and is confirmed once a response shows it.
+    let mut promoted_at = vec![None, None];
+    let mut confirmed_at = vec![None, Some(Instant::now())];
+    let mut checker = server.client().await;
+    for k in 2..=PROMOTIONS + 1 {
+        expected.push(expect(k));
+        promoted_at.push(Some(Instant::now()));
+        let version = source.promote("churn", variant(&trained.artifact, k as f64 / 10.0));
+        assert_eq!(version, k);
+        announce_promotion(bus.as_ref(), "churn", version).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let response = checker.model_infer(probe.clone()).await.unwrap();
+            if response.get_ref().model_version == version.to_string() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "promotion to {version} not served in time"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        confirmed_at.push(Some(Instant::now()));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+
+    let mut answered = 0;
+    let mut versions_seen = std::collections::BTreeSet::new();
+    for client in clients {
+        let (seen, failures) = client.await.unwrap();
+        assert!(
+            failures.is_empty(),
+            "failed requests during promotions: {failures:?}"
+        );
+        for observation in seen {
+            let v = observation.version as usize;
+            assert!(
+                (1..=PROMOTIONS as usize + 1).contains(&v),
+                "unknown version {v}"
+            );
+            // Not served before it was promoted at the source...
+            if let Some(promoted) = promoted_at[v] {
+                assert!(
+                    observation.finished >= promoted,
+                    "version {v} answered before its promotion"
+                );
+            }
+            // ...nor by a request that started after the next version was confirmed.
+            if let Some(Some(next_confirmed)) = confirmed_at.get(v + 1) {
+                assert!(
+                    observation.started <= *next_confirmed,
+                    "version {v} answered after {} was champion",
+                    v + 1
+                );
+            }
+            // And the answer really is that version's.
+            assert_eq!(
+                observation.probabilities, expected[v],
+                "version {v} answered with another model"
+            );
+            versions_seen.insert(v);
+            answered += 1;
+        }
+    }
+    assert!(answered > CLIENTS * 10, "only {answered} requests answered");
+    assert!(
+        versions_seen.len() > PROMOTIONS as usize / 2,
+        "saw {versions_seen:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_promotions_under_sixteen_clients_fail_nothing() {
+    promotions_under_load(Arc::new(InProcessBus::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotions_arrive_over_jetstream_too() {
+    let nats = tokio::task::spawn_blocking(mend_testkit::NatsServer::start)
+        .await
+        .unwrap()
+        .expect("nats-server starts");
+    let bus = JetStreamBus::connect(&nats.url(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    let source = Arc::new(InMemoryModelSource::new());
+    let trained = train(3, 0, 2, 32);
+    source.promote("fraud", trained.bytes.clone());
+    let probe = Rows {
+        numeric: vec![vec![0.5]; 3],
+        categorical: vec![],
+    }
+    .matrix("fraud", false, false);
+    let mut setup = Setup::new(Arc::clone(&source));
+    setup.bus = Some(Arc::new(bus.clone()));
+    let server = start(setup).await;
+    server.wait_for_champion(&probe, 1).await;
+    for k in 2..=4 {
+        let version = source.promote("fraud", variant(&trained.artifact, k as f64));
+        announce_promotion(&bus, "fraud", version).await;
+        server.wait_for_champion(&probe, version).await;
+    }
+    server.stop().await;
+    drop(nats);
+}
+
+#[tokio::test]
+async fn a_rollback_swaps_back_without_a_download() {
+    let source = Arc::new(InMemoryModelSource::new());
+    let trained = train(3, 0, 2, 33);
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::default());
+    source.promote("m", trained.bytes.clone());
+    let probe = Rows {
+        numeric: vec![vec![0.5]; 3],
+        categorical: vec![],
+    }
+    .matrix("m", false, false);
+    let mut setup = Setup::new(Arc::clone(&source));
+    setup.bus = Some(Arc::clone(&bus));
+    let server = start(setup).await;
+    server.wait_for_champion(&probe, 1).await;
+    source.promote("m", variant(&trained.artifact, 1.0));
+    announce_promotion(bus.as_ref(), "m", 2).await;
+    server.wait_for_champion(&probe, 2).await;
+    let fetches = source.artifact_fetches();
+
+    source.set_champion("m", 1);
+    let rollback = ModelRolledBack {
+        from_version: 2,
+        to_version: 1,
+        reason: "worse live accuracy".into(),
+        metrics: Default::default(),
+    };
+    publish_event(
+        bus.as_ref(),
+        &Envelope::new(ModelName::new("m").unwrap(), rollback),
+    )
+    .await
+    .unwrap();
+    server.wait_for_champion(&probe, 1).await;
+    assert_eq!(
+        source.artifact_fetches(),
+        fetches,
+        "version 1 came from the cache"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_registry_outage_keeps_the_champion_serving_and_reconcile_catches_up() {
+    let source = Arc::new(InMemoryModelSource::new());
+    let trained = train(3, 0, 2, 34);
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::default());
+    source.promote("m", trained.bytes.clone());
+    let probe = Rows {
+        numeric: vec![vec![0.5]; 3],
+        categorical: vec![],
+    }
+    .matrix("m", false, false);
+    let mut setup = Setup::new(Arc::clone(&source));
+    setup.bus = Some(Arc::clone(&bus));
+    setup.config = ServerConfig {
+        reconcile_interval: Duration::from_millis(200),
+        sample_rate: 0.0,
+        ..ServerConfig::default()
+    };
+    let server = start(setup).await;
+    server.wait_for_champion(&probe, 1).await;
+    let mut client = server.client().await;
+
+    // The registry goes down; a promotion is announced but cannot be fetched.
+    source.set_available(false);
+    source.promote("m", variant(&trained.artifact, 1.0));
+    announce_promotion(bus.as_ref(), "m", 2).await;
+    for _ in 0..20 {
+        let response = client.model_infer(probe.clone()).await.unwrap();
+        assert_eq!(response.get_ref().model_version, "1");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Back up: the reconcile loop swaps without another event.
+    source.set_available(true);
+    server.wait_for_champion(&probe, 2).await;
+    let text = server.metrics.encode().unwrap();
+    assert!(
+        text.contains("mend_model_champion_version{model=\"m\"} 2"),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_bus_the_reconcile_loop_follows_the_champion() {
+    let source = Arc::new(InMemoryModelSource::new());
+    let trained = train(3, 0, 2, 35);
+    source.promote("m", trained.bytes.clone());
+    let probe = Rows {
+        numeric: vec![vec![0.5]; 3],
+        categorical: vec![],
+    }
+    .matrix("m", false, false);
+    let mut setup = Setup::new(Arc::clone(&source));
+    setup.config = ServerConfig {
+        reconcile_interval: Duration::from_millis(100),
+        sample_rate: 0.0,
+        ..ServerConfig::default()
+    };
+    let server = start(setup).await;
+    server.wait_for_champion(&probe, 1).await;
+    source.promote("m", variant(&trained.artifact, 1.0));
+    server.wait_for_champion(&probe, 2).await;
+    // A model registered later is discovered too.
+    source.promote("late", trained.bytes.clone());
+    let late = Rows {
+        numeric: vec![vec![0.5]; 3],
+        categorical: vec![],
+    }
+    .matrix("late", false, false);
+    server.wait_for_champion(&late, 1).await;
+    server.stop().await;
+}

@@ -1,0 +1,211 @@
+//! The prediction log: sampled rows reach the data log with their ids, inputs and outputs;
+//! the rate is honoured; a stuck data log drops samples but never slows inference.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use common::{Rows, Setup, eventually, start, tensor, train};
+use mend_bus::{
+    DataKind, DataLog, DataLogError, DataLogExt, ModelName, RawEntry, SqliteDataLog, Window,
+};
+use mend_core::record::Value;
+use mend_proto::inference::InferTensorContents;
+use mend_server::{InMemoryModelSource, ServerConfig};
+
+fn config(sample_rate: f64, log_queue: usize) -> ServerConfig {
+    ServerConfig {
+        sample_rate,
+        log_queue,
+        reconcile_interval: Duration::from_secs(30),
+        ..ServerConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn sampled_rows_reach_the_data_log_with_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_log = Arc::new(SqliteDataLog::open(dir.path()).unwrap());
+    let source = Arc::new(InMemoryModelSource::new());
+    let mut trained = train(2, 1, 2, 51);
+    source.promote("churn", trained.bytes.clone());
+    let mut setup = Setup::new(Arc::clone(&source));
+    setup.data_log = Some(data_log.clone());
+    setup.config = config(1.0, 64);
+    let server = start(setup).await;
+    let mut client = server.client().await;
+    let rows = Rows::draw(&mut trained.generator, 3, 8);
+    server
+        .wait_for_champion(&rows.per_feature("churn", false), 1)
+        .await;
+    let model = ModelName::new("churn").unwrap();
+    let before = data_log
+        .read_predictions(&model, &Window::last(10_000))
+        .await
+        .unwrap()
+        .len();
+
+    let mut request = rows.per_feature("churn", true);
+    request.id = "req-1".into();
+    let response = client.model_infer(request).await.unwrap();
+    let got = common::answer(response.get_ref());
+    let mut named = rows.per_feature("churn", false);
+    named.inputs.push(tensor(
+        "row_id",
+        "BYTES",
+        vec![3],
+        Some(InferTensorContents {
+            bytes_contents: vec![Bytes::from("a"), Bytes::from("b"), Bytes::from("c")],
+            ..Default::default()
+        }),
+    ));
+    client.model_infer(named).await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logged = loop {
+        let logged = data_log
+            .read_predictions(&model, &Window::last(10_000))
+            .await
+            .unwrap();
+        if logged.len() >= before + 6 {
+            break logged;
+        }
+        assert!(Instant::now() < deadline, "samples did not arrive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let records: Vec<_> = logged[before..].iter().map(|l| l.record.clone()).collect();
+    let ids: Vec<&str> = records.iter().map(|r| r.row_id.as_str()).collect();
+    assert_eq!(ids, vec!["req-1/0", "req-1/1", "req-1/2", "a", "b", "c"]);
+    let first = &records[0];
+    assert_eq!(first.model_version, 1);
+    assert_eq!(first.probabilities, got.probabilities[..2].to_vec());
+    assert_eq!(first.label, got.labels[0]);
+    assert_eq!(first.values["x0"], Value::Number(rows.numeric[0][0]));
+    assert_eq!(
+        first.values["c0"],
+        Value::Text(rows.categorical[0][0].clone())
+    );
+    let text = server.metrics.encode().unwrap();
+    assert!(
+        text.contains("mend_prediction_log_samples_total{model=\"churn\"}"),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_sample_rate_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_log = Arc::new(SqliteDataLog::open(dir.path()).unwrap());
+    let source = Arc::new(InMemoryModelSource::new());
+    let mut trained = train(2, 0, 2, 52);
+    source.promote("m", trained.bytes.clone());
+    let mut setup = Setup::new(Arc::clone(&source));
+    setup.data_log = Some(data_log.clone());
+    setup.config = config(0.25, 64);
+    let server = start(setup).await;
+    let mut client = server.client().await;
+    let rows = Rows::draw(&mut trained.generator, 10, 9);
+    // Readiness probes are served rows too; count from a clean slate after them.
+    server
+        .wait_for_champion(&rows.matrix("m", false, false), 1)
+        .await;
+    let model = ModelName::new("m").unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = data_log
+        .read_predictions(&model, &Window::last(100_000))
+        .await
+        .unwrap()
+        .len();
+    for _ in 0..20 {
+        client
+            .model_infer(rows.matrix("m", true, false))
+            .await
+            .unwrap();
+    }
+    // 200 rows at one in four: exactly 50 more.
+    eventually(|| {
+        let data_log = data_log.clone();
+        let model = model.clone();
+        async move {
+            data_log
+                .read_predictions(&model, &Window::last(100_000))
+                .await
+                .unwrap()
+                .len()
+                == before + 50
+        }
+    })
+    .await;
+    server.stop().await;
+}
+
+/// A data log that never finishes an append, like a bus that hangs.
+#[derive(Debug)]
+struct StuckLog;
+
+#[async_trait]
+impl DataLog for StuckLog {
+    async fn append_raw(
+        &self,
+        _: &ModelName,
+        _: DataKind,
+        _: Vec<Bytes>,
+    ) -> Result<Vec<u64>, DataLogError> {
+        std::future::pending().await
+    }
+    async fn read_raw(
+        &self,
+        _: &ModelName,
+        _: DataKind,
+        _: &Window,
+    ) -> Result<Vec<RawEntry>, DataLogError> {
+        Ok(Vec::new())
+    }
+    async fn latest_seq(&self, _: &ModelName, _: DataKind) -> Result<Option<u64>, DataLogError> {
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn a_stuck_data_log_drops_samples_and_never_slows_inference() {
+    let source = Arc::new(InMemoryModelSource::new());
+    let mut trained = train(2, 0, 2, 53);
+    source.promote("m", trained.bytes.clone());
+    let mut setup = Setup::new(Arc::clone(&source));
+    setup.data_log = Some(Arc::new(StuckLog));
+    setup.config = config(1.0, 2);
+    let server = start(setup).await;
+    let mut client = server.client().await;
+    let rows = Rows::draw(&mut trained.generator, 5, 10);
+    server
+        .wait_for_champion(&rows.matrix("m", false, false), 1)
+        .await;
+    let started = Instant::now();
+    for _ in 0..200 {
+        client
+            .model_infer(rows.matrix("m", false, false))
+            .await
+            .unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "inference waited for the log"
+    );
+    let text = server.metrics.encode().unwrap();
+    let dropped: f64 = text
+        .lines()
+        .find(|l| l.starts_with("mend_prediction_log_dropped_total{model=\"m\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    // At most a few batches fit in the queue or the stuck append; the rest are dropped.
+    assert!(dropped >= 5.0 * 195.0, "dropped {dropped}\n{text}");
+    // Shutdown is not held up by the stuck writer beyond the caller's grace.
+    server.shutdown.trigger();
+    let _ = tokio::time::timeout(Duration::from_millis(500), server.task).await;
+}

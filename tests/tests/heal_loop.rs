@@ -1,0 +1,403 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The heal loop across services, over a real `nats-server -js`: rows and labels of a changed
+//! world go in through ingest, a user forces a retrain with a raw JSON publish (as with the
+//! `nats` CLI), the trainer retrains and the registry promotes, and the inference server answers
+//! with the new version, whose accuracy on the new world has recovered.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mend_bus::{Bus, DataLog, JetStreamBus, JetStreamConfig, JetStreamDataLog};
+use mend_client::RegistryClient;
+use mend_core::synthetic::{Generator, Regime, Sample, SyntheticSpec};
+use mend_core::{Frame, Schema, SchemaOverride, TrainSettings};
+use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use mend_proto::inference::model_infer_request::InferInputTensor;
+use mend_proto::inference::{InferTensorContents, ModelInferRequest};
+use mend_proto::ingest::v1 as ingest_pb;
+use mend_proto::registry::v1 as registry_pb;
+use mend_runtime::{Health, MendConfig, Metrics, Shutdown};
+use mend_testkit::NatsServer;
+use tokio::net::TcpListener;
+use tonic::transport::{Channel, Endpoint};
+
+const MODEL: &str = "churn";
+
+async fn listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    (l, addr)
+}
+
+/// One OIP request with a tensor per feature; returns (model_version, predicted labels).
+async fn infer(
+    client: &mut GrpcInferenceServiceClient<Channel>,
+    g: &Generator,
+    sample: &Sample,
+) -> (String, Vec<String>) {
+    let names = g.feature_names();
+    let n = sample.labels.len();
+    let d = sample.numeric.ncols();
+    let mut inputs = Vec::new();
+    for (j, name) in names.iter().enumerate() {
+        let contents = if j < d {
+            InferTensorContents {
+                fp64_contents: sample.numeric.column(j).to_vec(),
+                ..Default::default()
+            }
+        } else {
+            InferTensorContents {
+                bytes_contents: sample.categorical[j - d]
+                    .iter()
+                    .map(|s| Bytes::from(s.clone()))
+                    .collect(),
+                ..Default::default()
+            }
+        };
+        inputs.push(InferInputTensor {
+            name: name.clone(),
+            datatype: if j < d { "FP64" } else { "BYTES" }.into(),
+            shape: vec![n as i64],
+            contents: Some(contents),
+            ..Default::default()
+        });
+    }
+    let request = ModelInferRequest {
+        model_name: MODEL.into(),
+        id: "e2e".into(),
+        inputs,
+        ..Default::default()
+    };
+    let response = client.model_infer(request).await.unwrap().into_inner();
+    let labels = response
+        .outputs
+        .iter()
+        .find(|o| o.name == "label")
+        .and_then(|o| o.contents.as_ref())
+        .map(|c| {
+            c.bytes_contents
+                .iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    (response.model_version, labels)
+}
+
+fn accuracy(g: &Generator, sample: &Sample, predicted: &[String]) -> f64 {
+    let classes = g.class_names();
+    let right = sample
+        .labels
+        .iter()
+        .zip(predicted)
+        .filter(|(t, p)| classes[**t] == **p)
+        .count();
+    right as f64 / sample.labels.len() as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forced_retrain_heals_a_flipped_concept_across_services() {
+    let nats = tokio::task::spawn_blocking(NatsServer::start)
+        .await
+        .unwrap()
+        .expect("nats-server starts");
+    let jetstream = JetStreamBus::connect(&nats.url(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(jetstream.clone());
+    let data_log: Arc<dyn DataLog> = Arc::new(JetStreamDataLog::new(jetstream.clone()));
+    let store = mend_registry::JetStreamStore::open(
+        jetstream.jetstream(),
+        mend_registry::JetStreamConfig::default(),
+    )
+    .await
+    .unwrap();
+
+    let (registry_l, registry_addr) = listener().await;
+    let (server_l, server_addr) = listener().await;
+    let (ingest_l, ingest_addr) = listener().await;
+    let vars: HashMap<String, String> = [
+        ("MEND_NATS_URL", nats.url()),
+        ("MEND_REGISTRY_ADDR", registry_addr.clone()),
+        ("MEND_TRAINER_MIN_ROWS", "500".into()),
+        ("MEND_TRAINER_DEBOUNCE_MS", "100".into()),
+        ("MEND_TRAINER_COOLDOWN_MS", "100".into()),
+        ("MEND_SERVER_RECONCILE_MS", "1000".into()),
+        ("MEND_SERVER_MODELS", MODEL.into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = MendConfig::from_map(&vars).unwrap();
+    let shutdown = Shutdown::new();
+    let endpoint = Endpoint::from_shared(format!("http://{registry_addr}")).unwrap();
+    let registry = RegistryClient::connect_lazy(&endpoint, None);
+
+    let mut tasks = Vec::new();
+    {
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        let deps = mend_registry::RegistryDeps {
+            store: Arc::new(store),
+            bus: Some(bus.clone()),
+        };
+        tasks.push(tokio::spawn(async move {
+            mend_registry::run(&config, deps, registry_l, shutdown)
+                .await
+                .unwrap()
+        }));
+    }
+    {
+        let deps = mend_server::ServerDeps {
+            source: Arc::new(mend_server::RegistryModelSource::connect_lazy(&endpoint)),
+            bus: Some(bus.clone()),
+            data_log: None,
+            metrics: Metrics::new(),
+            health: Health::new(),
+        };
+        let server_config = mend_server::ServerConfig::from_mend(&config).unwrap();
+        let listeners = mend_server::Listeners {
+            grpc: server_l,
+            http: None,
+        };
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            mend_server::run(server_config, deps, listeners, shutdown)
+                .await
+                .unwrap()
+        }));
+    }
+    {
+        let deps = mend_ingest::IngestDeps {
+            schemas: Arc::new(mend_ingest::RegistrySchemaSource::new(registry.clone())),
+            data_log: data_log.clone(),
+            bus: Some(bus.clone()),
+            metrics: Metrics::new(),
+            health: Health::new(),
+        };
+        let ingest_config = mend_ingest::IngestConfig::from_mend(&config).unwrap();
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            mend_ingest::run(ingest_config, deps, ingest_l, shutdown)
+                .await
+                .unwrap()
+        }));
+    }
+    {
+        let deps = mend_trainer::TrainerDeps {
+            bus: bus.clone(),
+            data_log: data_log.clone(),
+            registry: registry.clone(),
+            metrics: Metrics::new(),
+        };
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            mend_trainer::run(&config, deps, shutdown).await.unwrap()
+        }));
+    }
+
+    // The first model, trained offline on the old world and registered as champion.
+    let mut world = Generator::new(SyntheticSpec::default());
+    let old = world.sample(4_000, &Regime::default());
+    let table = world.to_table(&old, true, 0, 0);
+    let schema = Schema::infer(
+        &table.headers,
+        &table.rows,
+        "label",
+        &SchemaOverride::default(),
+    )
+    .unwrap();
+    let v1 = mend_core::train(
+        &schema,
+        &Frame::from_table(&schema, &table, true).unwrap(),
+        &TrainSettings::default(),
+    )
+    .unwrap();
+    let header = registry_pb::RegisterVersionHeader {
+        model: MODEL.into(),
+        schema_hash: schema.hash(),
+        trigger: Some(registry_pb::Trigger {
+            event_id: "seed".into(),
+            kind: registry_pb::TriggerKind::Initial as i32,
+        }),
+        actor: "e2e".into(),
+        reason: "first model".into(),
+        ..Default::default()
+    };
+    let meta = registry
+        .register(header, Bytes::from(v1.to_bytes().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(meta.version, 1);
+    registry
+        .set_alias(registry_pb::SetAliasRequest {
+            model: MODEL.into(),
+            alias: "champion".into(),
+            version: 1,
+            expected: Some(registry_pb::AliasPrecondition {
+                state: Some(registry_pb::alias_precondition::State::Absent(true)),
+            }),
+            actor: "e2e".into(),
+            reason: "first model".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // The server comes up serving version 1.
+    let channel = Endpoint::from_shared(format!("http://{server_addr}"))
+        .unwrap()
+        .connect_lazy();
+    let mut oip = GrpcInferenceServiceClient::new(channel);
+    let flipped = Regime {
+        flip: true,
+        ..Regime::default()
+    };
+    world.reseed(11);
+    let probe = world.sample(1_000, &flipped);
+    let mut before = None;
+    for _ in 0..100 {
+        let request = oip
+            .model_infer(ModelInferRequest {
+                model_name: MODEL.into(),
+                ..Default::default()
+            })
+            .await;
+        if !matches!(&request, Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::Unavailable)
+        {
+            before = Some(infer(&mut oip, &world, &probe).await);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (version, labels) = before.expect("the server loads the champion");
+    assert_eq!(version, "1");
+    let acc_before = accuracy(&world, &probe, &labels);
+    assert!(
+        acc_before < 0.35,
+        "v1 should fail on the flipped world, got {acc_before}"
+    );
+
+    // The new world's rows and labels go in through ingest.
+    world.reseed(12);
+    let fresh = world.sample(5_000, &flipped);
+    let (rows, labels) = world.to_records(&fresh, "new-", 0, 1_700_000_000_000);
+    let channel = Endpoint::from_shared(format!("http://{ingest_addr}"))
+        .unwrap()
+        .connect_lazy();
+    let mut ingest = ingest_pb::ingest_client::IngestClient::new(channel);
+    let batches: Vec<ingest_pb::RowBatch> = rows
+        .chunks(1_000)
+        .map(|chunk| ingest_pb::RowBatch {
+            model: MODEL.into(),
+            rows: chunk
+                .iter()
+                .map(|r| ingest_pb::Row {
+                    id: r.id.clone(),
+                    event_time_ms: r.time_ms,
+                    values: r
+                        .values
+                        .iter()
+                        .map(|(k, v)| {
+                            let kind = match v {
+                                mend_core::record::Value::Number(x) => {
+                                    ingest_pb::feature_value::Kind::Number(*x)
+                                }
+                                mend_core::record::Value::Text(s) => {
+                                    ingest_pb::feature_value::Kind::Text(s.clone())
+                                }
+                                mend_core::record::Value::Missing => {
+                                    ingest_pb::feature_value::Kind::Missing(true)
+                                }
+                            };
+                            (k.clone(), ingest_pb::FeatureValue { kind: Some(kind) })
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let summary = ingest
+        .ingest_rows(tokio_stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.accepted, summary.rejected), (5_000, 0));
+    let label_batches: Vec<ingest_pb::LabelBatch> = labels
+        .chunks(1_000)
+        .map(|chunk| ingest_pb::LabelBatch {
+            model: MODEL.into(),
+            labels: chunk
+                .iter()
+                .map(|l| ingest_pb::Label {
+                    row_id: l.row_id.clone(),
+                    label: l.label.clone(),
+                    time_ms: l.time_ms,
+                })
+                .collect(),
+        })
+        .collect();
+    let summary = ingest
+        .ingest_labels(tokio_stream::iter(label_batches))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.accepted, summary.rejected), (5_000, 0));
+
+    // A user forces a retrain the way they would with `nats pub`.
+    let raw = async_nats::connect(nats.url()).await.unwrap();
+    raw.publish(
+        format!("retrain.requested.{MODEL}"),
+        Bytes::from_static(br#"{"v":1,"reason":"the world flipped"}"#),
+    )
+    .await
+    .unwrap();
+    raw.flush().await.unwrap();
+
+    // The server swaps to version 2, and it answers the new world well.
+    let mut after = None;
+    for _ in 0..600 {
+        let (version, labels) = infer(&mut oip, &world, &probe).await;
+        if version == "2" {
+            after = Some(labels);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let labels = after.expect("version 2 is served within a minute");
+    let acc_after = accuracy(&world, &probe, &labels);
+    assert!(
+        acc_after > 0.8,
+        "v2 should have learned the flipped world, got {acc_after}"
+    );
+
+    // The record says why: registered by the trainer for the forced retrain, champion moved once.
+    let audit = registry.audit(MODEL).await.unwrap();
+    let moves: Vec<(u64, Option<u64>)> = audit
+        .iter()
+        .filter(|r| r.alias == "champion")
+        .map(|r| (r.version, r.previous_version))
+        .collect();
+    assert_eq!(moves, vec![(1, None), (2, Some(1))]);
+    let v2 = registry
+        .list_versions(MODEL)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.version == 2)
+        .unwrap();
+    assert_eq!(
+        v2.trigger.unwrap().kind,
+        registry_pb::TriggerKind::Forced as i32
+    );
+    assert_eq!(v2.parent_version, Some(1));
+
+    shutdown.trigger();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("services stop")
+            .unwrap();
+    }
+}
