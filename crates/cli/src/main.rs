@@ -6,6 +6,7 @@
 mod demo;
 mod drift_cmd;
 mod ingest_cmd;
+mod live_demo;
 mod models_cmd;
 mod output;
 mod progress;
@@ -44,8 +45,11 @@ enum Command {
     },
     /// Run every service in one process (embedded bus and SQLite, or --nats URL).
     Up(up::UpArgs),
-    /// Watch a model heal itself on a drifting stream.
-    Demo(demo::DemoArgs),
+    /// Watch mend heal a model through its services on a drifting stream (the main job).
+    Demo(live_demo::DemoArgs),
+    /// The heal loop on mend-core alone, without services (a quick look at the statistics).
+    #[command(hide = true)]
+    DemoOffline(demo::DemoArgs),
     /// Write a synthetic labeled CSV (optionally drifted), for trying mend out.
     Synth(static_cmds::SynthArgs),
     /// Compare a current CSV with a reference CSV: data drift per feature, as the monitor does.
@@ -66,7 +70,8 @@ fn main() -> ExitCode {
         Command::Predict(args) => static_cmds::predict(args, cli.json),
         Command::Inspect { model } => static_cmds::inspect(&model, cli.json),
         Command::Synth(args) => static_cmds::synth(args, cli.json),
-        Command::Demo(args) => demo::run(args, cli.json),
+        Command::Demo(args) => live_demo::run(args, cli.json),
+        Command::DemoOffline(args) => demo::run(args, cli.json),
         Command::Up(args) => up::run(args),
         Command::Drift(args) => drift_cmd::run(args, cli.json),
         Command::Models(args) => models_cmd::run(args, cli.json),

@@ -20,6 +20,7 @@ use mend_client::RegistryClient;
 use mend_registry::{JetStreamStore, RegistryDeps, RegistryStore, SqliteStore};
 use mend_runtime::config::Env;
 use mend_runtime::{Health, MendConfig, Metrics, Readiness, Shutdown};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 #[derive(Debug, Args)]
@@ -90,76 +91,78 @@ pub fn run(args: UpArgs) -> Result<()> {
         );
     }
     let config = MendConfig::load(Env::from_map(vars)).context("invalid configuration")?;
-    let server_config =
-        mend_server::ServerConfig::from_mend(&config).context("invalid server configuration")?;
-    let ingest_config =
-        mend_ingest::IngestConfig::from_mend(&config).context("invalid ingest configuration")?;
-    let monitor_config =
-        mend_monitor::MonitorConfig::from_mend(&config).context("invalid monitor configuration")?;
-    // Checked here so a bad trainer setting stops start-up before any port is bound.
-    mend_trainer::TrainerConfig::from_mend(&config).context("invalid trainer configuration")?;
+    let settings = Settings::from_config(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(serve(config, server_config, ingest_config, monitor_config))
+    runtime.block_on(serve(settings))
 }
 
-async fn serve(
-    config: MendConfig,
-    server_config: mend_server::ServerConfig,
-    ingest_config: mend_ingest::IngestConfig,
-    monitor_config: mend_monitor::MonitorConfig,
-) -> Result<()> {
-    let telemetry =
-        mend_runtime::telemetry::init(&config, "mend").context("failed to start telemetry")?;
-    // Bind everything first: a taken port fails before any service starts.
-    let registry_listener =
-        config.registry_addr.bind().await.with_context(|| {
-            format!("failed to bind MEND_REGISTRY_ADDR {}", config.registry_addr)
-        })?;
-    let server_listener = config
-        .server_addr
-        .bind()
-        .await
-        .with_context(|| format!("failed to bind MEND_SERVER_ADDR {}", config.server_addr))?;
-    let ingest_listener = config
-        .ingest_addr
-        .bind()
-        .await
-        .with_context(|| format!("failed to bind MEND_INGEST_ADDR {}", config.ingest_addr))?;
-    let http_listener = config
-        .http_addr
-        .bind()
-        .await
-        .with_context(|| format!("failed to bind MEND_HTTP_ADDR {}", config.http_addr))?;
-    // The monitor's reports get the port after MEND_HTTP_ADDR (the server's REST and metrics
-    // keep MEND_HTTP_ADDR itself).
-    let monitor_addr = format!(
-        "{}:{}",
-        config.http_addr.host(),
-        config.http_addr.port().saturating_add(1)
-    );
-    let monitor_listener = tokio::net::TcpListener::bind(&monitor_addr)
-        .await
-        .with_context(|| {
-            format!("failed to bind the monitor's HTTP address {monitor_addr} (MEND_HTTP_ADDR + 1)")
-        })?;
-    let shared = open_shared(&config).await?;
+/// Listeners of every service, bound by the caller.
+pub struct Listeners {
+    pub registry: TcpListener,
+    pub server: TcpListener,
+    pub ingest: TcpListener,
+    pub http: TcpListener,
+    pub monitor: TcpListener,
+}
 
-    let readiness = Readiness::new();
-    let shutdown = Shutdown::with_readiness(readiness.clone());
-    shutdown
-        .listen_for_signals()
-        .context("failed to install signal handlers")?;
+/// Settings of every service, all read and checked before anything binds.
+pub struct Settings {
+    pub config: MendConfig,
+    pub server: mend_server::ServerConfig,
+    pub ingest: mend_ingest::IngestConfig,
+    pub monitor: mend_monitor::MonitorConfig,
+}
+
+impl Settings {
+    pub fn from_config(config: MendConfig) -> Result<Settings> {
+        let server = mend_server::ServerConfig::from_mend(&config)
+            .context("invalid server configuration")?;
+        let ingest = mend_ingest::IngestConfig::from_mend(&config)
+            .context("invalid ingest configuration")?;
+        let monitor = mend_monitor::MonitorConfig::from_mend(&config)
+            .context("invalid monitor configuration")?;
+        mend_trainer::TrainerConfig::from_mend(&config).context("invalid trainer configuration")?;
+        Ok(Settings {
+            config,
+            server,
+            ingest,
+            monitor,
+        })
+    }
+}
+
+/// Starts registry, server, ingest, monitor and trainer as tasks of one process, joined to
+/// `shutdown`. The registry is reached over loopback gRPC at `registry_addr`.
+pub async fn start_services(
+    settings: Settings,
+    listeners: Listeners,
+    registry_addr: &str,
+    shutdown: &Shutdown,
+) -> Result<(JoinSet<(&'static str, Result<()>)>, Arc<dyn Bus>)> {
+    let Settings {
+        config,
+        server: server_config,
+        ingest: ingest_config,
+        monitor: monitor_config,
+    } = settings;
+    let shared = open_shared(&config).await?;
     let metrics = Metrics::new();
-    let endpoint = mend_runtime::grpc::grpc_client_endpoint(&config.registry_addr, &config.tls)
-        .context("failed to set up the registry client")?;
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{registry_addr}"))
+        .context("invalid registry address")?;
     let token = config
         .registry_token
         .as_ref()
         .map(|t| t.expose().to_owned());
-
+    let Listeners {
+        registry: registry_listener,
+        server: server_listener,
+        ingest: ingest_listener,
+        http: http_listener,
+        monitor: monitor_listener,
+    } = listeners;
     let mut services: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
     {
         let (config, shutdown) = (config.clone(), shutdown.clone());
@@ -256,6 +259,47 @@ async fn serve(
             )
         });
     }
+
+    Ok((services, shared.bus))
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let config = settings.config.clone();
+    let telemetry =
+        mend_runtime::telemetry::init(&config, "mend").context("failed to start telemetry")?;
+    // Bind everything first: a taken port fails before any service starts.
+    let bind = |addr: &mend_runtime::config::ServiceAddr, var: &'static str| {
+        let addr = addr.clone();
+        async move {
+            addr.bind()
+                .await
+                .with_context(|| format!("failed to bind {var} {addr}"))
+        }
+    };
+    // The monitor's reports get the port after MEND_HTTP_ADDR (the server's REST and metrics
+    // keep MEND_HTTP_ADDR itself).
+    let monitor_addr = format!(
+        "{}:{}",
+        config.http_addr.host(),
+        config.http_addr.port().saturating_add(1)
+    );
+    let listeners = Listeners {
+        registry: bind(&config.registry_addr, "MEND_REGISTRY_ADDR").await?,
+        server: bind(&config.server_addr, "MEND_SERVER_ADDR").await?,
+        ingest: bind(&config.ingest_addr, "MEND_INGEST_ADDR").await?,
+        http: bind(&config.http_addr, "MEND_HTTP_ADDR").await?,
+        monitor: TcpListener::bind(&monitor_addr).await.with_context(|| {
+            format!("failed to bind the monitor's HTTP address {monitor_addr} (MEND_HTTP_ADDR + 1)")
+        })?,
+    };
+    let readiness = Readiness::new();
+    let shutdown = Shutdown::with_readiness(readiness);
+    shutdown
+        .listen_for_signals()
+        .context("failed to install signal handlers")?;
+    let registry_addr = config.registry_addr.to_string();
+    let (mut services, _bus) =
+        start_services(settings, listeners, &registry_addr, &shutdown).await?;
 
     let mode = match &config.nats {
         Some(nats) => format!("NATS JetStream at {}", nats.url),

@@ -131,6 +131,17 @@ impl Generator {
         }
     }
 
+    /// One row of zeros and the first category, for readiness probes.
+    pub fn probe(&self) -> Sample {
+        Sample {
+            numeric: Array2::zeros((1, self.spec.numeric)),
+            categorical: (0..self.spec.categorical)
+                .map(|_| vec![LEVELS[0].to_owned()])
+                .collect(),
+            labels: vec![0],
+        }
+    }
+
     /// Draws `n` rows under a regime.
     pub fn sample(&mut self, n: usize, regime: &Regime) -> Sample {
         let d = self.spec.numeric;

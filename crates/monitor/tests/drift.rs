@@ -182,7 +182,11 @@ async fn a_flipped_concept_is_performance_drift() {
     log.append_labels(&model(), &labels).await.unwrap();
     reports_reach(dir.path(), 2).await;
     observer.drain(QUIET).await;
-    assert!(observer.of_kind(DriftKind::Performance).is_empty());
+    assert!(
+        observer.of_kind(DriftKind::Performance).is_empty(),
+        "calm labels are no performance drift: {:?}",
+        observer.of_kind(DriftKind::Performance)
+    );
 
     // Same inputs, flipped outcomes: no data drift, but performance drift, once.
     let (rows, labels) = world.draw(2_000, &flipped());

@@ -1,0 +1,577 @@
+//! `mend demo`: the heal loop through the real services, in one process.
+//!
+//! Starts registry, inference server, ingest, monitor and trainer (as `mend up` does, on free
+//! loopback ports and a fresh data directory), trains and registers a first model, then streams
+//! a drifting world through them: each batch is answered by the server over the Open Inference
+//! Protocol (the accuracy of those answers is measured before the labels are known), then its rows
+//! and labels go in through ingest. Nothing else is scripted: the monitor notices drift, the
+//! trainer retrains and gates, the registry promotes, and the server swaps. The timeline prints
+//! what the bus says as it happens.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use clap::Args;
+use mend_bus::events::Event;
+use mend_bus::{ConsumerSpec, EventSubscription};
+use mend_client::RegistryClient;
+use mend_core::synthetic::{Generator, Regime, Sample, SyntheticSpec};
+use mend_core::{Frame, Schema, SchemaOverride, TrainSettings};
+use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use mend_proto::inference::model_infer_request::InferInputTensor;
+use mend_proto::inference::{InferTensorContents, ModelInferRequest};
+use mend_proto::ingest::v1 as ingest_pb;
+use mend_proto::registry::v1 as registry_pb;
+use mend_runtime::{MendConfig, Shutdown};
+use tokio::net::TcpListener;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::up::{Listeners, Settings, start_services};
+
+const MODEL: &str = "churn";
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Rows per batch of traffic.
+    #[arg(long, default_value_t = 1_000)]
+    batch: usize,
+    /// Where the demo keeps its stores and reports (emptied first).
+    #[arg(long, default_value = "mend-data/demo")]
+    data_dir: PathBuf,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+struct Act {
+    name: &'static str,
+    batches: usize,
+    regime: fn(usize) -> Regime,
+}
+
+const ACTS: [Act; 4] = [
+    Act {
+        name: "stable world",
+        batches: 4,
+        regime: |_| Regime::default(),
+    },
+    Act {
+        name: "covariate shift: x0 moves +1.5 std, the rule is unchanged",
+        batches: 5,
+        regime: |_| Regime {
+            shift: 1.5,
+            ..Regime::default()
+        },
+    },
+    Act {
+        name: "abrupt concept change: the rule flips",
+        batches: 6,
+        regime: |_| Regime {
+            flip: true,
+            ..Regime::default()
+        },
+    },
+    Act {
+        name: "gradual concept drift: the boundary rotates 12 degrees a batch",
+        batches: 8,
+        regime: |i| Regime {
+            flip: true,
+            rotation: (12.0 * (i + 1) as f64).to_radians(),
+            ..Regime::default()
+        },
+    },
+];
+
+pub fn run(args: DemoArgs, json: bool) -> Result<()> {
+    if args.batch < 100 {
+        bail!("--batch must be at least 100 rows");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(demo(args, json))
+}
+
+async fn bind() -> Result<(TcpListener, String)> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("failed to bind a loopback port")?;
+    let addr = listener.local_addr()?.to_string();
+    Ok((listener, addr))
+}
+
+async fn demo(args: DemoArgs, json: bool) -> Result<()> {
+    let started = Instant::now();
+    if args.data_dir.exists() {
+        std::fs::remove_dir_all(&args.data_dir)
+            .with_context(|| format!("failed to empty {}", args.data_dir.display()))?;
+    }
+    let (registry_l, registry_addr) = bind().await?;
+    let (server_l, server_addr) = bind().await?;
+    let (ingest_l, ingest_addr) = bind().await?;
+    let (http_l, _) = bind().await?;
+    let (monitor_l, monitor_addr) = bind().await?;
+    let window = (args.batch * 2).to_string();
+    let vars: HashMap<String, String> = [
+        ("MEND_DATA_DIR", args.data_dir.display().to_string()),
+        ("MEND_REGISTRY_ADDR", registry_addr.clone()),
+        ("MEND_LOG", "error".to_owned()),
+        ("MEND_SERVER_MODELS", MODEL.to_owned()),
+        ("MEND_SERVER_SAMPLE_RATE", "0".to_owned()),
+        ("MEND_SERVER_RECONCILE_MS", "1000".to_owned()),
+        ("MEND_MONITOR_MODELS", MODEL.to_owned()),
+        ("MEND_MONITOR_WINDOW_ROWS", args.batch.to_string()),
+        ("MEND_MONITOR_LABEL_WINDOW", (args.batch / 2).to_string()),
+        ("MEND_MONITOR_POLL_MS", "100".to_owned()),
+        ("MEND_TRAINER_WINDOW_ROWS", window),
+        ("MEND_TRAINER_MIN_ROWS", (args.batch / 2).to_string()),
+        ("MEND_TRAINER_DEBOUNCE_MS", "100".to_owned()),
+        ("MEND_TRAINER_COOLDOWN_MS", "500".to_owned()),
+        ("MEND_TRAINER_GUARD_ROWS", args.batch.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = MendConfig::from_map(&vars).context("demo configuration")?;
+    let settings = Settings::from_config(config)?;
+    let shutdown = Shutdown::new();
+    let listeners = Listeners {
+        registry: registry_l,
+        server: server_l,
+        ingest: ingest_l,
+        http: http_l,
+        monitor: monitor_l,
+    };
+    let (services, bus) = start_services(settings, listeners, &registry_addr, &shutdown).await?;
+    let say = |line: String| {
+        if !json {
+            println!("{line}");
+        }
+    };
+    say(format!(
+        "mend demo: registry, server, ingest, monitor and trainer up in {} ms (data in {})",
+        started.elapsed().as_millis(),
+        args.data_dir.display()
+    ));
+
+    // Everything the services announce, printed as it happens.
+    let mut events = EventSubscription::subscribe(
+        bus.clone(),
+        ConsumerSpec::new("mend-demo", ["drift.detected.>", "model.>"]),
+    )
+    .await
+    .context("failed to follow the bus")?;
+    let (timeline_tx, mut timeline_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Event)>();
+    tokio::spawn(async move {
+        while let Some(delivery) = events.next().await {
+            let event = delivery.envelope.event.clone();
+            let _ = delivery.ack().await;
+            if timeline_tx.send((Instant::now(), event)).is_err() {
+                break;
+            }
+        }
+    });
+
+    // The first model, trained on the stable world and made champion.
+    let spec = SyntheticSpec {
+        seed: args.seed,
+        ..SyntheticSpec::default()
+    };
+    let mut world = Generator::new(spec);
+    let first = world.sample(args.batch * 4, &Regime::default());
+    let table = world.to_table(&first, true, 0, 0);
+    let schema = Schema::infer(
+        &table.headers,
+        &table.rows,
+        "label",
+        &SchemaOverride::default(),
+    )?;
+    let v1 = mend_core::train(
+        &schema,
+        &Frame::from_table(&schema, &table, true)?,
+        &TrainSettings::default(),
+    )?;
+    let registry = RegistryClient::connect_lazy(
+        &Endpoint::from_shared(format!("http://{registry_addr}"))?,
+        None,
+    );
+    let header = registry_pb::RegisterVersionHeader {
+        model: MODEL.into(),
+        schema_hash: schema.hash(),
+        trigger: Some(registry_pb::Trigger {
+            event_id: "demo-initial".into(),
+            kind: registry_pb::TriggerKind::Initial as i32,
+        }),
+        actor: "mend-demo".into(),
+        reason: "first model".into(),
+        ..Default::default()
+    };
+    registry
+        .register(header, Bytes::from(v1.to_bytes()?))
+        .await
+        .context("failed to register the first model")?;
+    registry
+        .set_alias(registry_pb::SetAliasRequest {
+            model: MODEL.into(),
+            alias: "champion".into(),
+            version: 1,
+            expected: Some(registry_pb::AliasPrecondition {
+                state: Some(registry_pb::alias_precondition::State::Absent(true)),
+            }),
+            actor: "mend-demo".into(),
+            reason: "first model".into(),
+            ..Default::default()
+        })
+        .await
+        .context("failed to make the first model champion")?;
+    say(format!(
+        "v1 trained on {} rows, holdout accuracy {:.3}, champion",
+        args.batch * 4,
+        v1.metrics.accuracy
+    ));
+
+    let mut oip = GrpcInferenceServiceClient::new(
+        Endpoint::from_shared(format!("http://{server_addr}"))?.connect_lazy(),
+    );
+    let mut ingest = ingest_pb::ingest_client::IngestClient::new(
+        Endpoint::from_shared(format!("http://{ingest_addr}"))?.connect_lazy(),
+    );
+    wait_for_version(&mut oip, &world, 1).await?;
+
+    let (mut seen, mut healed_right, mut static_right) = (0usize, 0usize, 0usize);
+    let (mut retrains, mut promotions, mut rejections, mut rollbacks) = (0, 0, 0, 0);
+    let mut first_drift_batch: Option<Instant> = None;
+    let mut heal_latencies = Vec::new();
+    let mut last_version = "1".to_owned();
+    let mut next_id = 0u64;
+    let mut timeline = Vec::new();
+    for act in &ACTS {
+        say(format!("\n== {}", act.name));
+        for i in 0..act.batches {
+            let regime = (act.regime)(i);
+            let sample = world.sample(args.batch, &regime);
+            let asked = Instant::now();
+            let (version, predicted) = infer(&mut oip, &world, &sample).await?;
+            let right = correct(&world, &sample, &predicted);
+            let v1_right = {
+                let table = world.to_table(&sample, true, 0, 0);
+                let frame = Frame::from_table(&schema, &table, true)?;
+                (v1.evaluate(&frame)?.accuracy * sample.labels.len() as f64).round() as usize
+            };
+            seen += sample.labels.len();
+            healed_right += right;
+            static_right += v1_right;
+            if version != last_version {
+                if let Some(since) = first_drift_batch.take() {
+                    heal_latencies.push(asked.duration_since(since));
+                }
+                last_version = version.clone();
+            }
+            let acc = right as f64 / sample.labels.len() as f64;
+            let acc_static = v1_right as f64 / sample.labels.len() as f64;
+            say(format!(
+                "[{:>6} rows] served by v{version}: accuracy {acc:.3} (static v1 {acc_static:.3})",
+                next_id
+            ));
+            if (regime.flip || regime.shift != 0.0) && first_drift_batch.is_none() && acc < 0.75 {
+                first_drift_batch = Some(Instant::now());
+            }
+            send(&mut ingest, &world, &sample, next_id).await?;
+            next_id += sample.labels.len() as u64;
+            // Give the loop a moment, then print whatever it said.
+            let settle = Instant::now() + Duration::from_millis(400);
+            while let Ok(Some((at, event))) =
+                tokio::time::timeout_at(settle.into(), timeline_rx.recv()).await
+            {
+                let line = describe(
+                    &event,
+                    &mut retrains,
+                    &mut promotions,
+                    &mut rejections,
+                    &mut rollbacks,
+                );
+                say(format!(
+                    "             {:>6} ms  {line}",
+                    at.duration_since(started).as_millis()
+                ));
+                timeline.push(serde_json::json!({"ms": at.duration_since(started).as_millis() as u64, "event": line}));
+            }
+        }
+    }
+    shutdown.trigger();
+    let mut services = services;
+    while services.join_next().await.is_some() {}
+
+    let healed = healed_right as f64 / seen as f64;
+    let stat = static_right as f64 / seen as f64;
+    let report = latest_report(&args.data_dir);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "rows": seen, "prequential_accuracy": healed, "static_accuracy": stat,
+                "retrains": retrains, "promotions": promotions, "rejections": rejections, "rollbacks": rollbacks,
+                "final_version": last_version, "heal_latency_ms": heal_latencies.iter().map(|d| d.as_millis() as u64).collect::<Vec<_>>(),
+                "timeline": timeline, "report": report, "elapsed_ms": started.elapsed().as_millis() as u64,
+            }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "\nsummary: {seen} rows answered; prequential accuracy {healed:.3} with mend vs {stat:.3} for the model that is never retrained"
+    );
+    println!(
+        "         {retrains} models trained, {promotions} promoted, {rejections} rejected, {rollbacks} rolled back; serving v{last_version}"
+    );
+    if !heal_latencies.is_empty() {
+        let ms: Vec<String> = heal_latencies
+            .iter()
+            .map(|d| format!("{} ms", d.as_millis()))
+            .collect();
+        println!(
+            "         from the first batch that went wrong to the new version answering: {}",
+            ms.join(", ")
+        );
+    }
+    println!(
+        "         every decision: `mend models audit {MODEL}` against a running registry; reports: {}",
+        report.unwrap_or_else(|| "none written".into())
+    );
+    println!("         took {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "         (the monitor served its reports at http://{monitor_addr}/reports/{MODEL} while it ran)"
+    );
+    Ok(())
+}
+
+fn describe(
+    event: &Event,
+    retrains: &mut u32,
+    promotions: &mut u32,
+    rejections: &mut u32,
+    rollbacks: &mut u32,
+) -> String {
+    match event {
+        Event::DriftDetected(d) => {
+            let features: Vec<String> = d
+                .features
+                .iter()
+                .filter(|f| f.drifted)
+                .map(|f| format!("{} ({} {:.3})", f.feature, f.method, f.score))
+                .collect();
+            let what = if features.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", features.join(", "))
+            };
+            format!("monitor: {:?} drift detected{what}", d.kind).to_lowercase()
+        }
+        Event::ModelTrained(t) => {
+            *retrains += 1;
+            let acc = t
+                .metrics
+                .get("candidate.accuracy")
+                .or_else(|| t.metrics.get("accuracy"))
+                .copied()
+                .unwrap_or(f64::NAN);
+            format!(
+                "trainer: v{} trained ({}), holdout accuracy {acc:.3}",
+                t.version,
+                t.trigger.clone().unwrap_or_default()
+            )
+        }
+        Event::ModelRejected(r) => {
+            *rejections += 1;
+            format!("trainer: candidate rejected: {}", r.reason)
+        }
+        Event::ModelPromoted(p) => {
+            *promotions += 1;
+            format!(
+                "registry: v{} promoted to champion (was {}): {}",
+                p.version,
+                p.previous.map(|v| format!("v{v}")).unwrap_or("none".into()),
+                p.reason
+            )
+        }
+        Event::ModelRolledBack(r) => {
+            *rollbacks += 1;
+            format!(
+                "registry: rolled back v{} -> v{}: {}",
+                r.from_version, r.to_version, r.reason
+            )
+        }
+        other => format!("{:?}", other.kind()),
+    }
+}
+
+fn latest_report(data_dir: &std::path::Path) -> Option<String> {
+    let dir = data_dir.join("reports").join(MODEL);
+    let mut html: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "html"))
+        .collect();
+    html.sort();
+    html.last().map(|p| p.display().to_string())
+}
+
+async fn wait_for_version(
+    oip: &mut GrpcInferenceServiceClient<Channel>,
+    world: &Generator,
+    version: u64,
+) -> Result<()> {
+    let probe = world.probe();
+    for _ in 0..100 {
+        if let Ok((v, _)) = infer(oip, world, &probe).await
+            && v == version.to_string()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the inference server did not load version {version} within 10 s")
+}
+
+/// One OIP request with a tensor per feature; returns (model_version, predicted labels).
+async fn infer(
+    client: &mut GrpcInferenceServiceClient<Channel>,
+    g: &Generator,
+    sample: &Sample,
+) -> Result<(String, Vec<String>)> {
+    let names = g.feature_names();
+    let n = sample.labels.len();
+    let d = sample.numeric.ncols();
+    let inputs = names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let contents = if j < d {
+                InferTensorContents {
+                    fp64_contents: sample.numeric.column(j).to_vec(),
+                    ..Default::default()
+                }
+            } else {
+                InferTensorContents {
+                    bytes_contents: sample.categorical[j - d]
+                        .iter()
+                        .map(|s| Bytes::from(s.clone()))
+                        .collect(),
+                    ..Default::default()
+                }
+            };
+            InferInputTensor {
+                name: name.clone(),
+                datatype: if j < d { "FP64" } else { "BYTES" }.into(),
+                shape: vec![n as i64],
+                contents: Some(contents),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let request = ModelInferRequest {
+        model_name: MODEL.into(),
+        id: "demo".into(),
+        inputs,
+        ..Default::default()
+    };
+    let response = client
+        .model_infer(request)
+        .await
+        .context("inference request failed")?
+        .into_inner();
+    let labels = response
+        .outputs
+        .iter()
+        .find(|o| o.name == "label")
+        .and_then(|o| o.contents.as_ref())
+        .map(|c| {
+            c.bytes_contents
+                .iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((response.model_version, labels))
+}
+
+fn correct(g: &Generator, sample: &Sample, predicted: &[String]) -> usize {
+    let classes = g.class_names();
+    sample
+        .labels
+        .iter()
+        .zip(predicted)
+        .filter(|(t, p)| classes[**t] == **p)
+        .count()
+}
+
+async fn send(
+    ingest: &mut ingest_pb::ingest_client::IngestClient<Channel>,
+    g: &Generator,
+    sample: &Sample,
+    first_id: u64,
+) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let (rows, labels) = g.to_records(sample, "row-", first_id, now);
+    let batch = ingest_pb::RowBatch {
+        model: MODEL.into(),
+        rows: rows
+            .iter()
+            .map(|r| ingest_pb::Row {
+                id: r.id.clone(),
+                event_time_ms: r.time_ms,
+                values: r
+                    .values
+                    .iter()
+                    .map(|(k, v)| {
+                        let kind = match v {
+                            mend_core::record::Value::Number(x) => {
+                                ingest_pb::feature_value::Kind::Number(*x)
+                            }
+                            mend_core::record::Value::Text(s) => {
+                                ingest_pb::feature_value::Kind::Text(s.clone())
+                            }
+                            mend_core::record::Value::Missing => {
+                                ingest_pb::feature_value::Kind::Missing(true)
+                            }
+                        };
+                        (k.clone(), ingest_pb::FeatureValue { kind: Some(kind) })
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let summary = ingest
+        .ingest_rows(tokio_stream::iter(vec![batch]))
+        .await
+        .context("ingesting rows failed")?
+        .into_inner();
+    if summary.rejected > 0 {
+        bail!(
+            "ingest rejected {} demo rows: {:?}",
+            summary.rejected,
+            summary.rejected_rows.first()
+        );
+    }
+    let batch = ingest_pb::LabelBatch {
+        model: MODEL.into(),
+        labels: labels
+            .iter()
+            .map(|l| ingest_pb::Label {
+                row_id: l.row_id.clone(),
+                label: l.label.clone(),
+                time_ms: l.time_ms,
+            })
+            .collect(),
+    };
+    ingest
+        .ingest_labels(tokio_stream::iter(vec![batch]))
+        .await
+        .context("ingesting labels failed")?;
+    Ok(())
+}
