@@ -3,6 +3,7 @@
 //! Offline commands (`train`, `evaluate`, `predict`, `inspect`, `synth`) work on files with no
 //! service running; service commands arrive with the services.
 
+mod bench_cmd;
 mod demo;
 mod drift_cmd;
 mod ingest_cmd;
@@ -56,6 +57,8 @@ enum Command {
     Drift(drift_cmd::DriftArgs),
     /// The model registry: register, list, show, promote, roll back, audit.
     Models(models_cmd::ModelsArgs),
+    /// Load-test an inference server over the Open Inference Protocol (or a self-served one).
+    Bench(bench_cmd::BenchArgs),
     /// Stream a CSV of rows (or, with --labels, labels) to the ingest service.
     Ingest(ingest_cmd::IngestArgs),
     /// Fetch a drift report from the monitor and write its HTML page (`--open` shows it).
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args),
         Command::Drift(args) => drift_cmd::run(args, cli.json),
         Command::Models(args) => models_cmd::run(args, cli.json),
+        Command::Bench(args) => bench_cmd::run(args, cli.json),
         Command::Ingest(args) => ingest_cmd::run(args, cli.json),
         Command::Report(args) => report_cmd::run(args, cli.json),
     };
