@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The heal loop across services, over a real `nats-server -js`: rows and labels of a changed
-//! world go in through ingest, a user forces a retrain with a raw JSON publish (as with the
-//! `nats` CLI), the trainer retrains and the registry promotes, and the inference server answers
-//! with the new version, whose accuracy on the new world has recovered.
+//! world go in through ingest; either a user forces a retrain with a raw JSON publish (as with
+//! the `nats` CLI) or the monitor notices the drift by itself; the trainer retrains, the registry
+//! promotes, and the inference server answers with the new version, whose accuracy on the new
+//! world has recovered.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -97,8 +98,20 @@ fn accuracy(g: &Generator, sample: &Sample, predicted: &[String]) -> f64 {
     right as f64 / sample.labels.len() as f64
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_forced_retrain_heals_a_flipped_concept_across_services() {
+struct Stack {
+    nats: NatsServer,
+    registry: RegistryClient,
+    oip: GrpcInferenceServiceClient<Channel>,
+    ingest: ingest_pb::ingest_client::IngestClient<Channel>,
+    shutdown: Shutdown,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Registry, server, ingest and trainer (and the monitor, when asked) as tasks over one
+/// JetStream bus and data log, each on its own loopback port.
+async fn start(with_monitor: bool) -> Stack {
+    let dir = tempfile::tempdir().unwrap();
     let nats = tokio::task::spawn_blocking(NatsServer::start)
         .await
         .unwrap()
@@ -118,14 +131,21 @@ async fn a_forced_retrain_heals_a_flipped_concept_across_services() {
     let (registry_l, registry_addr) = listener().await;
     let (server_l, server_addr) = listener().await;
     let (ingest_l, ingest_addr) = listener().await;
+    let (monitor_l, _) = listener().await;
     let vars: HashMap<String, String> = [
         ("MEND_NATS_URL", nats.url()),
+        ("MEND_DATA_DIR", dir.path().display().to_string()),
         ("MEND_REGISTRY_ADDR", registry_addr.clone()),
         ("MEND_TRAINER_MIN_ROWS", "500".into()),
+        ("MEND_TRAINER_WINDOW_ROWS", "3000".into()),
         ("MEND_TRAINER_DEBOUNCE_MS", "100".into()),
         ("MEND_TRAINER_COOLDOWN_MS", "100".into()),
         ("MEND_SERVER_RECONCILE_MS", "1000".into()),
         ("MEND_SERVER_MODELS", MODEL.into()),
+        ("MEND_MONITOR_MODELS", MODEL.into()),
+        ("MEND_MONITOR_WINDOW_ROWS", "1000".into()),
+        ("MEND_MONITOR_LABEL_WINDOW", "1000".into()),
+        ("MEND_MONITOR_POLL_MS", "100".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -196,82 +216,223 @@ async fn a_forced_retrain_heals_a_flipped_concept_across_services() {
             mend_trainer::run(&config, deps, shutdown).await.unwrap()
         }));
     }
+    if with_monitor {
+        let deps = mend_monitor::MonitorDeps {
+            champions: Arc::new(mend_monitor::RegistryChampionSource::new(registry.clone())),
+            data_log: data_log.clone(),
+            bus: Some(bus.clone()),
+            metrics: Metrics::new(),
+        };
+        let monitor_config = mend_monitor::MonitorConfig::from_mend(&config).unwrap();
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            mend_monitor::run(monitor_config, deps, monitor_l, shutdown)
+                .await
+                .unwrap()
+        }));
+    }
+    let oip = GrpcInferenceServiceClient::new(
+        Endpoint::from_shared(format!("http://{server_addr}"))
+            .unwrap()
+            .connect_lazy(),
+    );
+    let ingest = ingest_pb::ingest_client::IngestClient::new(
+        Endpoint::from_shared(format!("http://{ingest_addr}"))
+            .unwrap()
+            .connect_lazy(),
+    );
+    Stack {
+        nats,
+        registry,
+        oip,
+        ingest,
+        shutdown,
+        tasks,
+        _dir: dir,
+    }
+}
 
-    // The first model, trained offline on the old world and registered as champion.
-    let mut world = Generator::new(SyntheticSpec::default());
-    let old = world.sample(4_000, &Regime::default());
-    let table = world.to_table(&old, true, 0, 0);
-    let schema = Schema::infer(
-        &table.headers,
-        &table.rows,
-        "label",
-        &SchemaOverride::default(),
-    )
-    .unwrap();
-    let v1 = mend_core::train(
-        &schema,
-        &Frame::from_table(&schema, &table, true).unwrap(),
-        &TrainSettings::default(),
-    )
-    .unwrap();
-    let header = registry_pb::RegisterVersionHeader {
-        model: MODEL.into(),
-        schema_hash: schema.hash(),
-        trigger: Some(registry_pb::Trigger {
-            event_id: "seed".into(),
-            kind: registry_pb::TriggerKind::Initial as i32,
-        }),
-        actor: "e2e".into(),
-        reason: "first model".into(),
-        ..Default::default()
-    };
-    let meta = registry
-        .register(header, Bytes::from(v1.to_bytes().unwrap()))
-        .await
+impl Stack {
+    /// Trains the first model offline on the old world and makes it champion.
+    async fn seed_champion(&self, world: &mut Generator) {
+        let old = world.sample(4_000, &Regime::default());
+        let table = world.to_table(&old, true, 0, 0);
+        let schema = Schema::infer(
+            &table.headers,
+            &table.rows,
+            "label",
+            &SchemaOverride::default(),
+        )
         .unwrap();
-    assert_eq!(meta.version, 1);
-    registry
-        .set_alias(registry_pb::SetAliasRequest {
+        let v1 = mend_core::train(
+            &schema,
+            &Frame::from_table(&schema, &table, true).unwrap(),
+            &TrainSettings::default(),
+        )
+        .unwrap();
+        let header = registry_pb::RegisterVersionHeader {
             model: MODEL.into(),
-            alias: "champion".into(),
-            version: 1,
-            expected: Some(registry_pb::AliasPrecondition {
-                state: Some(registry_pb::alias_precondition::State::Absent(true)),
+            schema_hash: schema.hash(),
+            trigger: Some(registry_pb::Trigger {
+                event_id: "seed".into(),
+                kind: registry_pb::TriggerKind::Initial as i32,
             }),
             actor: "e2e".into(),
             reason: "first model".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap();
+        };
+        let meta = self
+            .registry
+            .register(header, Bytes::from(v1.to_bytes().unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(meta.version, 1);
+        self.registry
+            .set_alias(registry_pb::SetAliasRequest {
+                model: MODEL.into(),
+                alias: "champion".into(),
+                version: 1,
+                expected: Some(registry_pb::AliasPrecondition {
+                    state: Some(registry_pb::alias_precondition::State::Absent(true)),
+                }),
+                actor: "e2e".into(),
+                reason: "first model".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
 
-    // The server comes up serving version 1.
-    let channel = Endpoint::from_shared(format!("http://{server_addr}"))
-        .unwrap()
-        .connect_lazy();
-    let mut oip = GrpcInferenceServiceClient::new(channel);
+    /// Waits until the server answers `probe`, then returns (version, labels).
+    async fn first_answer(&mut self, world: &Generator, probe: &Sample) -> (String, Vec<String>) {
+        for _ in 0..100 {
+            let request = self
+                .oip
+                .model_infer(ModelInferRequest {
+                    model_name: MODEL.into(),
+                    ..Default::default()
+                })
+                .await;
+            if !matches!(&request, Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::Unavailable)
+            {
+                return infer(&mut self.oip, world, probe).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server never loaded the champion");
+    }
+
+    /// Rows, then their labels, through the ingest service.
+    async fn ingest(&mut self, world: &Generator, sample: &Sample, prefix: &str) {
+        let (rows, labels) = world.to_records(sample, prefix, 0, 1_700_000_000_000);
+        let batches: Vec<ingest_pb::RowBatch> = rows
+            .chunks(1_000)
+            .map(|chunk| ingest_pb::RowBatch {
+                model: MODEL.into(),
+                rows: chunk
+                    .iter()
+                    .map(|r| ingest_pb::Row {
+                        id: r.id.clone(),
+                        event_time_ms: r.time_ms,
+                        values: r
+                            .values
+                            .iter()
+                            .map(|(k, v)| {
+                                let kind = match v {
+                                    mend_core::record::Value::Number(x) => {
+                                        ingest_pb::feature_value::Kind::Number(*x)
+                                    }
+                                    mend_core::record::Value::Text(s) => {
+                                        ingest_pb::feature_value::Kind::Text(s.clone())
+                                    }
+                                    mend_core::record::Value::Missing => {
+                                        ingest_pb::feature_value::Kind::Missing(true)
+                                    }
+                                };
+                                (k.clone(), ingest_pb::FeatureValue { kind: Some(kind) })
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let summary = self
+            .ingest
+            .ingest_rows(tokio_stream::iter(batches))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((summary.accepted, summary.rejected), (rows.len() as u64, 0));
+        let label_batches: Vec<ingest_pb::LabelBatch> = labels
+            .chunks(1_000)
+            .map(|chunk| ingest_pb::LabelBatch {
+                model: MODEL.into(),
+                labels: chunk
+                    .iter()
+                    .map(|l| ingest_pb::Label {
+                        row_id: l.row_id.clone(),
+                        label: l.label.clone(),
+                        time_ms: l.time_ms,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let summary = self
+            .ingest
+            .ingest_labels(tokio_stream::iter(label_batches))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (summary.accepted, summary.rejected),
+            (labels.len() as u64, 0)
+        );
+    }
+
+    /// Polls the server until it answers with `version`; returns its labels for `probe`.
+    async fn answer_from(
+        &mut self,
+        version: &str,
+        world: &Generator,
+        probe: &Sample,
+        seconds: u64,
+    ) -> Vec<String> {
+        for _ in 0..seconds * 10 {
+            let (v, labels) = infer(&mut self.oip, world, probe).await;
+            if v == version {
+                return labels;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("version {version} was not served within {seconds} s");
+    }
+
+    async fn stop(self) {
+        self.shutdown.trigger();
+        for task in self.tasks {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("services stop")
+                .unwrap();
+        }
+        drop(self.nats);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forced_retrain_heals_a_flipped_concept_across_services() {
+    let mut stack = start(false).await;
+    let mut world = Generator::new(SyntheticSpec::default());
+    stack.seed_champion(&mut world).await;
+
+    // The server comes up serving version 1, which fails on the flipped world.
     let flipped = Regime {
         flip: true,
         ..Regime::default()
     };
     world.reseed(11);
     let probe = world.sample(1_000, &flipped);
-    let mut before = None;
-    for _ in 0..100 {
-        let request = oip
-            .model_infer(ModelInferRequest {
-                model_name: MODEL.into(),
-                ..Default::default()
-            })
-            .await;
-        if !matches!(&request, Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::Unavailable)
-        {
-            before = Some(infer(&mut oip, &world, &probe).await);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (version, labels) = before.expect("the server loads the champion");
+    let (version, labels) = stack.first_answer(&world, &probe).await;
     assert_eq!(version, "1");
     let acc_before = accuracy(&world, &probe, &labels);
     assert!(
@@ -282,71 +443,10 @@ async fn a_forced_retrain_heals_a_flipped_concept_across_services() {
     // The new world's rows and labels go in through ingest.
     world.reseed(12);
     let fresh = world.sample(5_000, &flipped);
-    let (rows, labels) = world.to_records(&fresh, "new-", 0, 1_700_000_000_000);
-    let channel = Endpoint::from_shared(format!("http://{ingest_addr}"))
-        .unwrap()
-        .connect_lazy();
-    let mut ingest = ingest_pb::ingest_client::IngestClient::new(channel);
-    let batches: Vec<ingest_pb::RowBatch> = rows
-        .chunks(1_000)
-        .map(|chunk| ingest_pb::RowBatch {
-            model: MODEL.into(),
-            rows: chunk
-                .iter()
-                .map(|r| ingest_pb::Row {
-                    id: r.id.clone(),
-                    event_time_ms: r.time_ms,
-                    values: r
-                        .values
-                        .iter()
-                        .map(|(k, v)| {
-                            let kind = match v {
-                                mend_core::record::Value::Number(x) => {
-                                    ingest_pb::feature_value::Kind::Number(*x)
-                                }
-                                mend_core::record::Value::Text(s) => {
-                                    ingest_pb::feature_value::Kind::Text(s.clone())
-                                }
-                                mend_core::record::Value::Missing => {
-                                    ingest_pb::feature_value::Kind::Missing(true)
-                                }
-                            };
-                            (k.clone(), ingest_pb::FeatureValue { kind: Some(kind) })
-                        })
-                        .collect(),
-                })
-                .collect(),
-        })
-        .collect();
-    let summary = ingest
-        .ingest_rows(tokio_stream::iter(batches))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!((summary.accepted, summary.rejected), (5_000, 0));
-    let label_batches: Vec<ingest_pb::LabelBatch> = labels
-        .chunks(1_000)
-        .map(|chunk| ingest_pb::LabelBatch {
-            model: MODEL.into(),
-            labels: chunk
-                .iter()
-                .map(|l| ingest_pb::Label {
-                    row_id: l.row_id.clone(),
-                    label: l.label.clone(),
-                    time_ms: l.time_ms,
-                })
-                .collect(),
-        })
-        .collect();
-    let summary = ingest
-        .ingest_labels(tokio_stream::iter(label_batches))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!((summary.accepted, summary.rejected), (5_000, 0));
+    stack.ingest(&world, &fresh, "new-").await;
 
     // A user forces a retrain the way they would with `nats pub`.
-    let raw = async_nats::connect(nats.url()).await.unwrap();
+    let raw = async_nats::connect(stack.nats.url()).await.unwrap();
     raw.publish(
         format!("retrain.requested.{MODEL}"),
         Bytes::from_static(br#"{"v":1,"reason":"the world flipped"}"#),
@@ -356,16 +456,7 @@ async fn a_forced_retrain_heals_a_flipped_concept_across_services() {
     raw.flush().await.unwrap();
 
     // The server swaps to version 2, and it answers the new world well.
-    let mut after = None;
-    for _ in 0..600 {
-        let (version, labels) = infer(&mut oip, &world, &probe).await;
-        if version == "2" {
-            after = Some(labels);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let labels = after.expect("version 2 is served within a minute");
+    let labels = stack.answer_from("2", &world, &probe, 60).await;
     let acc_after = accuracy(&world, &probe, &labels);
     assert!(
         acc_after > 0.8,
@@ -373,14 +464,15 @@ async fn a_forced_retrain_heals_a_flipped_concept_across_services() {
     );
 
     // The record says why: registered by the trainer for the forced retrain, champion moved once.
-    let audit = registry.audit(MODEL).await.unwrap();
+    let audit = stack.registry.audit(MODEL).await.unwrap();
     let moves: Vec<(u64, Option<u64>)> = audit
         .iter()
         .filter(|r| r.alias == "champion")
         .map(|r| (r.version, r.previous_version))
         .collect();
     assert_eq!(moves, vec![(1, None), (2, Some(1))]);
-    let v2 = registry
+    let v2 = stack
+        .registry
         .list_versions(MODEL)
         .await
         .unwrap()
@@ -392,12 +484,46 @@ async fn a_forced_retrain_heals_a_flipped_concept_across_services() {
         registry_pb::TriggerKind::Forced as i32
     );
     assert_eq!(v2.parent_version, Some(1));
+    stack.stop().await;
+}
 
-    shutdown.trigger();
-    for task in tasks {
-        tokio::time::timeout(Duration::from_secs(30), task)
-            .await
-            .expect("services stop")
-            .unwrap();
-    }
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_monitor_notices_a_flipped_concept_and_the_loop_heals_without_a_person() {
+    let mut stack = start(true).await;
+    let mut world = Generator::new(SyntheticSpec::default());
+    stack.seed_champion(&mut world).await;
+    let flipped = Regime {
+        flip: true,
+        ..Regime::default()
+    };
+    world.reseed(21);
+    let probe = world.sample(1_000, &flipped);
+    let (version, _) = stack.first_answer(&world, &probe).await;
+    assert_eq!(version, "1");
+
+    // Only data goes in: no one asks for a retrain.
+    world.reseed(22);
+    let fresh = world.sample(3_000, &flipped);
+    stack.ingest(&world, &fresh, "live-").await;
+
+    let labels = stack.answer_from("2", &world, &probe, 60).await;
+    let acc_after = accuracy(&world, &probe, &labels);
+    assert!(
+        acc_after > 0.8,
+        "the healed model should fit the flipped world, got {acc_after}"
+    );
+    let v2 = stack
+        .registry
+        .list_versions(MODEL)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|v| v.version == 2)
+        .unwrap();
+    assert_eq!(
+        v2.trigger.unwrap().kind,
+        registry_pb::TriggerKind::Drift as i32,
+        "retrained because the monitor saw drift"
+    );
+    stack.stop().await;
 }
