@@ -327,34 +327,7 @@ impl Stack {
         let (rows, labels) = world.to_records(sample, prefix, 0, 1_700_000_000_000);
         let batches: Vec<ingest_pb::RowBatch> = rows
             .chunks(1_000)
-            .map(|chunk| ingest_pb::RowBatch {
-                model: MODEL.into(),
-                rows: chunk
-                    .iter()
-                    .map(|r| ingest_pb::Row {
-                        id: r.id.clone(),
-                        event_time_ms: r.time_ms,
-                        values: r
-                            .values
-                            .iter()
-                            .map(|(k, v)| {
-                                let kind = match v {
-                                    mend_core::record::Value::Number(x) => {
-                                        ingest_pb::feature_value::Kind::Number(*x)
-                                    }
-                                    mend_core::record::Value::Text(s) => {
-                                        ingest_pb::feature_value::Kind::Text(s.clone())
-                                    }
-                                    mend_core::record::Value::Missing => {
-                                        ingest_pb::feature_value::Kind::Missing(true)
-                                    }
-                                };
-                                (k.clone(), ingest_pb::FeatureValue { kind: Some(kind) })
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            })
+            .map(|c| mend_client::ingest::row_batch(MODEL, c))
             .collect();
         let summary = self
             .ingest
@@ -365,17 +338,7 @@ impl Stack {
         assert_eq!((summary.accepted, summary.rejected), (rows.len() as u64, 0));
         let label_batches: Vec<ingest_pb::LabelBatch> = labels
             .chunks(1_000)
-            .map(|chunk| ingest_pb::LabelBatch {
-                model: MODEL.into(),
-                labels: chunk
-                    .iter()
-                    .map(|l| ingest_pb::Label {
-                        row_id: l.row_id.clone(),
-                        label: l.label.clone(),
-                        time_ms: l.time_ms,
-                    })
-                    .collect(),
-            })
+            .map(|c| mend_client::ingest::label_batch(MODEL, c))
             .collect();
         let summary = self
             .ingest

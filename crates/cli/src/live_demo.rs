@@ -518,34 +518,7 @@ async fn send(
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let (rows, labels) = g.to_records(sample, "row-", first_id, now);
-    let batch = ingest_pb::RowBatch {
-        model: MODEL.into(),
-        rows: rows
-            .iter()
-            .map(|r| ingest_pb::Row {
-                id: r.id.clone(),
-                event_time_ms: r.time_ms,
-                values: r
-                    .values
-                    .iter()
-                    .map(|(k, v)| {
-                        let kind = match v {
-                            mend_core::record::Value::Number(x) => {
-                                ingest_pb::feature_value::Kind::Number(*x)
-                            }
-                            mend_core::record::Value::Text(s) => {
-                                ingest_pb::feature_value::Kind::Text(s.clone())
-                            }
-                            mend_core::record::Value::Missing => {
-                                ingest_pb::feature_value::Kind::Missing(true)
-                            }
-                        };
-                        (k.clone(), ingest_pb::FeatureValue { kind: Some(kind) })
-                    })
-                    .collect(),
-            })
-            .collect(),
-    };
+    let batch = mend_client::ingest::row_batch(MODEL, &rows);
     let summary = ingest
         .ingest_rows(tokio_stream::iter(vec![batch]))
         .await
@@ -558,17 +531,7 @@ async fn send(
             summary.rejected_rows.first()
         );
     }
-    let batch = ingest_pb::LabelBatch {
-        model: MODEL.into(),
-        labels: labels
-            .iter()
-            .map(|l| ingest_pb::Label {
-                row_id: l.row_id.clone(),
-                label: l.label.clone(),
-                time_ms: l.time_ms,
-            })
-            .collect(),
-    };
+    let batch = mend_client::ingest::label_batch(MODEL, &labels);
     ingest
         .ingest_labels(tokio_stream::iter(vec![batch]))
         .await
