@@ -23,6 +23,15 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
 const PAGE: u32 = 500;
 
+/// A unary call under [`CALL_TIMEOUT`]: a stalled registry is "unavailable", not a hang.
+async fn within<T>(
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, ClientError> {
+    Ok(tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .map_err(|_| ClientError::Unavailable("registry call timed out".into()))??)
+}
+
 /// A version's metadata with its verified artifact bytes.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -235,9 +244,12 @@ impl RegistryClient {
                 },
                 false,
             )?;
-            let page = self.raw.clone().get_audit(request).await?.into_inner();
+            let page = within(self.raw.clone().get_audit(request))
+                .await?
+                .into_inner();
             out.extend(page.records);
-            if page.next_page_token.is_empty() {
+            // A registry that hands back the same token would loop us forever.
+            if page.next_page_token.is_empty() || page.next_page_token == token {
                 return Ok(out);
             }
             token = page.next_page_token;
@@ -256,9 +268,12 @@ impl RegistryClient {
                 },
                 false,
             )?;
-            let page = self.raw.clone().list_models(request).await?.into_inner();
+            let page = within(self.raw.clone().list_models(request))
+                .await?
+                .into_inner();
             out.extend(page.models);
-            if page.next_page_token.is_empty() {
+            // A registry that hands back the same token would loop us forever.
+            if page.next_page_token.is_empty() || page.next_page_token == token {
                 return Ok(out);
             }
             token = page.next_page_token;
@@ -281,9 +296,12 @@ impl RegistryClient {
                 },
                 false,
             )?;
-            let page = self.raw.clone().list_versions(request).await?.into_inner();
+            let page = within(self.raw.clone().list_versions(request))
+                .await?
+                .into_inner();
             out.extend(page.versions);
-            if page.next_page_token.is_empty() {
+            // A registry that hands back the same token would loop us forever.
+            if page.next_page_token.is_empty() || page.next_page_token == token {
                 return Ok(out);
             }
             token = page.next_page_token;
