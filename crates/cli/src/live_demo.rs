@@ -21,8 +21,6 @@ use mend_client::RegistryClient;
 use mend_core::synthetic::{Generator, Regime, Sample, SyntheticSpec};
 use mend_core::{Frame, Schema, SchemaOverride, TrainSettings};
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
-use mend_proto::inference::model_infer_request::InferInputTensor;
-use mend_proto::inference::{InferTensorContents, ModelInferRequest};
 use mend_proto::ingest::v1 as ingest_pb;
 use mend_proto::registry::v1 as registry_pb;
 use mend_runtime::{MendConfig, Shutdown};
@@ -441,59 +439,14 @@ async fn infer(
     g: &Generator,
     sample: &Sample,
 ) -> Result<(String, Vec<String>)> {
-    let names = g.feature_names();
-    let n = sample.labels.len();
-    let d = sample.numeric.ncols();
-    let inputs = names
-        .iter()
-        .enumerate()
-        .map(|(j, name)| {
-            let contents = if j < d {
-                InferTensorContents {
-                    fp64_contents: sample.numeric.column(j).to_vec(),
-                    ..Default::default()
-                }
-            } else {
-                InferTensorContents {
-                    bytes_contents: sample.categorical[j - d]
-                        .iter()
-                        .map(|s| Bytes::from(s.clone()))
-                        .collect(),
-                    ..Default::default()
-                }
-            };
-            InferInputTensor {
-                name: name.clone(),
-                datatype: if j < d { "FP64" } else { "BYTES" }.into(),
-                shape: vec![n as i64],
-                contents: Some(contents),
-                ..Default::default()
-            }
-        })
-        .collect();
-    let request = ModelInferRequest {
-        model_name: MODEL.into(),
-        id: "demo".into(),
-        inputs,
-        ..Default::default()
-    };
+    let mut request = mend_client::oip::sample_request(MODEL, &g.feature_names(), sample);
+    request.id = "demo".into();
     let response = client
         .model_infer(request)
         .await
         .context("inference request failed")?
         .into_inner();
-    let labels = response
-        .outputs
-        .iter()
-        .find(|o| o.name == "label")
-        .and_then(|o| o.contents.as_ref())
-        .map(|c| {
-            c.bytes_contents
-                .iter()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let labels = mend_client::oip::labels(&response);
     Ok((response.model_version, labels))
 }
 

@@ -5,12 +5,13 @@
 //!   checked against the announced size and sha256 before anyone parses it), register a version
 //!   (streamed in 1 MiB chunks), move an alias with compare-and-set, read audit and listings.
 //!   Writes carry the bearer token when one is set; every call carries the caller's trace context.
-//! - [`ingest`]: data-log records as ingest batches.
+//! - [`ingest`]: data-log records as ingest batches; [`oip`]: inference requests for synthetic rows.
 //! - [`ClientError`]: what went wrong, by kind, so callers can tell "not found" from "conflict"
 //!   from "the registry is down".
 
 mod error;
 pub mod ingest;
+pub mod oip;
 mod registry;
 
 pub use error::ClientError;
