@@ -38,6 +38,10 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
 # Variables services read that are not mend's own.
 FOREIGN_VARS = {"GOMEMLIMIT", "POD_NAME", "NATS_TOKEN"}
 MEND_VAR_CONST = re.compile(r'pub const \w+: &str = "((?:MEND|OTEL)_[A-Z0-9_]+)"')
+# A complete `MEND_*` name in a string literal (not a bare `"MEND_"` prefix).
+MEND_STRING = re.compile(r'"(MEND_[A-Z0-9_]*[A-Z0-9])"')
+# JetStream stream names, which look like variables but are not.
+STREAM_CONST = re.compile(r'const \w+_STREAM: &str = "(MEND_[A-Z0-9_]+)"')
 # A floating action ref (a branch) instead of a version or a commit.
 ACTION_REF = re.compile(r"^\s*-?\s*uses:\s*([^\s#]+)", re.MULTILINE)
 
@@ -314,6 +318,16 @@ def check_overlay(overlay: str, path: Path, repo: Path, variables: set[str], p: 
             for index in range(replicas):
                 if f"nats-{index}.nats-headless:6222" not in text:
                     p.add("ConfigMap/nats-config", f"has no cluster route to nats-{index}")
+        # Streams and buckets get MEND_NATS_REPLICAS copies: more than there are nodes fails
+        # at start-up, fewer than a cluster has loses data with a node.
+        mend_config = next(
+            (obj for obj in by_kind.get("ConfigMap", []) if obj["metadata"]["name"].startswith("mend-config")),
+            None,
+        )
+        stream_replicas = str((mend_config or {}).get("data", {}).get("MEND_NATS_REPLICAS", "1"))
+        if stream_replicas != str(replicas):
+            p.add("ConfigMap/mend-config",
+                  f"MEND_NATS_REPLICAS is {stream_replicas} but NATS runs {replicas} node(s); make them equal")
 
     if not expect["placeholders_allowed"]:
         for secret in by_kind.get("Secret", []):
@@ -382,16 +396,47 @@ def check_workflows(repo: Path, p: Problems) -> None:
                 p.add(where, f"runs {script}, which does not exist")
 
 
+def read_variables(repo: Path) -> dict[str, str]:
+    """Every `"MEND_…"` string literal in crates/*/src outside test code and comments, with
+    the first file that holds it: the names some service or tool reads, so the README
+    cannot go stale.
+
+    Test code (files named tests.rs, and everything after a `#[cfg(test)]` line, where the
+    style puts test modules), comments and JetStream stream names (`…_STREAM` constants)
+    are not variables."""
+    streams: set[str] = set()
+    found: dict[str, str] = {}
+    for path in sorted((repo / "crates").glob("*/src/**/*.rs")):
+        if path.name == "tests.rs" or "tests" in path.relative_to(repo / "crates").parts[2:-1]:
+            continue
+        text = path.read_text(encoding="utf-8").split("#[cfg(test)]", 1)[0]
+        # Examples in comments are not reads.
+        text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+        streams.update(STREAM_CONST.findall(text))
+        for name in MEND_STRING.findall(text):
+            found.setdefault(name, str(path.relative_to(repo)))
+    return {name: where for name, where in found.items() if name not in streams}
+
+
 def check_readme(repo: Path, p: Problems) -> None:
-    """The README's configuration reference names every variable the runtime reads."""
+    """The README's configuration reference names every variable mend reads."""
     text = (repo / "README.md").read_text(encoding="utf-8")
     deploy = text.split("\n## Deploy", 1)
     if len(deploy) < 2:
         p.add("README.md", "has no '## Deploy' section")
         return
-    for var in runtime_variables(repo):
-        if f"| `{var}` |" not in deploy[1]:
-            p.add("README.md", f"the Deploy section's configuration reference does not list `{var}`")
+    reference = deploy[1].split("\n### Configuration reference", 1)
+    if len(reference) < 2:
+        p.add("README.md", "the Deploy section has no '### Configuration reference'")
+        return
+    section = reference[1].split("\n### ", 1)[0]
+    shared = runtime_variables(repo)
+    for var in shared:
+        if f"| `{var}` |" not in section:
+            p.add("README.md", f"the configuration reference does not list `{var}`")
+    for var, where in sorted(read_variables(repo).items()):
+        if var not in shared and f"| `{var}` |" not in section:
+            p.add("README.md", f"the configuration reference does not list `{var}` (read in {where})")
 
 
 def main() -> int:

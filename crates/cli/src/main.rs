@@ -12,6 +12,7 @@ mod models_cmd;
 mod output;
 mod progress;
 mod report_cmd;
+mod retrain_cmd;
 mod static_cmds;
 mod up;
 
@@ -63,6 +64,8 @@ enum Command {
     Ingest(ingest_cmd::IngestArgs),
     /// Fetch a drift report from the monitor and write its HTML page (`--open` shows it).
     Report(report_cmd::ReportArgs),
+    /// Ask the trainer, through the registry, to retrain MODEL now.
+    Retrain(retrain_cmd::RetrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench_cmd::run(args, cli.json),
         Command::Ingest(args) => ingest_cmd::run(args, cli.json),
         Command::Report(args) => report_cmd::run(args, cli.json),
+        Command::Retrain(args) => retrain_cmd::run(args, cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

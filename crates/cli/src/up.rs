@@ -43,12 +43,24 @@ struct Shared {
 async fn open_shared(config: &MendConfig) -> Result<Shared> {
     match &config.nats {
         Some(nats) => {
-            let jetstream = JetStreamBus::connect(&nats.url, JetStreamConfig::default())
-                .await
-                .with_context(|| format!("failed to connect to NATS at {}", nats.url))?;
+            let jetstream = JetStreamBus::connect_with(
+                &nats.url,
+                mend_runtime::nats::connect_options(nats)
+                    .await
+                    .context("invalid NATS settings (MEND_NATS_*)")?,
+                JetStreamConfig {
+                    replicas: nats.replicas,
+                    ..JetStreamConfig::default()
+                },
+            )
+            .await
+            .context("failed to connect to NATS (MEND_NATS_URL)")?;
             let store = JetStreamStore::open(
                 jetstream.jetstream(),
-                mend_registry::JetStreamConfig::default(),
+                mend_registry::JetStreamConfig {
+                    replicas: nats.replicas,
+                    ..mend_registry::JetStreamConfig::default()
+                },
             )
             .await
             .context("failed to open the registry buckets on JetStream")?;

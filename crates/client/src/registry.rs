@@ -231,6 +231,18 @@ impl RegistryClient {
             .ok_or_else(|| ClientError::InvalidResponse("SetAlias returned no audit record".into()))
     }
 
+    /// Asks for a forced retrain of `model` (a write: needs the token). The registry
+    /// publishes `retrain.requested.<model>`; the answer carries the event id, which the
+    /// trained candidate's lineage will name.
+    pub async fn request_retrain(
+        &self,
+        request: pb::RequestRetrainRequest,
+    ) -> Result<pb::RequestRetrainResponse, ClientError> {
+        let request = self.request(request, true)?;
+        let response = within(self.raw.clone().request_retrain(request)).await?;
+        Ok(response.into_inner())
+    }
+
     /// The whole audit log of a model, oldest first.
     pub async fn audit(&self, model: &str) -> Result<Vec<pb::AuditRecord>, ClientError> {
         let mut out = Vec::new();

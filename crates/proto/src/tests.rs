@@ -74,7 +74,8 @@ fn descriptor_set_holds_the_three_services_with_their_rpcs() {
             "ListVersions",
             "SetAlias",
             "GetAudit",
-            "WatchAliases"
+            "WatchAliases",
+            "RequestRetrain"
         ]
     );
     assert_eq!(

@@ -14,8 +14,9 @@
 //! - [`error`]: [`StoreError`], what can go wrong.
 //! - [`service`]: [`RegistryService`], the `mend.registry.v1.Registry` gRPC handlers over
 //!   any store: chunked uploads committed only when complete, bearer-token writes, the
-//!   error → status mapping, alias watches, and the `model.promoted` / `model.rolled_back`
-//!   events (the registry is their one publisher).
+//!   error → status mapping, alias watches, the `model.promoted` / `model.rolled_back`
+//!   events (the registry is their one publisher), and forced retrains (`RequestRetrain`,
+//!   published as `retrain.requested.<model>`).
 //! - [`settings`]: [`RegistrySettings`] (`MEND_REGISTRY_TOKEN`, artifact size limit).
 //! - [`serve`]: [`run`], the server with health and reflection on a caller-bound listener.
 //! - `changes` (private): the rules of a registration and an alias move, shared by both

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use mend_bus::{Bus, JetStreamBus};
 use mend_registry::{JetStreamConfig, JetStreamStore, RegistryDeps, RegistrySettings, SqliteStore};
-use mend_runtime::config::{Env, MendConfig, NatsAuth, NatsConfig};
+use mend_runtime::config::{Env, MendConfig};
 use mend_runtime::{Metrics, Shutdown, telemetry};
 
 #[tokio::main]
@@ -95,39 +95,30 @@ async fn open_deps(config: &MendConfig) -> anyhow::Result<RegistryDeps> {
             bus: None,
         });
     };
-    let client = connect(nats).await?;
+    let options = mend_runtime::nats::connect_options(nats)
+        .await
+        .context("invalid NATS settings")?;
+    let bus = JetStreamBus::connect_with(
+        &nats.url,
+        options,
+        mend_bus::JetStreamConfig {
+            replicas: nats.replicas,
+            ..mend_bus::JetStreamConfig::default()
+        },
+    )
+    .await
+    .context("failed to connect to NATS (MEND_NATS_URL) and set up the event streams")?;
     let store = JetStreamStore::open(
-        &async_nats::jetstream::new(client.clone()),
-        JetStreamConfig::default(),
+        bus.jetstream(),
+        JetStreamConfig {
+            replicas: nats.replicas,
+            ..JetStreamConfig::default()
+        },
     )
     .await
     .context("failed to open the registry buckets")?;
-    let bus = JetStreamBus::from_client(client, mend_bus::JetStreamConfig::default())
-        .await
-        .context("failed to set up the event streams")?;
     Ok(RegistryDeps {
         store: Arc::new(store),
         bus: Some(Arc::new(bus) as Arc<dyn Bus>),
     })
-}
-
-async fn connect(nats: &NatsConfig) -> anyhow::Result<async_nats::Client> {
-    let mut options = async_nats::ConnectOptions::new()
-        .name("mend-registry")
-        .retry_on_initial_connect();
-    options = match &nats.auth {
-        NatsAuth::None => options,
-        NatsAuth::Token(token) => options.token(token.expose().to_owned()),
-        NatsAuth::UserPassword { user, password } => {
-            options.user_and_password(user.clone(), password.expose().to_owned())
-        }
-        NatsAuth::Credentials(path) => options
-            .credentials_file(path)
-            .await
-            .with_context(|| format!("failed to read the NATS credentials {}", path.display()))?,
-    };
-    options
-        .connect(nats.url.as_str())
-        .await
-        .context("failed to connect to NATS")
 }

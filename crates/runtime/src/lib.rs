@@ -11,6 +11,7 @@
 //! - [`shutdown`]: SIGTERM/SIGINT → cancellation token, with a grace timeout.
 //! - [`health`]: `grpc.health.v1` reporters per service name.
 //! - [`grpc`]: a configured tonic server builder (request spans, TLS) and client endpoint.
+//! - [`nats`]: async-nats connect options (auth, TLS) from `MEND_NATS_*`.
 //!
 //! A service binary's `main`, in order: load [`config::MendConfig`] (bad config: print,
 //! exit non-zero) → [`telemetry::init`] → bind → serve under [`shutdown::Shutdown`] →
@@ -21,6 +22,7 @@ pub mod grpc;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod nats;
 pub mod readiness;
 pub mod shutdown;
 pub mod telemetry;

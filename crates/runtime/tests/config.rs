@@ -392,3 +392,93 @@ fn empty_values_count_as_unset() {
     assert!(config.nats.is_none());
     assert_eq!(config.server_addr.to_string(), "127.0.0.1:8001");
 }
+
+#[test]
+fn nats_tls_and_replicas_are_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = write(dir.path(), "nats-ca.pem", "ca");
+    let cert = write(dir.path(), "nats-cert.pem", "cert");
+    let key = write(dir.path(), "nats-key.pem", "key");
+    let (ca, cert, key) = (
+        ca.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
+    let config = load(&[
+        (MEND_NATS_URL, "tls://nats:4222"),
+        (MEND_NATS_TOKEN, "t0ken"),
+        (MEND_NATS_TLS_CA, ca),
+        (MEND_NATS_TLS_CERT, cert),
+        (MEND_NATS_TLS_KEY, key),
+        (MEND_NATS_TLS_REQUIRED, "true"),
+        (MEND_NATS_REPLICAS, "3"),
+    ])
+    .unwrap();
+    let nats = config.nats.as_ref().unwrap();
+    assert_eq!(nats.replicas, 3);
+    assert_eq!(nats.tls.ca.as_deref(), Some(Path::new(ca)));
+    assert_eq!(
+        nats.tls.identity.as_ref().map(|id| id.cert.as_path()),
+        Some(Path::new(cert))
+    );
+    assert!(nats.tls.required);
+    assert!(
+        !format!("{config:?}").contains("t0ken"),
+        "secrets stay out of Debug"
+    );
+
+    let plain = load(&[(MEND_NATS_URL, "nats://nats:4222")]).unwrap();
+    let plain = plain.nats.unwrap();
+    assert_eq!(plain.replicas, 1, "one replica by default");
+    assert!(!plain.tls.is_configured());
+
+    let url = (MEND_NATS_URL, "nats://nats:4222");
+    let cases: &[BadCase] = &[
+        (
+            &[url, (MEND_NATS_REPLICAS, "0")],
+            MEND_NATS_REPLICAS,
+            "1 to 5",
+        ),
+        (
+            &[url, (MEND_NATS_REPLICAS, "6")],
+            MEND_NATS_REPLICAS,
+            "1 to 5",
+        ),
+        (
+            &[url, (MEND_NATS_REPLICAS, "three")],
+            MEND_NATS_REPLICAS,
+            "three",
+        ),
+        (
+            &[(MEND_NATS_REPLICAS, "3")],
+            MEND_NATS_REPLICAS,
+            MEND_NATS_URL,
+        ),
+        (&[(MEND_NATS_TLS_CA, ca)], MEND_NATS_TLS_CA, MEND_NATS_URL),
+        (
+            &[url, (MEND_NATS_TLS_CERT, cert)],
+            MEND_NATS_TLS_CERT,
+            MEND_NATS_TLS_KEY,
+        ),
+        (
+            &[url, (MEND_NATS_TLS_REQUIRED, "yes")],
+            MEND_NATS_TLS_REQUIRED,
+            "yes",
+        ),
+        (
+            &[url, (MEND_NATS_TLS_CA, "/no/such/ca.pem")],
+            MEND_NATS_TLS_CA,
+            "/no/such/ca.pem",
+        ),
+    ];
+    for (vars, named, mentioned) in cases {
+        let err = load(vars).expect_err(&format!("{vars:?} should be rejected"));
+        let message = err.to_string();
+        assert_eq!(err.var(), *named, "{message}");
+        assert!(message.contains(named), "{message} should name {named}");
+        assert!(
+            message.contains(mentioned),
+            "{message} should mention {mentioned}"
+        );
+    }
+}

@@ -63,9 +63,18 @@ async fn serve(config: MendConfig, server_config: ServerConfig) -> anyhow::Resul
     let mut data_log: Option<Arc<dyn DataLog>> = None;
     match &config.nats {
         Some(nats) => {
-            let jetstream = JetStreamBus::connect(&nats.url, JetStreamConfig::default())
-                .await
-                .context("failed to connect to NATS (MEND_NATS_URL)")?;
+            let jetstream = JetStreamBus::connect_with(
+                &nats.url,
+                mend_runtime::nats::connect_options(nats)
+                    .await
+                    .context("invalid NATS settings (MEND_NATS_*)")?,
+                JetStreamConfig {
+                    replicas: nats.replicas,
+                    ..JetStreamConfig::default()
+                },
+            )
+            .await
+            .context("failed to connect to NATS (MEND_NATS_URL)")?;
             bus = Some(Arc::new(jetstream.clone()));
             data_log = Some(Arc::new(JetStreamDataLog::new(jetstream)));
         }

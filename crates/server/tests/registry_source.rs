@@ -142,6 +142,13 @@ impl Registry for FakeRegistry {
     ) -> Result<Response<Self::WatchAliasesStream>, Status> {
         Err(Status::unimplemented("not needed"))
     }
+
+    async fn request_retrain(
+        &self,
+        _: Request<RequestRetrainRequest>,
+    ) -> Result<Response<RequestRetrainResponse>, Status> {
+        Err(Status::unimplemented("not needed"))
+    }
 }
 
 async fn serve(corrupt: bool) -> (String, Bytes, Bytes) {

@@ -4,6 +4,8 @@
 //!   directory, waits until it answers with a JetStream-enabled `INFO`, can stop and restart
 //!   it on the same port and store (so clients can reconnect to the same URL and find their
 //!   streams again), and kills it and removes the directory on drop.
+//!   [`NatsServer::start_with`] adds token or user/password authentication and TLS
+//!   ([`NatsServerOptions`]), for tests of secured connections.
 //! - [`TestkitError`] (in `error.rs`) says what went wrong, with the server's log tail.
 //!
 //! The API is synchronous (`std::process`) so it works from any test, async or not; it
@@ -13,4 +15,4 @@ mod error;
 mod nats_server;
 
 pub use error::TestkitError;
-pub use nats_server::{NATS_SERVER_BIN_ENV, NatsServer};
+pub use nats_server::{NATS_SERVER_BIN_ENV, NatsServer, NatsServerOptions, ServerAuth, ServerTls};

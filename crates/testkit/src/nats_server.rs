@@ -22,12 +22,52 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// A freshly probed port can be taken by someone else before the server binds it.
 const START_ATTEMPTS: usize = 5;
 
+/// How clients must authenticate to a test server (`nats-server --auth` or `--user/--pass`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum ServerAuth {
+    /// Anyone may connect.
+    #[default]
+    None,
+    /// Clients must present this token.
+    Token(String),
+    /// Clients must present this user and password.
+    UserPassword { user: String, password: String },
+}
+
+/// Test credentials are not secret, but keep the habit: never print them.
+impl std::fmt::Debug for ServerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServerAuth::None => "None",
+            ServerAuth::Token(_) => "Token(***)",
+            ServerAuth::UserPassword { .. } => "UserPassword(***)",
+        })
+    }
+}
+
+/// TLS for a test server: its certificate and key (PEM), and optionally a CA that client
+/// certificates must chain to (`--tlsverify`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub verify_clients_with: Option<PathBuf>,
+}
+
+/// How to start a test server; the default is a plain, open server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NatsServerOptions {
+    pub auth: ServerAuth,
+    pub tls: Option<ServerTls>,
+}
+
 /// A running `nats-server -js` bound to `127.0.0.1:<port>` with its own store directory.
 ///
 /// Dropping it kills the process and removes the directory.
 pub struct NatsServer {
     bin: PathBuf,
     port: u16,
+    options: NatsServerOptions,
     // Holds the store dir and the log; removed on drop, after the child is killed.
     dir: TempDir,
     child: Option<Child>,
@@ -37,6 +77,7 @@ impl std::fmt::Debug for NatsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsServer")
             .field("port", &self.port)
+            .field("options", &self.options)
             .field("dir", &self.dir.path())
             .field("running", &self.child.is_some())
             .finish()
@@ -46,6 +87,11 @@ impl std::fmt::Debug for NatsServer {
 impl NatsServer {
     /// Starts a server on a free port and waits until it answers with JetStream enabled.
     pub fn start() -> Result<Self, TestkitError> {
+        Self::start_with(NatsServerOptions::default())
+    }
+
+    /// Starts a server that requires `auth` and, when given, TLS; restarts keep both.
+    pub fn start_with(options: NatsServerOptions) -> Result<Self, TestkitError> {
         let bin = find_binary()?;
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
@@ -57,6 +103,7 @@ impl NatsServer {
             let mut server = NatsServer {
                 bin: bin.clone(),
                 port,
+                options: options.clone(),
                 dir,
                 child: None,
             };
@@ -153,12 +200,34 @@ impl NatsServer {
             .open(self.log_path())
             .map_err(TestkitError::TempDir)?;
         let log_err = log.try_clone().map_err(TestkitError::TempDir)?;
-        let child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        command
             .arg("-js")
             .args(["-a", "127.0.0.1"])
             .args(["-p", &self.port.to_string()])
             .arg("-sd")
-            .arg(self.store_dir())
+            .arg(self.store_dir());
+        match &self.options.auth {
+            ServerAuth::None => {}
+            ServerAuth::Token(token) => {
+                command.args(["--auth", token]);
+            }
+            ServerAuth::UserPassword { user, password } => {
+                command.args(["--user", user, "--pass", password]);
+            }
+        }
+        if let Some(tls) = &self.options.tls {
+            command
+                .arg("--tls")
+                .arg("--tlscert")
+                .arg(&tls.cert)
+                .arg("--tlskey")
+                .arg(&tls.key);
+            if let Some(ca) = &tls.verify_clients_with {
+                command.arg("--tlsverify").arg("--tlscacert").arg(ca);
+            }
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))

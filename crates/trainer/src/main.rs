@@ -54,9 +54,18 @@ async fn main() -> ExitCode {
 
 async fn serve(config: MendConfig) -> anyhow::Result<()> {
     let nats = config.nats.as_ref().context("MEND_NATS_URL is not set")?;
-    let bus = JetStreamBus::connect(&nats.url, JetStreamConfig::default())
-        .await
-        .context("failed to connect to NATS (MEND_NATS_URL)")?;
+    let bus = JetStreamBus::connect_with(
+        &nats.url,
+        mend_runtime::nats::connect_options(nats)
+            .await
+            .context("invalid NATS settings (MEND_NATS_*)")?,
+        JetStreamConfig {
+            replicas: nats.replicas,
+            ..JetStreamConfig::default()
+        },
+    )
+    .await
+    .context("failed to connect to NATS (MEND_NATS_URL)")?;
     let endpoint = mend_runtime::grpc::grpc_client_endpoint(&config.registry_addr, &config.tls)
         .context("failed to set up the registry client (MEND_REGISTRY_ADDR)")?;
     let token = config

@@ -32,7 +32,7 @@ pub struct JetStreamConfig {
     pub events: StreamLimits,
     pub data: StreamLimits,
     pub deadletter: StreamLimits,
-    /// Copies of each stream (1 for a single server, 3 in a cluster).
+    /// Copies of each stream (1 for a single server, 3 in a cluster; `MEND_NATS_REPLICAS`).
     pub replicas: usize,
     /// How long one publish keeps retrying (server restart, leader election) before failing.
     pub publish_retry_for: Duration,
@@ -69,14 +69,63 @@ impl std::fmt::Debug for JetStreamBus {
     }
 }
 
+const TLS_HINT: &str = "check that the CA signed the server's certificate, the client certificate, and that the server speaks TLS";
+
+/// Says what to check for the failures an operator can fix.
+fn connect_reason(error: &async_nats::ConnectError) -> String {
+    use async_nats::ConnectErrorKind;
+    match error.kind() {
+        ConnectErrorKind::AuthorizationViolation => {
+            "authorization violation: the server refused the credentials (missing or wrong token, user/password or creds file)".to_owned()
+        }
+        ConnectErrorKind::Authentication => {
+            "authentication failed: the credentials could not sign the server's nonce".to_owned()
+        }
+        // rustls failures (an unknown issuer, a refused client certificate) arrive as IO errors.
+        ConnectErrorKind::Tls => format!("tls: {error}; {TLS_HINT}"),
+        ConnectErrorKind::Io if error.to_string().contains("certificate") => {
+            format!("tls: {error}; {TLS_HINT}")
+        }
+        _ => error.to_string(),
+    }
+}
+
+/// `nats://user:pass@host` → `nats://***@host`, so errors never carry credentials.
+fn redact_userinfo(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            match rest.rsplit_once('@') {
+                Some((_, host)) if scheme.is_empty() => format!("***@{host}"),
+                Some((_, host)) => format!("{scheme}://***@{host}"),
+                None => url.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 const PUBLISH_RETRY_MIN: Duration = Duration::from_millis(50);
 const PUBLISH_RETRY_MAX: Duration = Duration::from_secs(1);
 
 impl JetStreamBus {
-    /// Connects to `url` (reconnecting forever after a first success, with at most ~1 s
-    /// between attempts) and makes sure the streams exist.
+    /// Connects to `url` without credentials; see [`JetStreamBus::connect_with`].
     pub async fn connect(url: &str, config: JetStreamConfig) -> Result<Self, BusError> {
-        let client = async_nats::ConnectOptions::new()
+        JetStreamBus::connect_with(url, async_nats::ConnectOptions::new(), config).await
+    }
+
+    /// Connects to `url` with `options` carrying authentication and TLS (services build
+    /// them from their config in one place), reconnecting forever after a first success
+    /// with at most ~1 s between attempts, and makes sure the streams exist.
+    ///
+    /// The first connect is not retried, so wrong credentials or an unreachable server
+    /// fail start-up with a clear error instead of hanging.
+    pub async fn connect_with(
+        url: &str,
+        options: async_nats::ConnectOptions,
+        config: JetStreamConfig,
+    ) -> Result<Self, BusError> {
+        let client = options
             .name("mend")
             .connection_timeout(config.request_timeout)
             .reconnect_delay_callback(|attempts| {
@@ -90,8 +139,8 @@ impl JetStreamBus {
             .connect(url)
             .await
             .map_err(|error| BusError::Connect {
-                url: url.to_owned(),
-                reason: error.to_string(),
+                url: redact_userinfo(url),
+                reason: connect_reason(&error),
             })?;
         JetStreamBus::from_client(client, config).await
     }
@@ -201,5 +250,18 @@ impl Bus for JetStreamBus {
 
     async fn consume(&self, spec: ConsumerSpec) -> Result<Subscription, BusError> {
         consumer::subscribe(&self.js, spec).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_userinfo;
+
+    #[test]
+    fn connect_errors_never_carry_url_credentials() {
+        assert_eq!(
+            redact_userinfo("nats://u:p@a:4222,tls://tok@b:4222,c:4222,d@e:4222"),
+            "nats://***@a:4222,tls://***@b:4222,c:4222,***@e:4222"
+        );
     }
 }

@@ -42,12 +42,16 @@ const MAX_COMMIT_ATTEMPTS: u32 = 500;
 pub struct JetStreamConfig {
     /// Prefix of the bucket names (letters, digits, `_`, `-`).
     pub prefix: String,
+    /// Copies of each bucket when it is created (`MEND_NATS_REPLICAS`: 1 for a single
+    /// server, 3 in a cluster). Existing buckets keep theirs.
+    pub replicas: usize,
 }
 
 impl Default for JetStreamConfig {
     fn default() -> Self {
         Self {
             prefix: "mend_registry".to_owned(),
+            replicas: 1,
         }
     }
 }
@@ -88,6 +92,7 @@ async fn key_value(
     context: &jetstream::Context,
     bucket: String,
     description: &str,
+    replicas: usize,
 ) -> Result<kv::Store, StoreError> {
     if let Ok(store) = context.get_key_value(&bucket).await {
         return Ok(store);
@@ -97,6 +102,7 @@ async fn key_value(
             bucket,
             description: description.to_owned(),
             history: 1,
+            num_replicas: replicas,
             ..Default::default()
         })
         .await
@@ -114,12 +120,14 @@ impl JetStreamStore {
             context,
             config.models_bucket(),
             "mend registry: model snapshots",
+            config.replicas,
         )
         .await?;
         let log = key_value(
             context,
             config.log_bucket(),
             "mend registry: change log and versions",
+            config.replicas,
         )
         .await?;
         let artifacts = match context.get_object_store(config.artifacts_bucket()).await {
@@ -128,6 +136,7 @@ impl JetStreamStore {
                 .create_object_store(object_store::Config {
                     bucket: config.artifacts_bucket(),
                     description: Some("mend registry: model artifacts".to_owned()),
+                    num_replicas: config.replicas,
                     ..Default::default()
                 })
                 .await

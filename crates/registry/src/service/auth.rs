@@ -1,7 +1,7 @@
 //! Bearer-token authorisation of registry writes.
 //!
-//! Writes (RegisterVersion, SetAlias) need `authorization: Bearer <token>` when a token is
-//! configured; reads never do. The comparison runs over sha256 digests of both tokens and
+//! Writes (RegisterVersion, SetAlias, RequestRetrain) need `authorization: Bearer <token>`
+//! when a token is configured; reads never do. The comparison runs over sha256 digests of both tokens and
 //! looks at every byte, so neither the content nor the length of the configured token
 //! leaks through timing. Tokens never reach a log line.
 

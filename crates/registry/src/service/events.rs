@@ -29,6 +29,11 @@ impl ChampionEvents {
         Self { bus }
     }
 
+    /// The bus, which other registry events (forced retrains) go out on too.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
     /// Publishes the event of `record`, if it is a champion move that means one.
     pub async fn announce(&self, store: &dyn RegistryStore, record: &AuditRecord) {
         if !is_champion_move(record) {

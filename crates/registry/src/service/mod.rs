@@ -8,11 +8,13 @@
 //! - [`auth`]: the bearer token that writes need.
 //! - `paging.rs`: page tokens; `trace.rs`: the audit trace id from `traceparent`.
 //! - [`events`]: champion moves announced as `model.promoted` / `model.rolled_back`.
+//! - `retrain.rs`: `RequestRetrain`, a forced retrain published as `retrain.requested`.
 
 pub mod auth;
 mod download;
 pub mod events;
 mod paging;
+mod retrain;
 pub mod status;
 mod trace;
 mod upload;
@@ -264,5 +266,17 @@ impl Registry for RegistryService {
         )
         .await?;
         Ok(Response::new(stream))
+    }
+
+    #[instrument(skip_all, fields(model = %request.get_ref().model))]
+    async fn request_retrain(
+        &self,
+        request: Request<pb::RequestRetrainRequest>,
+    ) -> Result<Response<pb::RequestRetrainResponse>, Status> {
+        self.auth.check(request.metadata(), "RequestRetrain")?;
+        let bus = self.events.as_ref().map(ChampionEvents::bus);
+        let response =
+            retrain::request_retrain(self.store.as_ref(), bus, request.into_inner()).await?;
+        Ok(Response::new(response))
     }
 }

@@ -32,7 +32,7 @@ pub use env::Env;
 pub use error::{ConfigError, Origin};
 pub use file::{ConfigFile, RawValue};
 pub use log::{LogConfig, LogFormat};
-pub use nats::{NatsAuth, NatsConfig};
+pub use nats::{NatsAuth, NatsConfig, NatsTls};
 pub use otel::OtelConfig;
 pub use secret::Secret;
 pub use source::ConfigSource;
@@ -60,7 +60,21 @@ const FILE_KEYS: &[&str] = &[
 /// Tables of the config file that the runtime owns, with their keys; every other table
 /// is a service's section.
 const FILE_TABLES: &[(&str, &[&str])] = &[
-    ("nats", &["url", "creds", "token", "user", "password"]),
+    (
+        "nats",
+        &[
+            "url",
+            "creds",
+            "token",
+            "user",
+            "password",
+            "tls_ca",
+            "tls_cert",
+            "tls_key",
+            "tls_required",
+            "replicas",
+        ],
+    ),
     ("otel", &["endpoint", "service_name"]),
     ("tls", &["cert", "key", "ca"]),
 ];

@@ -1,4 +1,8 @@
 //! NATS connection settings. Unset URL means the embedded in-process bus.
+//!
+//! Everything a service needs to reach a secured, clustered NATS: the URL, one
+//! authentication method, TLS files, and how many replicas the streams and buckets it
+//! creates should have. `crate::nats` turns this into async-nats connect options.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -6,9 +10,16 @@ use std::path::PathBuf;
 use super::error::ConfigError;
 use super::secret::Secret;
 use super::source::ConfigSource;
+use super::tls::TlsIdentity;
 use super::vars::{
-    MEND_NATS_CREDS, MEND_NATS_PASSWORD, MEND_NATS_TOKEN, MEND_NATS_URL, MEND_NATS_USER,
+    MEND_NATS_CREDS, MEND_NATS_PASSWORD, MEND_NATS_REPLICAS, MEND_NATS_TLS_CA, MEND_NATS_TLS_CERT,
+    MEND_NATS_TLS_KEY, MEND_NATS_TLS_REQUIRED, MEND_NATS_TOKEN, MEND_NATS_URL, MEND_NATS_USER,
 };
+
+/// Stream replicas when `MEND_NATS_REPLICAS` is unset: right for a single server.
+pub const DEFAULT_REPLICAS: usize = 1;
+/// JetStream's own limit on replicas.
+pub const MAX_REPLICAS: usize = 5;
 
 /// How to authenticate to NATS; at most one method.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,25 +40,55 @@ pub enum NatsAuth {
     Credentials(PathBuf),
 }
 
-/// `MEND_NATS_URL` and its authentication.
+/// `MEND_NATS_TLS_*`. Every path was readable when the config was loaded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NatsTls {
+    /// CA bundle the NATS server's certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// Client certificate and key, for servers that verify clients.
+    pub identity: Option<TlsIdentity>,
+    /// Refuse a connection that does not use TLS.
+    pub required: bool,
+}
+
+impl NatsTls {
+    /// Whether any TLS setting is given.
+    pub fn is_configured(&self) -> bool {
+        self.ca.is_some() || self.identity.is_some() || self.required
+    }
+}
+
+/// `MEND_NATS_URL` and its authentication, TLS and replica settings.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NatsConfig {
     /// One or more server URLs, comma separated, as async-nats accepts them.
     pub url: String,
     /// Authentication.
     pub auth: NatsAuth,
+    /// TLS to the NATS server.
+    pub tls: NatsTls,
+    /// `MEND_NATS_REPLICAS`: copies of each stream and bucket mend creates (1..=5).
+    pub replicas: usize,
 }
 
 impl NatsConfig {
     pub(crate) fn from_source(source: &ConfigSource) -> Result<Option<Self>, ConfigError> {
         let auth = auth_from_source(source)?;
+        let tls = tls_from_source(source)?;
+        let replicas = replicas_from_source(source)?;
         let Some(raw) = source.raw(MEND_NATS_URL, "nats.url")? else {
-            if let Some(var) = auth_var(&auth) {
+            let stray = auth_var(&auth)
+                .map(|var| (var, "takes no credentials"))
+                .or_else(|| tls_var(&tls).map(|var| (var, "does not use TLS")))
+                .or_else(|| {
+                    replicas
+                        .is_some()
+                        .then_some((MEND_NATS_REPLICAS, "has no replicas"))
+                });
+            if let Some((var, what)) = stray {
                 return Err(ConfigError::Conflict {
                     var: var.to_owned(),
-                    reason: format!(
-                        "is set but {MEND_NATS_URL} is not; the embedded bus takes no credentials"
-                    ),
+                    reason: format!("is set but {MEND_NATS_URL} is not; the embedded bus {what}"),
                 });
             }
             return Ok(None);
@@ -63,6 +104,8 @@ impl NatsConfig {
         Ok(Some(Self {
             url: raw.text,
             auth,
+            tls,
+            replicas: replicas.unwrap_or(DEFAULT_REPLICAS),
         }))
     }
 }
@@ -73,6 +116,8 @@ impl fmt::Debug for NatsConfig {
         f.debug_struct("NatsConfig")
             .field("url", &redact_userinfo(&self.url))
             .field("auth", &self.auth)
+            .field("tls", &self.tls)
+            .field("replicas", &self.replicas)
             .finish()
     }
 }
@@ -104,6 +149,62 @@ fn auth_from_source(source: &ConfigSource) -> Result<NatsAuth, ConfigError> {
             })
         }
     }
+}
+
+fn tls_from_source(source: &ConfigSource) -> Result<NatsTls, ConfigError> {
+    let ca = source.readable_file(MEND_NATS_TLS_CA, "nats.tls_ca")?;
+    let cert = source.readable_file(MEND_NATS_TLS_CERT, "nats.tls_cert")?;
+    let key = source.readable_file(MEND_NATS_TLS_KEY, "nats.tls_key")?;
+    let required = source
+        .parse::<bool>(MEND_NATS_TLS_REQUIRED, "nats.tls_required")?
+        .unwrap_or(false);
+    let identity = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsIdentity { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => return Err(needs(MEND_NATS_TLS_CERT, MEND_NATS_TLS_KEY)),
+        (None, Some(_)) => return Err(needs(MEND_NATS_TLS_KEY, MEND_NATS_TLS_CERT)),
+    };
+    Ok(NatsTls {
+        ca,
+        identity,
+        required,
+    })
+}
+
+fn tls_var(tls: &NatsTls) -> Option<&'static str> {
+    if tls.ca.is_some() {
+        Some(MEND_NATS_TLS_CA)
+    } else if tls.identity.is_some() {
+        Some(MEND_NATS_TLS_CERT)
+    } else if tls.required {
+        Some(MEND_NATS_TLS_REQUIRED)
+    } else {
+        None
+    }
+}
+
+/// `None` when unset, so a stray setting without a URL can be reported.
+fn replicas_from_source(source: &ConfigSource) -> Result<Option<usize>, ConfigError> {
+    let Some(raw) = source.raw(MEND_NATS_REPLICAS, "nats.replicas")? else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        var: MEND_NATS_REPLICAS.to_owned(),
+        value: raw.text.clone(),
+        origin: raw.origin.clone(),
+        reason,
+    };
+    let replicas: usize = raw.text.trim().parse().map_err(|err| {
+        invalid(format!(
+            "expected a whole number from 1 to {MAX_REPLICAS}: {err}"
+        ))
+    })?;
+    if !(1..=MAX_REPLICAS).contains(&replicas) {
+        return Err(invalid(format!(
+            "must be from 1 to {MAX_REPLICAS} (JetStream's limit); use 3 for a three-node cluster"
+        )));
+    }
+    Ok(Some(replicas))
 }
 
 fn needs(set: &str, missing: &str) -> ConfigError {

@@ -15,6 +15,17 @@ pub const MEND_NATS_TOKEN: &str = "MEND_NATS_TOKEN";
 pub const MEND_NATS_USER: &str = "MEND_NATS_USER";
 /// NATS password for user/password authentication. A secret.
 pub const MEND_NATS_PASSWORD: &str = "MEND_NATS_PASSWORD";
+/// PEM CA bundle that signs the NATS server's certificate; set: the connection uses TLS.
+pub const MEND_NATS_TLS_CA: &str = "MEND_NATS_TLS_CA";
+/// PEM client certificate for NATS TLS (servers with `verify: true`); needs `MEND_NATS_TLS_KEY`.
+pub const MEND_NATS_TLS_CERT: &str = "MEND_NATS_TLS_CERT";
+/// PEM private key of `MEND_NATS_TLS_CERT`.
+pub const MEND_NATS_TLS_KEY: &str = "MEND_NATS_TLS_KEY";
+/// `true`: refuse to talk to NATS without TLS. Default `false` (TLS when the server asks or a
+/// `tls://` URL or `MEND_NATS_TLS_CA` is given).
+pub const MEND_NATS_TLS_REQUIRED: &str = "MEND_NATS_TLS_REQUIRED";
+/// Copies of each JetStream stream and registry bucket, 1 to 5. Default 1; 3 in a cluster.
+pub const MEND_NATS_REPLICAS: &str = "MEND_NATS_REPLICAS";
 /// Open Inference Protocol gRPC address (`host:port`). Default `127.0.0.1:8001`.
 pub const MEND_SERVER_ADDR: &str = "MEND_SERVER_ADDR";
 /// Registry gRPC address (`host:port`). Default `127.0.0.1:8002`.
@@ -53,6 +64,11 @@ pub const ALL: &[&str] = &[
     MEND_NATS_TOKEN,
     MEND_NATS_USER,
     MEND_NATS_PASSWORD,
+    MEND_NATS_TLS_CA,
+    MEND_NATS_TLS_CERT,
+    MEND_NATS_TLS_KEY,
+    MEND_NATS_TLS_REQUIRED,
+    MEND_NATS_REPLICAS,
     MEND_SERVER_ADDR,
     MEND_REGISTRY_ADDR,
     MEND_INGEST_ADDR,
