@@ -19,6 +19,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prost::Message;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tonic::{Code, Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::incoming::{Cell, IncomingLabel, IncomingRow};
 use crate::ingestor::{Incoming, IngestError, Ingestor};
@@ -62,11 +63,11 @@ impl GrpcIngest {
         T: Incoming,
     {
         let (queue, batches) = mpsc::channel::<Queued<T>>(PIPELINE_DEPTH);
-        let worker = tokio::spawn(work(
-            self.ingestor.clone(),
-            batches,
-            self.max_listed_rejections,
-        ));
+        // In the request's span, so each batch (and the trace context its records carry into
+        // the data log) belongs to the caller's trace.
+        let worker = tokio::spawn(
+            work(self.ingestor.clone(), batches, self.max_listed_rejections).in_current_span(),
+        );
         let max_rows = self.ingestor.max_batch_rows();
         let mut index: u32 = 0;
         let read_failure = loop {
@@ -219,8 +220,15 @@ async fn work<T: Incoming>(
         failure: None,
     };
     while let Some(queued) = batches.recv().await {
+        let span = tracing::info_span!(
+            "ingest_batch",
+            model = %queued.model,
+            batch = queued.index,
+            records = queued.batch.len(),
+        );
         let outcome = match ingestor
             .ingest(&queued.model, queued.batch, Door::Grpc)
+            .instrument(span)
             .await
         {
             Ok(outcome) => outcome,

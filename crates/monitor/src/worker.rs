@@ -4,14 +4,19 @@
 //! promotion (or the periodic check) that finds a new champion rebuilds the tracker against
 //! it: new reference, fresh episodes, a fresh window. Any failure rebuilds the tracker from
 //! the saved state and tries again on the next tick, so nothing is skipped.
+//!
+//! An announcement continues the trace of the newest entry of the chunk that tipped it (the
+//! data log keeps each append's `traceparent`), so a heal is one trace from ingest on.
 
 use std::sync::Arc;
 
 use mend_bus::events::{Alert, Severity};
+use mend_bus::message::{Headers, header};
 use mend_bus::{Bus, DataKind, DataLog, DataLogExt, Envelope, ModelName, Window, publish_event};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::champion::{Champion, ChampionSource};
 use crate::config::MonitorConfig;
@@ -163,24 +168,27 @@ impl Worker {
                 return Ok(tracker);
             }
             let to = latest.min(from.saturating_add(self.config.read_chunk - 1));
-            let entries = self.read(from, to).await?;
+            let (entries, trace) = self.read(from, to).await?;
             let (returned, outputs) = tokio::task::spawn_blocking(move || {
                 let outputs = tracker.process(entries, to);
                 (tracker, outputs)
             })
             .await?;
             tracker = returned;
-            self.settle(&tracker, outputs).await?;
+            self.settle(&tracker, outputs, trace.as_ref()).await?;
             if to == latest {
                 return Ok(tracker);
             }
         }
     }
 
-    async fn read(&self, from: u64, to: u64) -> Result<Vec<Entry>, TickError> {
+    /// The entries of `from..=to`, and the trace context of the newest one that has one.
+    async fn read(&self, from: u64, to: u64) -> Result<(Vec<Entry>, Option<Headers>), TickError> {
         let window = Window::sequence(from, Some(to));
         let mut entries: Vec<Entry> = Vec::new();
+        let mut newest_trace = NewestTrace::default();
         for logged in self.data_log.read_rows(&self.model, &window).await? {
+            newest_trace.see(logged.seq, logged.traceparent);
             entries.push(Entry::Row {
                 seq: logged.seq,
                 ms: logged.appended_ms,
@@ -188,6 +196,7 @@ impl Worker {
             });
         }
         for logged in self.data_log.read_predictions(&self.model, &window).await? {
+            newest_trace.see(logged.seq, logged.traceparent);
             entries.push(Entry::Prediction {
                 seq: logged.seq,
                 ms: logged.appended_ms,
@@ -195,18 +204,27 @@ impl Worker {
             });
         }
         for logged in self.data_log.read_labels(&self.model, &window).await? {
+            newest_trace.see(logged.seq, logged.traceparent);
             entries.push(Entry::Label {
                 seq: logged.seq,
                 label: logged.record,
             });
         }
         entries.sort_by_key(Entry::seq);
-        Ok(entries)
+        Ok((entries, newest_trace.headers()))
     }
 
     /// Writes reports, publishes announcements (each with a fixed id, so a retry after a
     /// crash is stored once), then saves the position: at least once, never skipped.
-    async fn settle(&self, tracker: &Tracker, outputs: Outputs) -> Result<(), TickError> {
+    ///
+    /// An announcement continues `trace`, the trace of the newest data that tipped it, so
+    /// the heal it starts is one trace with the ingest that brought the data in.
+    async fn settle(
+        &self,
+        tracker: &Tracker,
+        outputs: Outputs,
+        trace: Option<&Headers>,
+    ) -> Result<(), TickError> {
         let model = self.model.as_str();
         for (report, page) in &outputs.reports {
             self.reports.write(report, page).await?;
@@ -220,10 +238,14 @@ impl Worker {
             let kind = kind_name(announcement.event.kind);
             tracing::info!(model, kind, event_id = %announcement.id, features = ?announcement.event.features.iter().map(|f| f.feature.as_str()).collect::<Vec<_>>(), "drift detected");
             if let Some(bus) = &self.bus {
+                let span =
+                    tracing::info_span!("announce_drift", model, kind, event_id = %announcement.id);
+                if let Some(trace) = trace {
+                    mend_bus::trace::set_parent_from(&span, trace);
+                }
                 let text = alert_text(model, &announcement.event);
                 let mut envelope = Envelope::new(self.model.clone(), announcement.event);
                 envelope.id = announcement.id.clone();
-                publish_event(bus.as_ref(), &envelope).await?;
                 let mut alert = Envelope::new(
                     self.model.clone(),
                     Alert {
@@ -234,12 +256,37 @@ impl Worker {
                     },
                 );
                 alert.id = format!("{}-alert", announcement.id);
-                publish_event(bus.as_ref(), &alert).await?;
+                async {
+                    publish_event(bus.as_ref(), &envelope).await?;
+                    publish_event(bus.as_ref(), &alert).await
+                }
+                .instrument(span)
+                .await?;
             }
             self.metrics.event(model, kind);
         }
         self.states.save(&self.model, &tracker.state).await?;
         Ok(())
+    }
+}
+
+/// The `traceparent` of the entry with the highest sequence among those that carry one.
+#[derive(Debug, Default)]
+struct NewestTrace(Option<(u64, String)>);
+
+impl NewestTrace {
+    fn see(&mut self, seq: u64, traceparent: Option<String>) {
+        let Some(traceparent) = traceparent else {
+            return;
+        };
+        if self.0.as_ref().is_none_or(|(newest, _)| seq > *newest) {
+            self.0 = Some((seq, traceparent));
+        }
+    }
+
+    fn headers(self) -> Option<Headers> {
+        self.0
+            .map(|(_, traceparent)| Headers::from_iter([(header::TRACEPARENT, traceparent)]))
     }
 }
 

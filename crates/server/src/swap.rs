@@ -115,7 +115,9 @@ pub async fn follow_events(
 }
 
 /// Swaps if the event names a version other than the one served. Never fails the event: if
-/// the source is down now, the reconcile loop catches up later.
+/// the source is down now, the reconcile loop catches up later. Its span is a child of the
+/// event's, so the swap ends the trace of the heal that promoted the version.
+#[tracing::instrument(name = "swap_on_event", skip_all, fields(model = %envelope.model, event_id = %envelope.id))]
 async fn on_event(store: &ModelStore, envelope: &Envelope) {
     let announced = match &envelope.event {
         Event::ModelPromoted(promoted) => promoted.version,

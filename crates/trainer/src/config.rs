@@ -54,6 +54,10 @@ pub const MEND_TRAINER_WEBHOOK_TIMEOUT_MS: &str = "MEND_TRAINER_WEBHOOK_TIMEOUT_
 pub const MEND_TRAINER_WEBHOOK_ATTEMPTS: &str = "MEND_TRAINER_WEBHOOK_ATTEMPTS";
 /// Durable consumer name; replicas sharing it share the work.
 pub const MEND_TRAINER_DURABLE: &str = "MEND_TRAINER_DURABLE";
+/// How long a trigger may stay unsettled before the bus redelivers it, in ms. A live trainer
+/// keeps extending it while the run goes on; after a crash, it is how long the trigger waits
+/// for the next trainer.
+pub const MEND_TRAINER_ACK_WAIT_MS: &str = "MEND_TRAINER_ACK_WAIT_MS";
 /// L2 strength of candidate models.
 pub const MEND_TRAINER_L2: &str = "MEND_TRAINER_L2";
 
@@ -79,6 +83,7 @@ pub const ALL: &[&str] = &[
     MEND_TRAINER_WEBHOOK_TIMEOUT_MS,
     MEND_TRAINER_WEBHOOK_ATTEMPTS,
     MEND_TRAINER_DURABLE,
+    MEND_TRAINER_ACK_WAIT_MS,
     MEND_TRAINER_L2,
 ];
 
@@ -99,6 +104,9 @@ pub mod defaults {
     pub const WEBHOOK_TIMEOUT_MS: u64 = 5_000;
     pub const WEBHOOK_ATTEMPTS: u32 = 3;
     pub const DURABLE: &str = "mend-trainer";
+    pub const ACK_WAIT_MS: u64 = 60_000;
+    /// Shorter would leave little room between the keep-alives of a run in progress.
+    pub const MIN_ACK_WAIT_MS: u64 = 1_000;
 }
 
 /// How the rollback guard watches a new champion.
@@ -126,6 +134,8 @@ pub struct TrainerConfig {
     pub schedules: BTreeMap<ModelName, Duration>,
     pub webhooks: WebhookConfig,
     pub durable: String,
+    /// Redelivery delay of an unsettled trigger (extended while its run goes on).
+    pub ack_wait: Duration,
 }
 
 impl Default for TrainerConfig {
@@ -155,6 +165,7 @@ impl Default for TrainerConfig {
             schedules: BTreeMap::new(),
             webhooks: WebhookConfig::default(),
             durable: defaults::DURABLE.to_owned(),
+            ack_wait: Duration::from_millis(defaults::ACK_WAIT_MS),
         }
     }
 }
@@ -396,6 +407,20 @@ impl TrainerConfig {
                 "must be 1 to 39 characters of [A-Za-z0-9_-]",
             ));
         }
+        let ack_wait = millis(
+            source,
+            MEND_TRAINER_ACK_WAIT_MS,
+            "trainer.ack_wait_ms",
+            defaults::ACK_WAIT_MS,
+        )?;
+        if ack_wait < Duration::from_millis(defaults::MIN_ACK_WAIT_MS) {
+            return Err(invalid(
+                source,
+                MEND_TRAINER_ACK_WAIT_MS,
+                "trainer.ack_wait_ms",
+                "must be at least 1000 ms",
+            ));
+        }
         Ok(TrainerConfig {
             window_rows,
             model_window_rows: model_window_rows.0,
@@ -431,6 +456,7 @@ impl TrainerConfig {
                 attempts: webhook_attempts,
             },
             durable,
+            ack_wait,
         })
     }
 
@@ -574,6 +600,7 @@ mod tests {
         assert_eq!(config.gate.floor, None);
         assert!(config.webhooks.urls.is_empty());
         assert!(config.schedules.is_empty());
+        assert_eq!(config.ack_wait, Duration::from_secs(60));
     }
 
     #[test]
@@ -605,6 +632,7 @@ mod tests {
             (MEND_TRAINER_WEBHOOKS, "https://secure.invalid/"),
             (MEND_TRAINER_MIN_ROWS, "2"),
             (MEND_TRAINER_COOLDOWN_MS, "soon"),
+            (MEND_TRAINER_ACK_WAIT_MS, "10"),
         ] {
             let error = load(&[(var, value)]).unwrap_err().to_string();
             assert!(error.contains(var), "{var}: {error}");

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::alerts;
 use crate::heal::{Healer, RunOutcome};
@@ -29,6 +30,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 struct Job {
     trigger: RetrainTrigger,
     done: oneshot::Sender<RunOutcome>,
+    /// The span of the event that brought the trigger; the run it leads continues its trace.
+    span: tracing::Span,
 }
 
 /// The per-model queues; cheap to clone.
@@ -64,14 +67,20 @@ impl Flights {
     }
 
     /// Queues a trigger; the receiver gets the outcome of the run that covers it, or is
-    /// dropped when the trainer shuts down first.
+    /// dropped when the trainer shuts down first. A run led by this trigger is a child of
+    /// `span` (the event's), so drift, retrain, registration and promotion are one trace.
     pub fn submit(
         &self,
         model: &ModelName,
         trigger: RetrainTrigger,
+        span: tracing::Span,
     ) -> oneshot::Receiver<RunOutcome> {
         let (done, outcome) = oneshot::channel();
-        let mut job = Job { trigger, done };
+        let mut job = Job {
+            trigger,
+            done,
+            span,
+        };
         let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
         // A queue whose task ended (only at shutdown) is replaced, so a send never vanishes.
         for _ in 0..2 {
@@ -147,11 +156,15 @@ impl Flight {
             let batch = self.take_batch();
             let triggers: Vec<RetrainTrigger> =
                 batch.iter().map(|job| job.trigger.clone()).collect();
+            // The first trigger names the run (see `Healer::retrain`), so its trace carries it.
+            let span = batch
+                .first()
+                .map_or_else(tracing::Span::none, |job| job.span.clone());
             let started = OffsetDateTime::now_utc();
             let clock = Instant::now();
             let outcome = tokio::select! {
                 () = self.shutdown.cancelled() => return,
-                outcome = self.attempt(&triggers) => outcome,
+                outcome = self.attempt(&triggers).instrument(span) => outcome,
             };
             self.healer
                 .metrics

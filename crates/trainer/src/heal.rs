@@ -25,7 +25,7 @@ use crate::lineage::{self, Lineage, tags};
 use crate::metrics::TrainerMetrics;
 use crate::registry::{self, LoadedVersion, MoveOutcome};
 use crate::trigger::{RetrainTrigger, TriggerKind};
-use crate::window::load_labeled;
+use crate::window::{LabeledWindow, load_labeled, load_labeled_since};
 
 /// How a run ended, for the events that asked for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,17 +78,18 @@ impl Healer {
         }
 
         let champion = registry::champion(&self.registry, model.as_str()).await?;
-        let window = match primary.window.as_ref().and_then(|w| w.to_log_window()) {
-            Some(window) => window,
-            None => Window::last(self.config.window_rows_for(model)),
-        };
-        let data = load_labeled(self.data_log.as_ref(), model, &window).await?;
+        let (data, drift_from_seq) = self.load_window(model, batch).await?;
         if data.len() < self.config.min_rows {
             return Err(TrainerError::NotEnoughRows {
                 found: data.len(),
                 needed: self.config.min_rows,
             });
         }
+        tracing::info!(
+            rows = data.len(),
+            labels = ?data.label_seqs,
+            "window read; training the candidate"
+        );
         let data = Arc::new(data);
         let comparison = {
             let data = Arc::clone(&data);
@@ -123,6 +124,7 @@ impl Healer {
             gate_metric: &self.config.gate.metric,
             parent_version: parent,
             settings: &self.config.train,
+            drift_from_seq,
         }
         .header();
         let bytes = Bytes::from(comparison.candidate.to_bytes()?);
@@ -153,6 +155,46 @@ impl Healer {
                 reason: decision.reason,
             })
         }
+    }
+
+    /// The rows a run trains on, and the drift start they were cut at: the window the
+    /// primary request names; else, when the run answers drift whose window names a start,
+    /// the newest labels logged since then (rows from before an abrupt change would teach
+    /// the old concept again), if there are at least `min_rows` of them; else the newest
+    /// labels. Of several drift starts coalesced into one run, the latest wins: the model
+    /// must fit the world after the most recent change.
+    async fn load_window(
+        &self,
+        model: &ModelName,
+        batch: &[RetrainTrigger],
+    ) -> Result<(LabeledWindow, Option<u64>), TrainerError> {
+        let log = self.data_log.as_ref();
+        let named = batch
+            .first()
+            .and_then(|primary| primary.window.as_ref())
+            .and_then(|window| window.to_log_window());
+        if let Some(window) = named {
+            return Ok((load_labeled(log, model, &window).await?, None));
+        }
+        let newest = self.config.window_rows_for(model);
+        if let Some(from_seq) = batch.iter().filter_map(|t| t.drift_from_seq).max() {
+            let since = load_labeled_since(log, model, newest, from_seq).await?;
+            if since.len() >= self.config.min_rows {
+                tracing::info!(
+                    from_seq,
+                    rows = since.len(),
+                    "training on the rows labeled since the drift began"
+                );
+                return Ok((since, Some(from_seq)));
+            }
+            tracing::info!(
+                from_seq,
+                rows = since.len(),
+                needed = self.config.min_rows,
+                "too few rows labeled since the drift began; training on the newest rows"
+            );
+        }
+        Ok((load_labeled(log, model, &Window::last(newest)).await?, None))
     }
 
     /// Finishes what an earlier attempt of the same events started.

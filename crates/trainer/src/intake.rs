@@ -20,16 +20,15 @@ use crate::flight::Flights;
 use crate::heal::RunOutcome;
 use crate::trigger::RetrainTrigger;
 
-/// How long a delivery may stay unsettled before the bus redelivers it; extended while the
-/// run it waits for goes on.
-const ACK_WAIT: Duration = Duration::from_secs(60);
 /// Deliveries of one trigger before it is given up (a trainer that crashes on it each time).
 const MAX_DELIVER: u32 = 20;
 /// Triggers pulled ahead, so a burst can be coalesced.
 const BATCH: usize = 32;
 
-/// The consumer spec the trainer uses.
-pub fn consumer_spec(durable: &str) -> ConsumerSpec {
+/// The consumer spec the trainer uses. `ack_wait` is how long a delivery may stay unsettled
+/// before the bus hands it out again: a live trainer extends it while the run goes on, so it
+/// bounds how long the triggers of a crashed trainer wait for the next one.
+pub fn consumer_spec(durable: &str, ack_wait: Duration) -> ConsumerSpec {
     ConsumerSpec::new(
         durable,
         [
@@ -37,14 +36,18 @@ pub fn consumer_spec(durable: &str) -> ConsumerSpec {
             SubjectKind::RetrainRequested.all_models(),
         ],
     )
-    .ack_wait(ACK_WAIT)
+    .ack_wait(ack_wait)
     .max_deliver(Some(MAX_DELIVER))
     .batch(BATCH)
 }
 
 /// Subscribes (so the caller knows the consumer exists before it returns).
-pub async fn subscribe(bus: Arc<dyn Bus>, durable: &str) -> Result<EventSubscription, BusError> {
-    EventSubscription::subscribe(bus, consumer_spec(durable)).await
+pub async fn subscribe(
+    bus: Arc<dyn Bus>,
+    durable: &str,
+    ack_wait: Duration,
+) -> Result<EventSubscription, BusError> {
+    EventSubscription::subscribe(bus, consumer_spec(durable, ack_wait)).await
 }
 
 /// Feeds triggers to the flights until shutdown, then waits for the deliveries in hand to
@@ -53,6 +56,7 @@ pub async fn consume(
     mut subscription: EventSubscription,
     bus: Arc<dyn Bus>,
     flights: Flights,
+    ack_wait: Duration,
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
@@ -91,19 +95,23 @@ pub async fn consume(
             .await;
         }
         tracing::info!(parent: &span, kind = trigger.kind.as_str(), reason = %trigger.reason, "retrain trigger received");
-        let outcome = flights.submit(&model, trigger);
-        tracker.spawn(settle(event, outcome).instrument(span));
+        let outcome = flights.submit(&model, trigger, span.clone());
+        tracker.spawn(settle(event, outcome, ack_wait).instrument(span));
     }
     tracker.close();
     tracker.wait().await;
 }
 
 /// Waits for the outcome of the run covering a delivery, then settles it.
-async fn settle(event: EventDelivery, mut outcome: oneshot::Receiver<RunOutcome>) {
+async fn settle(
+    event: EventDelivery,
+    mut outcome: oneshot::Receiver<RunOutcome>,
+    ack_wait: Duration,
+) {
     let result = loop {
         tokio::select! {
             result = &mut outcome => break result,
-            () = tokio::time::sleep(ACK_WAIT / 3) => {
+            () = tokio::time::sleep(ack_wait / 3) => {
                 if let Err(error) = event.in_progress().await {
                     tracing::warn!(%error, "could not extend the ack deadline");
                 }

@@ -1,5 +1,6 @@
 //! mend-trainer: the healing half of the loop. It hears `drift.detected.<model>` and
-//! `retrain.requested.<model>`, retrains on the freshest labeled rows, proves the candidate
+//! `retrain.requested.<model>`, retrains on the freshest labeled rows (those since the drift
+//! began, when a drift event says where that was), proves the candidate
 //! against the champion on the same held-out rows, registers it with its lineage, promotes it
 //! with compare-and-set, watches it live, and rolls it back if it disappoints.
 //!
@@ -10,7 +11,8 @@
 //! - [`flight`]: one retrain per model at a time: debounce, cooldown, coalescing, retries
 //!   with exponential backoff, then an alert.
 //! - [`heal`]: one retrain start to finish ([`Healer`]), idempotent per event (invariant 6).
-//! - [`window`]: labels joined with their rows from the data log.
+//! - [`window`]: labels joined with their rows from the data log (the newest N, those since a
+//!   drift began, or a named range).
 //! - [`evaluate`]: training and judging both models on the same holdout (blocking pool).
 //! - [`gate`]: the promotion rule (invariant 2).
 //! - [`lineage`]: what a registration records: trigger, data window and rows hash, parent,

@@ -30,6 +30,9 @@ pub mod tags {
     /// Data-log sequences of the joined rows (the window's range is the labels').
     pub const ROWS_FROM_SEQ: &str = "rows_from_seq";
     pub const ROWS_TO_SEQ: &str = "rows_to_seq";
+    /// The drift start the window was cut at: the run answered drift and trained only on
+    /// labels logged from this data-log sequence on (absent: the newest or a named window).
+    pub const DRIFT_FROM_SEQ: &str = "drift_from_seq";
     pub const PASS: &str = "pass";
     pub const FAIL: &str = "fail";
 }
@@ -87,6 +90,8 @@ pub struct Lineage<'a> {
     pub gate_metric: &'a str,
     pub parent_version: Option<u64>,
     pub settings: &'a TrainSettings,
+    /// The drift start the window was cut at, when it was.
+    pub drift_from_seq: Option<u64>,
 }
 
 impl Lineage<'_> {
@@ -115,6 +120,9 @@ impl Lineage<'_> {
         );
         tag_map.insert(tags::GATE_REASON.to_owned(), self.decision.reason.clone());
         tag_map.insert(tags::GATE_METRIC.to_owned(), self.gate_metric.to_owned());
+        if let Some(from) = self.drift_from_seq {
+            tag_map.insert(tags::DRIFT_FROM_SEQ.to_owned(), from.to_string());
+        }
         if let Some((from, to)) = window.row_seqs {
             tag_map.insert(tags::ROWS_FROM_SEQ.to_owned(), from.to_string());
             tag_map.insert(tags::ROWS_TO_SEQ.to_owned(), to.to_string());

@@ -73,12 +73,14 @@ impl Trainer {
             metrics,
         };
         let flights = Flights::new(healer, shutdown.clone());
-        let subscription = intake::subscribe(Arc::clone(&deps.bus), &config.durable).await?;
+        let subscription =
+            intake::subscribe(Arc::clone(&deps.bus), &config.durable, config.ack_wait).await?;
         let mut tasks = JoinSet::new();
         tasks.spawn(intake::consume(
             subscription,
             Arc::clone(&deps.bus),
             flights.clone(),
+            config.ack_wait,
             shutdown.clone(),
         ));
         if !config.schedules.is_empty() {

@@ -53,6 +53,11 @@ pub struct RetrainTrigger {
     pub reason: String,
     /// The window a request names; such a request runs on its own, never coalesced.
     pub window: Option<DataWindow>,
+    /// Where the drift a `drift.detected` event reports begins: the data-log sequence of the
+    /// first entry of its window. The retrain prefers the labels logged from here on, so the
+    /// first model after an abrupt change does not learn the old concept again from rows
+    /// before it. `None` for requests, and for drift events whose window names no start.
+    pub drift_from_seq: Option<u64>,
 }
 
 impl RetrainTrigger {
@@ -65,6 +70,7 @@ impl RetrainTrigger {
                 time: envelope.time,
                 reason: format!("{:?} drift detected", drift.kind).to_lowercase(),
                 window: None,
+                drift_from_seq: drift.window.from_seq,
             }),
             Event::RetrainRequested(request) => Some(RetrainTrigger {
                 event_id: envelope.id.clone(),
@@ -79,6 +85,7 @@ impl RetrainTrigger {
                     .window
                     .clone()
                     .filter(|window| window.to_log_window().is_some()),
+                drift_from_seq: None,
             }),
             _ => None,
         }

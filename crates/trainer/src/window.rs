@@ -1,14 +1,15 @@
 //! The training window: labels read from the data log, joined with the rows they name.
 //!
-//! A window is defined by its labels (the newest N, or the range a request names), so the
-//! same label range always yields the same rows. A row is found among `data.rows.<m>` (rows
-//! that came through ingest) and then among `predictions.<m>` (rows served over OIP, whose
-//! inputs the server logged). Labels without a row are left out and counted.
+//! A window is defined by its labels (the newest N, the newest N logged since a drift began,
+//! or the range a request names), so the same label range always yields the same rows. A row
+//! is found among `data.rows.<m>` (rows that came through ingest) and then among
+//! `predictions.<m>` (rows served over OIP, whose inputs the server logged). Labels without a
+//! row are left out and counted.
 
 use std::collections::{HashMap, HashSet};
 
-use mend_bus::{DataLog, DataLogError, DataLogExt, ModelName, Window};
-use mend_core::record::{RowRecord, Value};
+use mend_bus::{DataLog, DataLogError, DataLogExt, Logged, ModelName, Window};
+use mend_core::record::{LabelRecord, RowRecord, Value};
 
 /// The first read of rows covers this many times the labels; it doubles until every label
 /// has its row or the log has no more.
@@ -54,6 +55,29 @@ pub async fn load_labeled(
     window: &Window,
 ) -> Result<LabeledWindow, DataLogError> {
     let labels = log.read_labels(model, window).await?;
+    join_rows(log, model, labels).await
+}
+
+/// The newest `count` labels logged at or after `from_seq`, joined with their rows: the
+/// window of a retrain after drift that began at `from_seq`. The labels kept are a contiguous
+/// range of the log, so a request naming the recorded label range reads the same rows again.
+pub async fn load_labeled_since(
+    log: &dyn DataLog,
+    model: &ModelName,
+    count: usize,
+    from_seq: u64,
+) -> Result<LabeledWindow, DataLogError> {
+    let mut labels = log.read_labels(model, &Window::last(count)).await?;
+    labels.retain(|logged| logged.seq >= from_seq);
+    join_rows(log, model, labels).await
+}
+
+/// Joins labels (in log order) with their rows.
+async fn join_rows(
+    log: &dyn DataLog,
+    model: &ModelName,
+    labels: Vec<Logged<LabelRecord>>,
+) -> Result<LabeledWindow, DataLogError> {
     let Some(first) = labels.first() else {
         return Ok(LabeledWindow::default());
     };

@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use mend_bus::DataLogExt;
 use mend_bus::events::{DriftDetected, DriftKind, Event, RetrainRequested, Severity};
 use mend_proto::registry::v1 as pb;
 use mend_trainer::lineage::{rows_hash, tags};
@@ -345,5 +346,74 @@ async fn a_version_retrained_from_its_recorded_window_gets_the_same_rows_and_res
     // Identical to the champion, so it cannot beat it: rejected, champion unchanged.
     assert_eq!(v3.tags[tags::GATE], tags::FAIL);
     assert_eq!(harness.champion_version().await, Some(2));
+    harness.stop().await;
+}
+
+/// A data-drift event whose window starts where the drift began (as the monitor sends it).
+fn drift_from(from_seq: u64, to_seq: u64) -> DriftDetected {
+    DriftDetected {
+        kind: DriftKind::Data,
+        window: mend_bus::events::DataWindow::sequence(from_seq, to_seq, to_seq - from_seq + 1),
+        ..drift()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_abrupt_change_the_retrain_trains_only_on_rows_since_the_drift_began() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    harness
+        .seed_champion(&world.records(1_000, &concept_a()))
+        .await;
+    // Live rows of the old world, then the change: newer rows follow the flipped concept.
+    harness.append(&world.records(2_000, &concept_a())).await;
+    let (rows, labels) = world.records(1_000, &concept_b());
+    let row_seqs = harness.data_log.append_rows(&model(), &rows).await.unwrap();
+    harness
+        .data_log
+        .append_labels(&model(), &labels)
+        .await
+        .unwrap();
+    let (from_seq, to_seq) = (row_seqs[0], *row_seqs.last().unwrap());
+    // No guard: the fallback step below appends no labels, and a guard would only wait.
+    let mut config = test_config();
+    config.guard.rows = 0;
+    harness.start_trainer(config).await;
+
+    let trigger = harness.publish(drift_from(from_seq, to_seq)).await;
+    harness
+        .wait_for(
+            30,
+            |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2),
+        )
+        .await;
+    let v2 = harness.versions().await.pop().unwrap();
+    assert_eq!(v2.trigger.as_ref().unwrap().event_id, trigger.id);
+    // Exactly the rows since the change, not the newest 20,000 (which hold the old world too).
+    let window = v2.data_window.clone().unwrap();
+    assert_eq!(window.row_count, 1_000);
+    let names: Vec<String> = labels.iter().map(|l| l.label.clone()).collect();
+    assert_eq!(window.rows_hash, rows_hash(&rows, &names));
+    assert!(window.from_seq > to_seq, "labels follow their rows");
+    assert_eq!(v2.tags[tags::DRIFT_FROM_SEQ], from_seq.to_string());
+    assert!(
+        v2.metrics["candidate.accuracy"] > 0.8,
+        "a model of the new world alone: {:?}",
+        v2.metrics
+    );
+
+    // Drift that names a start with too few labeled rows since (here: none) falls back to
+    // the newest rows, and says nothing of a drift start in lineage.
+    let future = to_seq + 1_000_000;
+    harness.publish(drift_from(future, future + 10)).await;
+    harness
+        .wait_for(
+            30,
+            |e| matches!(&e.event, Event::ModelTrained(t) if t.version == 3),
+        )
+        .await;
+    let v3 = harness.versions().await.pop().unwrap();
+    assert_eq!(v3.data_window.unwrap().row_count, 3_000);
+    assert!(!v3.tags.contains_key(tags::DRIFT_FROM_SEQ));
     harness.stop().await;
 }

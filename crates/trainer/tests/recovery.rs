@@ -47,6 +47,7 @@ fn trigger(id: &str) -> RetrainTrigger {
         time: OffsetDateTime::now_utc(),
         reason: "test".into(),
         window: None,
+        drift_from_seq: None,
     }
 }
 

@@ -6,6 +6,9 @@
 //! record, so a record retried after a lost ack is stored once. Reads create a short-lived
 //! consumer (no acks, in memory) that starts at the window's first sequence or time and stops
 //! at its end or at what was pending when the read began.
+//!
+//! Each appended message carries the appending span's `traceparent` header (when that span
+//! is traced), and reads hand it back on the entry.
 
 use std::time::Duration;
 
@@ -21,8 +24,9 @@ use super::{DataKind, DataLog, Range, RawEntry, Window};
 use crate::bus::Bus;
 use crate::error::DataLogError;
 use crate::jetstream::JetStreamBus;
-use crate::message::OutgoingMessage;
+use crate::message::{Headers, OutgoingMessage, header};
 use crate::subjects::{DATA_STREAM, ModelName};
+use crate::trace;
 
 /// Publishes in flight at once during an append.
 const APPEND_IN_FLIGHT: usize = 512;
@@ -140,7 +144,8 @@ impl JetStreamDataLog {
         }
     }
 
-    /// Appends one record through the bus's retrying publish (same message id).
+    /// Appends one record through the bus's retrying publish (same message id; the bus adds
+    /// the current trace context itself).
     async fn append_one_with_retry(
         &self,
         subject: &str,
@@ -153,6 +158,22 @@ impl JetStreamDataLog {
             .await?;
         Ok(receipt.sequence)
     }
+}
+
+/// The current span's W3C trace context as NATS headers, built once per append; `None`
+/// when the span is not traced (then messages carry no trace headers at all).
+fn current_trace_headers() -> Option<async_nats::HeaderMap> {
+    let mut headers = Headers::new();
+    trace::inject_current(&mut headers);
+    if headers.is_empty() {
+        return None;
+    }
+    let mut map = async_nats::HeaderMap::new();
+    // An empty `tracestate` says nothing; every row would carry it for nothing.
+    for (name, value) in headers.iter().filter(|(_, value)| !value.is_empty()) {
+        map.insert(name, value);
+    }
+    Some(map)
 }
 
 fn millis(time: OffsetDateTime) -> i64 {
@@ -174,6 +195,7 @@ impl DataLog for JetStreamDataLog {
     ) -> Result<Vec<u64>, DataLogError> {
         let subject = kind.subject(model);
         let js = self.bus.jetstream();
+        let trace_headers = current_trace_headers();
         let mut sequences = Vec::with_capacity(payloads.len());
         for chunk in payloads.chunks(APPEND_IN_FLIGHT) {
             let ids: Vec<String> = chunk
@@ -182,7 +204,12 @@ impl DataLog for JetStreamDataLog {
                 .collect();
             let mut in_flight = Vec::with_capacity(chunk.len());
             for (payload, id) in chunk.iter().zip(&ids) {
-                let publish = Publish::build().payload(payload.clone()).message_id(id);
+                let mut publish = Publish::build().payload(payload.clone());
+                // `headers` replaces the map, so the message id goes in after it.
+                if let Some(headers) = &trace_headers {
+                    publish = publish.headers(headers.clone());
+                }
+                let publish = publish.message_id(id);
                 in_flight.push(js.send_publish(subject.clone(), publish).await.ok());
             }
             for ((ack, payload), id) in in_flight.into_iter().zip(chunk).zip(ids) {
@@ -300,10 +327,17 @@ async fn read_until(
             if past_end {
                 return Ok(entries);
             }
+            let traceparent = message
+                .message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get(header::TRACEPARENT))
+                .map(|value| value.as_str().to_owned());
             entries.push(RawEntry {
                 seq,
                 appended_ms,
                 payload: message.message.payload.clone(),
+                traceparent,
             });
             if entries.len() >= wanted {
                 return Ok(entries);

@@ -9,6 +9,10 @@
 //! Sequence numbers come from the log and increase with append order; they are shared by
 //! every model and kind, so one model's rows have gaps between them. Time windows use the
 //! time the log stored an entry (`appended_ms`), which follows sequence order.
+//!
+//! The JetStream log also keeps the W3C `traceparent` of the span that appended each entry,
+//! so a reader acting on rows (the monitor announcing drift) can continue the trace that
+//! brought them in; the embedded SQLite log does not keep it.
 
 mod jetstream;
 mod sqlite;
@@ -128,6 +132,8 @@ pub struct RawEntry {
     pub seq: u64,
     pub appended_ms: i64,
     pub payload: Bytes,
+    /// The W3C `traceparent` of the span that appended the entry, when the log keeps it.
+    pub traceparent: Option<String>,
 }
 
 /// One stored record.
@@ -136,6 +142,8 @@ pub struct Logged<R> {
     pub seq: u64,
     pub appended_ms: i64,
     pub record: R,
+    /// The W3C `traceparent` of the span that appended the record, when the log keeps it.
+    pub traceparent: Option<String>,
 }
 
 /// Append-only storage of data records per model.
@@ -198,6 +206,7 @@ pub trait DataLogExt: DataLog {
                         seq: entry.seq,
                         appended_ms: entry.appended_ms,
                         record,
+                        traceparent: entry.traceparent,
                     }),
                     Err(error) => {
                         tracing::warn!(%model, seq = entry.seq, %error, "skipping undecodable data-log entry");

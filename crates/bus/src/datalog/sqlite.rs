@@ -185,6 +185,8 @@ impl DataLog for SqliteDataLog {
                     seq: u64::try_from(seq).unwrap_or(0),
                     appended_ms: row.get(1)?,
                     payload: Bytes::from(payload),
+                    // Trace context is not stored in the embedded log.
+                    traceparent: None,
                 })
             };
             let connection = &inner.connection;

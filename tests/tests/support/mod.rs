@@ -1,0 +1,587 @@
+//! The shared end-to-end stack: a real `nats-server -js`, and the registry, inference server,
+//! ingest, trainer (and monitor, when asked) as tasks on it, each on its own loopback port;
+//! or everything but the trainer, which a test then runs as its own process.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mend_bus::events::Event;
+use mend_bus::{
+    Bus, ConsumerSpec, DataLog, DataLogExt, Envelope, EventSubscription, JetStreamBus,
+    JetStreamConfig, JetStreamDataLog, ModelName,
+};
+use mend_client::RegistryClient;
+use mend_core::synthetic::{Generator, Regime, Sample};
+use mend_core::{Frame, Schema, SchemaOverride, TrainSettings};
+use mend_proto::inference::ModelInferRequest;
+use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use mend_proto::ingest::v1 as ingest_pb;
+use mend_proto::registry::v1 as registry_pb;
+use mend_runtime::{Health, MendConfig, Metrics, Shutdown};
+use mend_testkit::NatsServer;
+use tokio::net::TcpListener;
+use tonic::transport::{Channel, Endpoint};
+
+pub const MODEL: &str = "churn";
+
+/// First event time of generated rows; each row is 1 ms after the one before.
+const FIRST_TIME_MS: i64 = 1_700_000_000_000;
+
+pub fn model() -> ModelName {
+    ModelName::new(MODEL).unwrap()
+}
+
+pub fn flipped() -> Regime {
+    Regime {
+        flip: true,
+        ..Regime::default()
+    }
+}
+
+/// Labels replaced by random classes: nothing to learn.
+pub fn noise() -> Regime {
+    Regime {
+        label_noise: 1.0,
+        ..Regime::default()
+    }
+}
+
+async fn listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    (l, addr)
+}
+
+/// One OIP request with a tensor per feature; returns (model_version, predicted labels).
+pub async fn infer(
+    client: &mut GrpcInferenceServiceClient<Channel>,
+    g: &Generator,
+    sample: &Sample,
+) -> Result<(String, Vec<String>), tonic::Status> {
+    let mut request = mend_client::oip::sample_request(MODEL, &g.feature_names(), sample);
+    request.id = "e2e".into();
+    let response = client.model_infer(request).await?.into_inner();
+    let labels = mend_client::oip::labels(&response);
+    Ok((response.model_version, labels))
+}
+
+pub fn accuracy(g: &Generator, sample: &Sample, predicted: &[String]) -> f64 {
+    let classes = g.class_names();
+    let right = sample
+        .labels
+        .iter()
+        .zip(predicted)
+        .filter(|(t, p)| classes[**t] == **p)
+        .count();
+    right as f64 / sample.labels.len() as f64
+}
+
+/// Polls `check` every 100 ms until it yields a value, failing the test after `seconds`.
+pub async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {seconds} s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What a stack runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub monitor: bool,
+    /// Run the trainer as a task; when false, a test runs `mend-trainer` itself.
+    pub trainer: bool,
+    /// Settings on top of the stack's quick defaults (`MEND_*` variables).
+    pub vars: Vec<(&'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            monitor: false,
+            trainer: true,
+            vars: Vec::new(),
+        }
+    }
+}
+
+pub struct Stack {
+    pub nats: NatsServer,
+    pub bus: Arc<dyn Bus>,
+    pub data_log: Arc<dyn DataLog>,
+    pub registry: RegistryClient,
+    pub registry_addr: String,
+    pub oip: GrpcInferenceServiceClient<Channel>,
+    pub ingest: ingest_pb::ingest_client::IngestClient<Channel>,
+    /// The trainer task, when the stack runs one.
+    pub trainer: Option<mend_trainer::Trainer>,
+    /// The settings every service was started with (`MEND_*` variable → value).
+    pub vars: HashMap<String, String>,
+    /// Every `model.*` event seen so far.
+    pub seen: Vec<Envelope>,
+    observer: EventSubscription,
+    shutdown: Shutdown,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    next_id: u64,
+    next_time: i64,
+    _dir: tempfile::TempDir,
+}
+
+/// Registry, server, ingest and trainer (and the monitor, when asked) as tasks over one
+/// JetStream bus and data log, each on its own loopback port.
+pub async fn start(with_monitor: bool) -> Stack {
+    start_with(Options {
+        monitor: with_monitor,
+        ..Options::default()
+    })
+    .await
+}
+
+pub async fn start_with(options: Options) -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = tokio::task::spawn_blocking(NatsServer::start)
+        .await
+        .unwrap()
+        .expect("nats-server starts");
+    let jetstream = JetStreamBus::connect(&nats.url(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(jetstream.clone());
+    let data_log: Arc<dyn DataLog> = Arc::new(JetStreamDataLog::new(jetstream.clone()));
+    let store = mend_registry::JetStreamStore::open(
+        jetstream.jetstream(),
+        mend_registry::JetStreamConfig::default(),
+    )
+    .await
+    .unwrap();
+
+    let (registry_l, registry_addr) = listener().await;
+    let (server_l, server_addr) = listener().await;
+    let (ingest_l, ingest_addr) = listener().await;
+    let (monitor_l, _) = listener().await;
+    let mut vars: HashMap<String, String> = [
+        ("MEND_NATS_URL", nats.url()),
+        ("MEND_DATA_DIR", dir.path().display().to_string()),
+        ("MEND_REGISTRY_ADDR", registry_addr.clone()),
+        ("MEND_TRAINER_MIN_ROWS", "500".into()),
+        ("MEND_TRAINER_WINDOW_ROWS", "3000".into()),
+        ("MEND_TRAINER_DEBOUNCE_MS", "100".into()),
+        ("MEND_TRAINER_COOLDOWN_MS", "100".into()),
+        ("MEND_SERVER_RECONCILE_MS", "1000".into()),
+        ("MEND_SERVER_MODELS", MODEL.into()),
+        ("MEND_MONITOR_MODELS", MODEL.into()),
+        ("MEND_MONITOR_WINDOW_ROWS", "1000".into()),
+        ("MEND_MONITOR_LABEL_WINDOW", "1000".into()),
+        ("MEND_MONITOR_POLL_MS", "100".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in &options.vars {
+        vars.insert((*k).to_owned(), v.clone());
+    }
+    let config = MendConfig::from_map(&vars).unwrap();
+    let shutdown = Shutdown::new();
+    let endpoint = Endpoint::from_shared(format!("http://{registry_addr}")).unwrap();
+    let registry = RegistryClient::connect_lazy(&endpoint, None);
+    // Subscribed before anything runs, so no announcement is missed.
+    let observer = EventSubscription::subscribe(
+        Arc::clone(&bus),
+        ConsumerSpec::new("e2e-observer", ["model.>"]).batch(64),
+    )
+    .await
+    .unwrap();
+
+    let mut tasks = Vec::new();
+    {
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        let deps = mend_registry::RegistryDeps {
+            store: Arc::new(store),
+            bus: Some(bus.clone()),
+        };
+        tasks.push(tokio::spawn(async move {
+            mend_registry::run(&config, deps, registry_l, shutdown)
+                .await
+                .unwrap()
+        }));
+    }
+    {
+        let deps = mend_server::ServerDeps {
+            source: Arc::new(mend_server::RegistryModelSource::connect_lazy(&endpoint)),
+            bus: Some(bus.clone()),
+            data_log: None,
+            metrics: Metrics::new(),
+            health: Health::new(),
+        };
+        let server_config = mend_server::ServerConfig::from_mend(&config).unwrap();
+        let listeners = mend_server::Listeners {
+            grpc: server_l,
+            http: None,
+        };
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            mend_server::run(server_config, deps, listeners, shutdown)
+                .await
+                .unwrap()
+        }));
+    }
+    {
+        let deps = mend_ingest::IngestDeps {
+            schemas: Arc::new(mend_ingest::RegistrySchemaSource::new(registry.clone())),
+            data_log: data_log.clone(),
+            bus: Some(bus.clone()),
+            metrics: Metrics::new(),
+            health: Health::new(),
+        };
+        let ingest_config = mend_ingest::IngestConfig::from_mend(&config).unwrap();
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            mend_ingest::run(ingest_config, deps, ingest_l, shutdown)
+                .await
+                .unwrap()
+        }));
+    }
+    let trainer = if options.trainer {
+        let deps = mend_trainer::TrainerDeps {
+            bus: bus.clone(),
+            data_log: data_log.clone(),
+            registry: registry.clone(),
+            metrics: Metrics::new(),
+        };
+        let trainer_config = mend_trainer::TrainerConfig::from_mend(&config).unwrap();
+        Some(
+            mend_trainer::Trainer::start(trainer_config, deps, shutdown.token())
+                .await
+                .unwrap(),
+        )
+    } else {
+        None
+    };
+    if options.monitor {
+        let deps = mend_monitor::MonitorDeps {
+            champions: Arc::new(mend_monitor::RegistryChampionSource::new(registry.clone())),
+            data_log: data_log.clone(),
+            bus: Some(bus.clone()),
+            metrics: Metrics::new(),
+        };
+        let monitor_config = mend_monitor::MonitorConfig::from_mend(&config).unwrap();
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            mend_monitor::run(monitor_config, deps, monitor_l, shutdown)
+                .await
+                .unwrap()
+        }));
+    }
+    let oip = GrpcInferenceServiceClient::new(
+        Endpoint::from_shared(format!("http://{server_addr}"))
+            .unwrap()
+            .connect_lazy(),
+    );
+    let ingest = ingest_pb::ingest_client::IngestClient::new(
+        Endpoint::from_shared(format!("http://{ingest_addr}"))
+            .unwrap()
+            .connect_lazy(),
+    );
+    Stack {
+        nats,
+        bus,
+        data_log,
+        registry,
+        registry_addr,
+        oip,
+        ingest,
+        trainer,
+        vars,
+        seen: Vec::new(),
+        observer,
+        shutdown,
+        tasks,
+        next_id: 0,
+        next_time: FIRST_TIME_MS,
+        _dir: dir,
+    }
+}
+
+impl Stack {
+    /// Trains the first model offline on the old world and makes it champion.
+    pub async fn seed_champion(&self, world: &mut Generator) {
+        let old = world.sample(4_000, &Regime::default());
+        let table = world.to_table(&old, true, 0, 0);
+        let schema = Schema::infer(
+            &table.headers,
+            &table.rows,
+            "label",
+            &SchemaOverride::default(),
+        )
+        .unwrap();
+        let v1 = mend_core::train(
+            &schema,
+            &Frame::from_table(&schema, &table, true).unwrap(),
+            &TrainSettings::default(),
+        )
+        .unwrap();
+        let header = registry_pb::RegisterVersionHeader {
+            model: MODEL.into(),
+            schema_hash: schema.hash(),
+            trigger: Some(registry_pb::Trigger {
+                event_id: "seed".into(),
+                kind: registry_pb::TriggerKind::Initial as i32,
+            }),
+            actor: "e2e".into(),
+            reason: "first model".into(),
+            ..Default::default()
+        };
+        let meta = self
+            .registry
+            .register(header, Bytes::from(v1.to_bytes().unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(meta.version, 1);
+        self.registry
+            .set_alias(registry_pb::SetAliasRequest {
+                model: MODEL.into(),
+                alias: "champion".into(),
+                version: 1,
+                expected: Some(registry_pb::AliasPrecondition {
+                    state: Some(registry_pb::alias_precondition::State::Absent(true)),
+                }),
+                actor: "e2e".into(),
+                reason: "first model".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the server answers `probe`, then returns (version, labels).
+    pub async fn first_answer(
+        &mut self,
+        world: &Generator,
+        probe: &Sample,
+    ) -> (String, Vec<String>) {
+        for _ in 0..100 {
+            let request = self
+                .oip
+                .model_infer(ModelInferRequest {
+                    model_name: MODEL.into(),
+                    ..Default::default()
+                })
+                .await;
+            if !matches!(&request, Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::Unavailable)
+            {
+                return infer(&mut self.oip, world, probe).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server never loaded the champion");
+    }
+
+    /// Rows, then their labels, through the ingest service; ids and event times continue
+    /// where the previous call left off, so newer calls hold newer rows.
+    pub async fn ingest(&mut self, world: &Generator, sample: &Sample, prefix: &str) {
+        let (rows, labels) = world.to_records(sample, prefix, self.next_id, self.next_time);
+        self.next_id += rows.len() as u64;
+        self.next_time += rows.len() as i64;
+        let batches: Vec<ingest_pb::RowBatch> = rows
+            .chunks(1_000)
+            .map(|c| mend_client::ingest::row_batch(MODEL, c))
+            .collect();
+        let summary = self
+            .ingest
+            .ingest_rows(tokio_stream::iter(batches))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((summary.accepted, summary.rejected), (rows.len() as u64, 0));
+        let label_batches: Vec<ingest_pb::LabelBatch> = labels
+            .chunks(1_000)
+            .map(|c| mend_client::ingest::label_batch(MODEL, c))
+            .collect();
+        let summary = self
+            .ingest
+            .ingest_labels(tokio_stream::iter(label_batches))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (summary.accepted, summary.rejected),
+            (labels.len() as u64, 0)
+        );
+    }
+
+    /// Rows, then labels, straight into the data log (for windows too big to send through
+    /// ingest quickly); ids and times continue like [`Stack::ingest`].
+    pub async fn append(&mut self, world: &Generator, sample: &Sample, prefix: &str) {
+        let (rows, labels) = world.to_records(sample, prefix, self.next_id, self.next_time);
+        self.next_id += rows.len() as u64;
+        self.next_time += rows.len() as i64;
+        for chunk in rows.chunks(5_000) {
+            self.data_log.append_rows(&model(), chunk).await.unwrap();
+        }
+        for chunk in labels.chunks(5_000) {
+            self.data_log.append_labels(&model(), chunk).await.unwrap();
+        }
+    }
+
+    /// Publishes raw JSON on a subject, as `nats pub` would, and waits until the server has it.
+    pub async fn publish_raw(&self, subject: String, json: String) {
+        let raw = async_nats::connect(self.nats.url()).await.unwrap();
+        raw.publish(subject, Bytes::from(json)).await.unwrap();
+        raw.flush().await.unwrap();
+    }
+
+    /// Polls the server until it answers with `version`; returns its labels for `probe`.
+    pub async fn answer_from(
+        &mut self,
+        version: &str,
+        world: &Generator,
+        probe: &Sample,
+        seconds: u64,
+    ) -> Vec<String> {
+        let mut last = None;
+        for _ in 0..seconds * 10 {
+            // Errors are expected while a dependency restarts; keep asking.
+            match infer(&mut self.oip, world, probe).await {
+                Ok((v, labels)) if v == version => return labels,
+                other => last = Some(other.map(|(v, _)| v)),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("version {version} was not served within {seconds} s; last answer: {last:?}");
+    }
+
+    /// Waits for a `model.*` event matching `predicate` (earlier ones included).
+    pub async fn wait_for(
+        &mut self,
+        seconds: u64,
+        predicate: impl Fn(&Envelope) -> bool,
+    ) -> Envelope {
+        if let Some(found) = self.seen.iter().find(|e| predicate(e)) {
+            return found.clone();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.observer.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no matching event within {seconds} s; seen: {:#?}",
+                        self.seen
+                            .iter()
+                            .map(|e| (&e.event, &e.id))
+                            .collect::<Vec<_>>()
+                    )
+                })
+                .expect("bus closed");
+            let envelope = next.envelope.clone();
+            next.ack().await.unwrap();
+            self.seen.push(envelope.clone());
+            if predicate(&envelope) {
+                return envelope;
+            }
+        }
+    }
+
+    /// Takes in every `model.*` event announced within `wait`.
+    pub async fn drain(&mut self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Ok(Some(next)) = tokio::time::timeout_at(deadline, self.observer.next()).await {
+            let envelope = next.envelope.clone();
+            next.ack().await.unwrap();
+            self.seen.push(envelope);
+        }
+    }
+
+    /// How many distinct events (by id) seen so far match `predicate`.
+    pub fn count(&self, predicate: impl Fn(&Event) -> bool) -> usize {
+        let mut ids: Vec<&str> = self
+            .seen
+            .iter()
+            .filter(|e| predicate(&e.event))
+            .map(|e| e.id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+
+    /// The champion alias moves in the audit log: (version, previous version), oldest first.
+    pub async fn champion_moves(&self) -> Vec<(u64, Option<u64>)> {
+        self.registry
+            .audit(MODEL)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.alias == "champion")
+            .map(|r| (r.version, r.previous_version))
+            .collect()
+    }
+
+    pub async fn versions(&self) -> Vec<registry_pb::VersionMetadata> {
+        self.registry.list_versions(MODEL).await.unwrap()
+    }
+
+    pub async fn champion_version(&self) -> Option<u64> {
+        mend_trainer::registry::champion_version(&self.registry, MODEL)
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        if let Some(trainer) = self.trainer {
+            tokio::time::timeout(Duration::from_secs(30), trainer.wait())
+                .await
+                .expect("the trainer stops");
+        }
+        for task in self.tasks {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("services stop")
+                .unwrap();
+        }
+        drop(self.nats);
+    }
+}
+
+/// `target/debug/mend-trainer` next to this test's own binary (`target/debug/deps/…`);
+/// built with cargo when it is not there (a workspace test run builds it already).
+pub fn trainer_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in target/<profile>/deps")
+        .to_path_buf();
+    let binary = profile_dir.join(format!("mend-trainer{}", std::env::consts::EXE_SUFFIX));
+    if !binary.exists() {
+        let cargo = option_env!("CARGO").unwrap_or("cargo");
+        let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "mend-trainer", "--bin", "mend-trainer"])
+            .args(["--profile", profile])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build -p mend-trainer failed");
+    }
+    assert!(binary.exists(), "{} is missing", binary.display());
+    binary
+}
