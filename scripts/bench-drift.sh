@@ -25,6 +25,8 @@ echo "generating $rows x 20 reference and current rows in $dir ..." >&2
 echo "mend drift ..." >&2
 /usr/bin/time -v -o "$dir/mend.time" \
   "$M" drift --reference "$dir/ref.csv" --current "$dir/cur.csv" --json >"$dir/mend.json"
+echo "mend per-window computation (rows in memory, as the monitor has them) ..." >&2
+"$M" drift --reference "$dir/ref.csv" --current "$dir/cur.csv" --bench-window >"$dir/window.json"
 echo "Evidently DataDriftPreset ..." >&2
 # Unset the OpenBLAS pinning of this workplace for numpy's best speed (as bench-train.sh does).
 /usr/bin/time -v -o "$dir/evidently.time" env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \

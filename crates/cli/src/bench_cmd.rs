@@ -7,6 +7,10 @@
 //!   on its own runtime threads; `--promotions N` promotes N new versions during the run;
 //!   `--serve-only` just serves, for a client in another process.
 //! - `report.rs`: requests/s, rows/s, latency percentiles, errors, versions seen.
+//! - `heal.rs` and `heal_latency.rs`: `mend bench-heal`, healing quality (prequential accuracy
+//!   of mend against a static model and a blind retrainer) and heal latency. Reproduce the
+//!   BENCHMARKS.md figures with `mend bench-heal --latency-runs 0 --seed 7` and
+//!   `mend bench-heal --latency-only --latency-runs 5`.
 //!
 //! Reproduce the BENCHMARKS.md figures with a release build (`cargo build --release -p mend`):
 //! `mend bench --self-serve --concurrency 32 --rows 1 --duration 10s` and
@@ -14,6 +18,8 @@
 //! `--promotions 50` to swap champions under that load.
 
 mod h2client;
+pub mod heal;
+mod heal_latency;
 mod load;
 mod report;
 mod self_serve;

@@ -20,10 +20,12 @@ use mend_core::drift::{
     DriftPolicy, DriftReference, DriftReport, SummaryConfig, WindowSummary, compare_reference,
 };
 use mend_core::profile::MAX_CATEGORIES;
+use mend_core::record::{RowRecord, Value};
 use mend_core::report::{PageOptions, html};
 use mend_core::schema::is_missing;
 use serde::Serialize;
 
+use crate::csv_blocks::{self, Row};
 use crate::output::{f4, table};
 
 /// Rows of the reference read to decide whether a column is numeric.
@@ -61,6 +63,11 @@ pub struct DriftArgs {
     /// Exit non-zero when the dataset drifts (for CI pipelines).
     #[arg(long)]
     fail_on_drift: bool,
+    /// Benchmark the monitor's per-window computation instead: load both files as data-log
+    /// rows first (not timed), then time folding them into window summaries and comparing, as
+    /// the monitor does for a window (`scripts/bench-drift.sh` uses it). Needs memory for all rows.
+    #[arg(long, hide = true)]
+    bench_window: bool,
 }
 
 /// The JSON output: the report, plus what was read and how long it took.
@@ -104,6 +111,9 @@ pub fn run(args: DriftArgs, json: bool) -> Result<()> {
         max_categories: MAX_CATEGORIES,
         ..SummaryConfig::default()
     };
+    if args.bench_window {
+        return bench_window(&args, &layout, config, &policy);
+    }
     let started = Instant::now();
     let (reference, current) = summarise_both(&args.reference, &args.current, &layout, config)?;
     let summarise_ms = started.elapsed().as_millis();
@@ -290,71 +300,203 @@ fn summarise_both(
     Ok((joined(r)?, joined(c)?))
 }
 
-/// Folds one file into a summary laid out as `layout` (columns found by name).
+/// Folds one file into a summary laid out as `layout` (columns found by name), reading it with
+/// the block reader (most of `mend drift`'s time is here).
 fn summarise(
     path: &Path,
     layout: &[FeatureLayout],
     config: SummaryConfig,
     bytes_read: &AtomicU64,
 ) -> Result<Summarised> {
-    let mut reader = open_csv(path)?;
-    let headers: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("failed to read the header of {}", path.display()))?
-        .iter()
-        .map(|h| h.trim().to_owned())
-        .collect();
-    let mut missing = Vec::new();
-    let columns: Vec<usize> = layout
-        .iter()
-        .filter_map(|f| {
-            let i = headers.iter().position(|h| *h == f.name);
-            if i.is_none() {
-                missing.push(f.name.clone());
-            }
-            i
-        })
-        .collect();
-    if !missing.is_empty() {
-        bail!("{} lacks column(s): {}", path.display(), missing.join(", "));
-    }
+    let file = File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
     let kinds: Vec<FeatureKind> = layout.iter().map(|f| f.kind).collect();
     let mut summary = WindowSummary::new(layout, &[], config);
     let mut not_numbers = vec![0u64; layout.len()];
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                return Err(e).with_context(|| format!("{}: line {line}", path.display()));
-            }
-        }
-        for (feature, (&column, kind)) in columns.iter().zip(&kinds).enumerate() {
-            let cell = record.get(column).unwrap_or("");
-            match kind {
-                FeatureKind::Numeric => match cell.trim().parse::<f64>() {
-                    Ok(x) => summary.push_number(feature, x),
-                    Err(_) => {
-                        if !is_missing(cell) {
-                            not_numbers[feature] += 1;
-                        }
-                        summary.push_missing(feature);
+    let mut columns: Vec<usize> = Vec::new();
+    // Numbers wait in per-column batches and go into the summary a column at a time, so each
+    // column's reservoir stays in cache while it is fed (the order within a column, and so the
+    // summary, is the same as pushing row by row). Missing values wait as NaN.
+    let mut batch: Vec<Vec<f64>> = vec![Vec::with_capacity(BATCH_ROWS); layout.len()];
+    let mut batched_rows = 0;
+    csv_blocks::read_rows(
+        file,
+        |row| {
+            let (cells, _line) = match row {
+                Row::Data(cells, line) => (cells, line),
+                Row::Header(headers) => {
+                    let mut missing = Vec::new();
+                    columns = layout
+                        .iter()
+                        .filter_map(|f| {
+                            let i = headers.iter().position(|h| *h == f.name);
+                            if i.is_none() {
+                                missing.push(f.name.clone());
+                            }
+                            i
+                        })
+                        .collect();
+                    if !missing.is_empty() {
+                        bail!("{} lacks column(s): {}", path.display(), missing.join(", "));
                     }
-                },
-                FeatureKind::Categorical => summary.push_text(feature, cell),
+                    return Ok(());
+                }
+            };
+            for (feature, (&column, kind)) in columns.iter().zip(&kinds).enumerate() {
+                let cell = cells.get(column).copied().unwrap_or_default();
+                match kind {
+                    FeatureKind::Numeric => match csv_blocks::parse_number(cell) {
+                        Some(x) => batch[feature].push(x),
+                        None => {
+                            if !is_missing(&csv_blocks::text(cell)) {
+                                not_numbers[feature] += 1;
+                            }
+                            batch[feature].push(f64::NAN);
+                        }
+                    },
+                    FeatureKind::Categorical => {
+                        summary.push_text(feature, &csv_blocks::text(cell));
+                    }
+                }
             }
-        }
-        summary.end_row();
-        if summary.rows.is_multiple_of(8192) {
-            bytes_read.store(reader.position().byte(), Ordering::Relaxed);
-        }
-    }
+            summary.end_row();
+            batched_rows += 1;
+            if batched_rows == BATCH_ROWS {
+                flush(&mut summary, &mut batch);
+                batched_rows = 0;
+            }
+            Ok(())
+        },
+        |bytes| bytes_read.store(bytes, Ordering::Relaxed),
+    )
+    .with_context(|| format!("failed to read {}", path.display()))?;
+    flush(&mut summary, &mut batch);
     Ok(Summarised {
         summary,
         not_numbers,
     })
+}
+
+/// Rows whose numbers are batched per column before they reach the summary.
+const BATCH_ROWS: usize = 4096;
+
+/// Feeds batched numbers to the summary column by column (NaN counts as missing there).
+fn flush(summary: &mut WindowSummary, batch: &mut [Vec<f64>]) {
+    for (feature, values) in batch.iter_mut().enumerate() {
+        for &x in values.iter() {
+            summary.push_number(feature, x);
+        }
+        values.clear();
+    }
+}
+
+/// What `--bench-window` prints.
+#[derive(Debug, Serialize)]
+struct WindowBench {
+    reference_rows: u64,
+    current_rows: u64,
+    features: usize,
+    /// Loading the files as data-log rows (not part of the window computation).
+    load_ms: u128,
+    /// Both windows folded into summaries, the reference built and compared: what the
+    /// monitor does per window (it gets the reference ready-made from the model artifact).
+    window_ms: u128,
+    drifted: Vec<String>,
+}
+
+fn bench_window(
+    args: &DriftArgs,
+    layout: &[FeatureLayout],
+    config: SummaryConfig,
+    policy: &DriftPolicy,
+) -> Result<()> {
+    let started = Instant::now();
+    let reference_rows = load_rows(&args.reference, layout)?;
+    let current_rows = load_rows(&args.current, layout)?;
+    let load_ms = started.elapsed().as_millis();
+
+    let started = Instant::now();
+    let mut reference = WindowSummary::new(layout, &[], config);
+    for row in &reference_rows {
+        reference.push_row(row);
+    }
+    let mut current = WindowSummary::new(
+        layout,
+        &[],
+        SummaryConfig {
+            seed: config.seed.wrapping_add(1),
+            ..config
+        },
+    );
+    for row in &current_rows {
+        current.push_row(row);
+    }
+    let built = DriftReference::from_summary(&reference);
+    let report = compare_reference(&built, &current, policy);
+    let window_ms = started.elapsed().as_millis();
+
+    let out = WindowBench {
+        reference_rows: report.reference_rows,
+        current_rows: report.current_rows,
+        features: layout.len(),
+        load_ms,
+        window_ms,
+        drifted: report
+            .features
+            .iter()
+            .filter(|f| f.drifted)
+            .map(|f| f.name.clone())
+            .collect(),
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// Every row of a file as the data log carries rows (values by feature name).
+fn load_rows(path: &Path, layout: &[FeatureLayout]) -> Result<Vec<RowRecord>> {
+    let file = File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+    let mut columns: Vec<usize> = Vec::new();
+    let mut rows = Vec::new();
+    csv_blocks::read_rows(
+        file,
+        |row| {
+            let (cells, line) = match row {
+                Row::Data(cells, line) => (cells, line),
+                Row::Header(headers) => {
+                    columns = layout
+                        .iter()
+                        .map(|f| {
+                            headers.iter().position(|h| *h == f.name).with_context(|| {
+                                format!("{} lacks column {}", path.display(), f.name)
+                            })
+                        })
+                        .collect::<Result<_>>()?;
+                    return Ok(());
+                }
+            };
+            let values = layout
+                .iter()
+                .zip(&columns)
+                .map(|(f, &c)| {
+                    let cell = cells.get(c).copied().unwrap_or_default();
+                    let value = match (f.kind, csv_blocks::parse_number(cell)) {
+                        (FeatureKind::Numeric, Some(x)) => Value::Number(x),
+                        _ if is_missing(&csv_blocks::text(cell)) => Value::Missing,
+                        _ => Value::Text(csv_blocks::text(cell).into_owned()),
+                    };
+                    (f.name.clone(), value)
+                })
+                .collect();
+            rows.push(RowRecord {
+                id: line.to_string(),
+                time_ms: 0,
+                values,
+            });
+            Ok(())
+        },
+        |_| {},
+    )
+    .with_context(|| format!("failed to read {}", path.display()))?;
+    Ok(rows)
 }
 
 fn print_table(report: &DriftReport, left_out: &[String], timings: Timings) {

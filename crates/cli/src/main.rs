@@ -4,6 +4,7 @@
 //! service running; service commands arrive with the services.
 
 mod bench_cmd;
+mod csv_blocks;
 mod demo;
 mod drift_cmd;
 mod ingest_cmd;
@@ -60,6 +61,9 @@ enum Command {
     Models(models_cmd::ModelsArgs),
     /// Load-test an inference server over the Open Inference Protocol (or a self-served one).
     Bench(bench_cmd::BenchArgs),
+    /// Measure healing: prequential accuracy against a static model and a blind retrainer on
+    /// drifting streams, and the heal latency (see BENCHMARKS.md).
+    BenchHeal(bench_cmd::heal::HealArgs),
     /// Stream a CSV of rows (or, with --labels, labels) to the ingest service.
     Ingest(ingest_cmd::IngestArgs),
     /// Fetch a drift report from the monitor and write its HTML page (`--open` shows it).
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Drift(args) => drift_cmd::run(args, cli.json),
         Command::Models(args) => models_cmd::run(args, cli.json),
         Command::Bench(args) => bench_cmd::run(args, cli.json),
+        Command::BenchHeal(args) => bench_cmd::heal::run(args, cli.json),
         Command::Ingest(args) => ingest_cmd::run(args, cli.json),
         Command::Report(args) => report_cmd::run(args, cli.json),
         Command::Retrain(args) => retrain_cmd::run(args, cli.json),

@@ -12,6 +12,7 @@
 //! - [`pipeline`]: time-ordered split, train, evaluate, predict.
 //! - [`record`]: rows, labels and predictions as the data log carries them.
 //! - [`synthetic`]: seeded drifting data for tests, benchmarks and the demo.
+//! - [`parallel`]: independent per-feature work on every core (scoped threads).
 
 pub mod artifact;
 pub mod drift;
@@ -20,6 +21,7 @@ pub mod frame;
 pub mod lbfgs;
 pub mod metrics;
 pub mod model;
+pub mod parallel;
 pub mod pipeline;
 pub mod preprocess;
 pub mod profile;

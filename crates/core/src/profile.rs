@@ -239,40 +239,12 @@ impl ReferenceProfile {
     ) -> ReferenceProfile {
         // Sorting each column dominates on large data: profile features on every core.
         let pairs: Vec<_> = schema.features.iter().zip(&train.columns).collect();
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(pairs.len().max(1));
-        let per_thread = pairs.len().div_ceil(threads.max(1)).max(1);
-        let profile_one = |(f, col): &(&crate::schema::Feature, &Column)| match col {
+        let features = crate::parallel::map(&pairs, train.len() >= 50_000, |(f, col)| match col {
             Column::Numeric(v) => FeatureProfile::Numeric(NumericProfile::from_values(&f.name, v)),
             Column::Categorical(v) => {
                 FeatureProfile::Categorical(CategoricalProfile::from_values(&f.name, v))
             }
-        };
-        let features: Vec<FeatureProfile> = if threads <= 1 || train.len() < 50_000 {
-            pairs.iter().map(profile_one).collect()
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = pairs
-                    .chunks(per_thread)
-                    .map(|chunk| {
-                        (
-                            chunk,
-                            s.spawn(move || chunk.iter().map(profile_one).collect::<Vec<_>>()),
-                        )
-                    })
-                    .collect();
-                // A thread cannot fail here, but if one did, redo its share rather than lose it.
-                handles
-                    .into_iter()
-                    .flat_map(|(chunk, h)| {
-                        h.join()
-                            .unwrap_or_else(|_| chunk.iter().map(profile_one).collect())
-                    })
-                    .collect()
-            })
-        };
+        });
         ReferenceProfile {
             rows: train.len(),
             features,

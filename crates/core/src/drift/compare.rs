@@ -43,22 +43,23 @@ pub fn compare(
     compare_reference(&DriftReference::from_profile(profile), window, policy)
 }
 
+/// Rows from which a window's features are compared on every core.
+pub const PARALLEL_ROWS: u64 = 50_000;
+
 /// Compares a window with any reference (a profile, or one built from data).
 pub fn compare_reference(
     reference: &DriftReference,
     window: &WindowSummary,
     policy: &DriftPolicy,
 ) -> DriftReport {
-    let features: Vec<FeatureDrift> = reference
-        .features
-        .iter()
-        .map(|rf| {
-            let current = window
-                .feature_index(rf.profile.name())
-                .and_then(|i| window.features.get(i));
-            compare_feature(rf, current, policy)
-        })
-        .collect();
+    // Large windows compare large samples (sorting dominates): features on every core.
+    let parallel = window.rows >= PARALLEL_ROWS;
+    let features: Vec<FeatureDrift> = crate::parallel::map(&reference.features, parallel, |rf| {
+        let current = window
+            .feature_index(rf.profile.name())
+            .and_then(|i| window.features.get(i));
+        compare_feature(rf, current, policy)
+    });
     let tested = features
         .iter()
         .filter(|f| !f.ignored && f.score.is_some())

@@ -50,57 +50,55 @@ impl DriftReference {
     /// reservoir (exact when it holds every value); count, missing rate, mean, std, min and max
     /// are exact; categories beyond the summary's cap are pooled under [`OTHER_CATEGORY`].
     pub fn from_summary(summary: &WindowSummary) -> DriftReference {
-        let features = summary
-            .features
-            .iter()
-            .map(|f| match f {
-                FeatureSummary::Numeric(s) => {
-                    let sample = s.reservoir.sorted();
-                    let mut profile = NumericProfile::from_values(&s.name, &sample);
-                    profile.count = s.count as usize;
-                    profile.missing_rate = s.missing_rate();
-                    profile.mean = s.mean().unwrap_or(f64::NAN);
-                    profile.std = s.std().unwrap_or(f64::NAN);
-                    if s.count > 0 {
-                        profile.min = s.min;
-                        profile.max = s.max;
-                    }
-                    let distinct = s.distinct_values().map(|values| {
-                        values
-                            .iter()
-                            .map(|&(v, c)| (v, c as f64 / s.count.max(1) as f64))
-                            .collect()
-                    });
-                    ReferenceFeature {
-                        profile: FeatureProfile::Numeric(profile),
-                        sample: Some(sample),
-                        distinct,
-                    }
+        // Sorting large samples dominates: features on every core for large summaries.
+        let parallel = summary.rows >= super::compare::PARALLEL_ROWS;
+        let features = crate::parallel::map(&summary.features, parallel, |f| match f {
+            FeatureSummary::Numeric(s) => {
+                let sample = s.reservoir.sorted();
+                let mut profile = NumericProfile::from_values(&s.name, &sample);
+                profile.count = s.count as usize;
+                profile.missing_rate = s.missing_rate();
+                profile.mean = s.mean().unwrap_or(f64::NAN);
+                profile.std = s.std().unwrap_or(f64::NAN);
+                if s.count > 0 {
+                    profile.min = s.min;
+                    profile.max = s.max;
                 }
-                FeatureSummary::Categorical(s) => {
-                    let total = s.count.max(1) as f64;
-                    let mut frequencies: BTreeMap<String, f64> = s
-                        .observed()
-                        .into_iter()
-                        .map(|(k, c)| (k.to_owned(), c as f64 / total))
-                        .collect();
-                    if s.overflow > 0 {
-                        *frequencies.entry(OTHER_CATEGORY.to_owned()).or_insert(0.0) +=
-                            s.overflow as f64 / total;
-                    }
-                    ReferenceFeature {
-                        profile: FeatureProfile::Categorical(CategoricalProfile {
-                            name: s.name.clone(),
-                            count: s.count as usize,
-                            missing_rate: s.missing_rate(),
-                            frequencies,
-                        }),
-                        sample: None,
-                        distinct: None,
-                    }
+                let distinct = s.distinct_values().map(|values| {
+                    values
+                        .iter()
+                        .map(|&(v, c)| (v, c as f64 / s.count.max(1) as f64))
+                        .collect()
+                });
+                ReferenceFeature {
+                    profile: FeatureProfile::Numeric(profile),
+                    sample: Some(sample),
+                    distinct,
                 }
-            })
-            .collect();
+            }
+            FeatureSummary::Categorical(s) => {
+                let total = s.count.max(1) as f64;
+                let mut frequencies: BTreeMap<String, f64> = s
+                    .observed()
+                    .into_iter()
+                    .map(|(k, c)| (k.to_owned(), c as f64 / total))
+                    .collect();
+                if s.overflow > 0 {
+                    *frequencies.entry(OTHER_CATEGORY.to_owned()).or_insert(0.0) +=
+                        s.overflow as f64 / total;
+                }
+                ReferenceFeature {
+                    profile: FeatureProfile::Categorical(CategoricalProfile {
+                        name: s.name.clone(),
+                        count: s.count as usize,
+                        missing_rate: s.missing_rate(),
+                        frequencies,
+                    }),
+                    sample: None,
+                    distinct: None,
+                }
+            }
+        });
         let p = &summary.prediction;
         let prediction = (p.rows > 0).then(|| {
             let n = p.rows as f64;

@@ -1,0 +1,938 @@
+//! `mend bench-heal`: how well, and how fast, the loop heals.
+//!
+//! **Healing quality.** Three generated streams (an abrupt concept change, a gradual rotation
+//! of the decision boundary, covariate shift under a fixed labelling rule), each scored
+//! prequentially (every row is predicted before its label is learned) for three contenders:
+//! - *mend*: the real services in this process, as `mend up` runs them (in-process bus,
+//!   SQLite in a fresh data directory, registry, server, ingest, monitor, trainer). Each batch
+//!   is first answered by the inference server over the Open Inference Protocol, then its rows
+//!   and labels go in through ingest. Nothing else is scripted.
+//! - *static*: the first champion, never retrained.
+//! - *blind*: retrains every `--blind-every` rows on the newest trainer window with the
+//!   trainer's own train settings, and always swaps the new model in (no gate).
+//!
+//! The stream is paced at `--rate` rows per second (the loop runs concurrently with the
+//! producer, so how far the stream moves while mend notices and retrains depends on it).
+//!
+//! **Heal latency** (`heal_latency.rs`): from the first drifted batch ingested to the server
+//! answering with the new champion, with a 100,000-row training window.
+//!
+//! Service knobs are the usual `MEND_*` variables: the bench's defaults (listed in the output)
+//! apply only where the environment sets nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use clap::Args;
+use mend_bus::events::Event;
+use mend_bus::{Bus, ConsumerSpec, EventSubscription};
+use mend_client::RegistryClient;
+use mend_core::synthetic::{Generator, Regime, Sample, SyntheticSpec};
+use mend_core::{Artifact, Frame, RawTable, Schema, SchemaOverride, TrainSettings};
+use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use mend_proto::ingest::v1 as ingest_pb;
+use mend_proto::registry::v1 as registry_pb;
+use mend_runtime::{MendConfig, Shutdown};
+use serde_json::{Value as Json, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tonic::transport::{Channel, Endpoint};
+
+use super::heal_latency;
+use crate::up::{Listeners, Settings, start_services};
+
+/// The model every run serves.
+pub(super) const MODEL: &str = "heal";
+
+#[derive(Debug, Args)]
+pub struct HealArgs {
+    /// Scenarios to run: `all`, or a comma-separated list of `abrupt`, `gradual`, `covariate`.
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// Rows streamed per scenario (after the first champion is trained).
+    #[arg(long, default_value_t = 20_000)]
+    rows: usize,
+    /// Rows of the initial regime the first champion is trained on.
+    #[arg(long, default_value_t = 4_000)]
+    initial_rows: usize,
+    /// Rows per batch: predicted together, then ingested together.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Pace of the stream in rows per second (a batch starts every batch/rate seconds, or at
+    /// once when the previous one ran late).
+    #[arg(long, default_value_t = 2_000.0)]
+    rate: f64,
+    /// The blind retrainer retrains every this many rows, on the newest trainer window; unless
+    /// `MEND_TRAINER_WINDOW_ROWS` is set, that window (mend's and the blind's) is this many rows.
+    #[arg(long, default_value_t = 2_000)]
+    blind_every: usize,
+    /// Seed of the synthetic world.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Heal-latency runs (0: measure healing quality only).
+    #[arg(long, default_value_t = 3)]
+    latency_runs: usize,
+    /// Training window of the heal-latency runs, and the flipped rows they ingest.
+    #[arg(long, default_value_t = 100_000)]
+    latency_window: usize,
+    /// Rows per ingest call in the heal-latency runs.
+    #[arg(long, default_value_t = 5_000)]
+    latency_batch: usize,
+    /// Heal-latency runs first ingest `--latency-window` rows of the old concept (not timed),
+    /// so the training window is full of old rows when the drift is detected.
+    #[arg(long)]
+    latency_prefill: bool,
+    /// How long a heal-latency run waits for a new champion before it counts as not healed.
+    #[arg(long, default_value = "60s", value_parser = super::parse_duration)]
+    latency_timeout: Duration,
+    /// Skip the healing-quality scenarios (only measure heal latency).
+    #[arg(long)]
+    latency_only: bool,
+    /// Parent of the per-run data directories (default: the system temp directory). Each run's
+    /// directory is removed when it ends.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// A stream shape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scenario {
+    Abrupt,
+    Gradual,
+    Covariate,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Abrupt => "abrupt",
+            Scenario::Gradual => "gradual",
+            Scenario::Covariate => "covariate",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Scenario::Abrupt => "the labelling rule flips at the middle of the stream",
+            Scenario::Gradual => {
+                "the decision boundary rotates in the (x0, x1) plane from 0 to 180 degrees over the stream"
+            }
+            Scenario::Covariate => {
+                "x0 moves +2 standard deviations at the middle; the labelling rule stays"
+            }
+        }
+    }
+
+    /// The world at stream position `row` of `total`.
+    fn regime(self, row: usize, total: usize) -> Regime {
+        let frac = row as f64 / total.max(1) as f64;
+        match self {
+            Scenario::Abrupt => Regime {
+                flip: row >= total / 2,
+                ..Regime::default()
+            },
+            Scenario::Gradual => Regime {
+                rotation: std::f64::consts::PI * frac,
+                ..Regime::default()
+            },
+            Scenario::Covariate => Regime {
+                shift: if row >= total / 2 { 2.0 } else { 0.0 },
+                ..Regime::default()
+            },
+        }
+    }
+
+    fn parse_list(text: &str) -> Result<Vec<Scenario>> {
+        let mut out = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "all" => out.extend([Scenario::Abrupt, Scenario::Gradual, Scenario::Covariate]),
+                "abrupt" => out.push(Scenario::Abrupt),
+                "gradual" => out.push(Scenario::Gradual),
+                "covariate" => out.push(Scenario::Covariate),
+                other => bail!(
+                    "unknown --scenario {other:?}; use all, or a list of abrupt, gradual, covariate"
+                ),
+            }
+        }
+        if out.is_empty() {
+            bail!("--scenario names no scenario; use all, or a list of abrupt, gradual, covariate");
+        }
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// The bench's service settings; a variable already set in the environment wins.
+///
+/// The stream is compressed in time (thousands of rows a second), so the time-based knobs are
+/// scaled with it: the monitor looks every 100 ms instead of every second, the trainer waits
+/// 100 ms for duplicate triggers and cools down for 1 s (2,000 rows at the default pace)
+/// instead of 30 s. Row-based knobs keep their defaults (monitor windows of 1,000 rows and 500
+/// labels, two confirming windows, a 500-row rollback guard) except the training window, which
+/// matches the blind retrainer's.
+pub(super) fn bench_vars(window_rows: usize) -> Vec<(&'static str, String)> {
+    vec![
+        ("MEND_LOG", "error".to_owned()),
+        ("MEND_SERVER_MODELS", MODEL.to_owned()),
+        ("MEND_SERVER_SAMPLE_RATE", "0".to_owned()),
+        ("MEND_MONITOR_MODELS", MODEL.to_owned()),
+        ("MEND_MONITOR_POLL_MS", "100".to_owned()),
+        ("MEND_TRAINER_WINDOW_ROWS", window_rows.to_string()),
+        ("MEND_TRAINER_DEBOUNCE_MS", "100".to_owned()),
+        ("MEND_TRAINER_COOLDOWN_MS", "1000".to_owned()),
+        ("MEND_TRAINER_GUARD_POLL_MS", "100".to_owned()),
+    ]
+}
+
+/// The effective `MEND_*` settings of a run: bench defaults under the process environment.
+pub(super) fn effective_vars(defaults: Vec<(&'static str, String)>) -> BTreeMap<String, String> {
+    let mut vars: BTreeMap<String, String> = defaults
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    for (k, v) in std::env::vars() {
+        if k.starts_with("MEND_") {
+            vars.insert(k, v);
+        }
+    }
+    vars
+}
+
+/// The services of one run, on free loopback ports and a fresh data directory.
+pub(super) struct Stack {
+    pub services: JoinSet<(&'static str, Result<()>)>,
+    pub shutdown: Shutdown,
+    pub bus: Arc<dyn Bus>,
+    pub registry: RegistryClient,
+    pub oip: GrpcInferenceServiceClient<Channel>,
+    pub ingest: ingest_pb::ingest_client::IngestClient<Channel>,
+    pub config: MendConfig,
+    pub data_dir: PathBuf,
+}
+
+async fn bind() -> Result<(TcpListener, String)> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("failed to bind a loopback port")?;
+    let addr = listener.local_addr()?.to_string();
+    Ok((listener, addr))
+}
+
+impl Stack {
+    /// Starts every service with `vars` (plus this run's data directory and addresses).
+    pub async fn start(vars: &BTreeMap<String, String>, data_dir: PathBuf) -> Result<Stack> {
+        if data_dir.exists() {
+            std::fs::remove_dir_all(&data_dir)
+                .with_context(|| format!("failed to empty {}", data_dir.display()))?;
+        }
+        let (registry_l, registry_addr) = bind().await?;
+        let (server_l, server_addr) = bind().await?;
+        let (ingest_l, ingest_addr) = bind().await?;
+        let (http_l, http_addr) = bind().await?;
+        let (monitor_l, _) = bind().await?;
+        let mut map: HashMap<String, String> = vars.clone().into_iter().collect();
+        // Every run is self-contained: its own stores and ports, never a configured NATS.
+        map.remove("MEND_NATS_URL");
+        map.remove("MEND_CONFIG");
+        for (k, v) in [
+            ("MEND_DATA_DIR", data_dir.display().to_string()),
+            ("MEND_REGISTRY_ADDR", registry_addr.clone()),
+            ("MEND_SERVER_ADDR", server_addr.clone()),
+            ("MEND_INGEST_ADDR", ingest_addr.clone()),
+            ("MEND_HTTP_ADDR", http_addr),
+        ] {
+            map.insert(k.to_owned(), v);
+        }
+        let config = MendConfig::from_map(&map).context("bench configuration")?;
+        let settings = Settings::from_config(config.clone())?;
+        let shutdown = Shutdown::new();
+        let listeners = Listeners {
+            registry: registry_l,
+            server: server_l,
+            ingest: ingest_l,
+            http: http_l,
+            monitor: monitor_l,
+        };
+        let (services, bus) =
+            start_services(settings, listeners, &registry_addr, &shutdown).await?;
+        let registry = RegistryClient::connect_lazy(
+            &Endpoint::from_shared(format!("http://{registry_addr}"))?,
+            None,
+        );
+        let oip = GrpcInferenceServiceClient::new(
+            Endpoint::from_shared(format!("http://{server_addr}"))?.connect_lazy(),
+        )
+        .max_decoding_message_size(64 * 1024 * 1024);
+        let ingest = ingest_pb::ingest_client::IngestClient::new(
+            Endpoint::from_shared(format!("http://{ingest_addr}"))?.connect_lazy(),
+        )
+        .max_encoding_message_size(64 * 1024 * 1024);
+        Ok(Stack {
+            services,
+            shutdown,
+            bus,
+            registry,
+            oip,
+            ingest,
+            config,
+            data_dir,
+        })
+    }
+
+    /// Registers `artifact` as version 1 and champion, and waits until the server answers with it.
+    pub async fn seed_champion(
+        &mut self,
+        artifact: &Artifact,
+        schema: &Schema,
+        world: &Generator,
+    ) -> Result<()> {
+        let header = registry_pb::RegisterVersionHeader {
+            model: MODEL.into(),
+            schema_hash: schema.hash(),
+            trigger: Some(registry_pb::Trigger {
+                event_id: "bench-initial".into(),
+                kind: registry_pb::TriggerKind::Initial as i32,
+            }),
+            actor: "mend-bench".into(),
+            reason: "first model".into(),
+            ..Default::default()
+        };
+        self.registry
+            .register(header, Bytes::from(artifact.to_bytes()?))
+            .await
+            .context("failed to register the first model")?;
+        self.registry
+            .set_alias(registry_pb::SetAliasRequest {
+                model: MODEL.into(),
+                alias: "champion".into(),
+                version: 1,
+                expected: Some(registry_pb::AliasPrecondition {
+                    state: Some(registry_pb::alias_precondition::State::Absent(true)),
+                }),
+                actor: "mend-bench".into(),
+                reason: "first model".into(),
+                ..Default::default()
+            })
+            .await
+            .context("failed to make the first model champion")?;
+        let probe = world.probe();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok((v, _)) = infer(&mut self.oip, world, &probe).await
+                && v == "1"
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the inference server did not load version 1 within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops every service and removes the data directory.
+    pub async fn stop(self) -> Result<()> {
+        self.shutdown.trigger();
+        let mut services = self.services;
+        let mut failure = None;
+        while let Some(joined) = services.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((name, Err(e))) => {
+                    failure.get_or_insert_with(|| anyhow::anyhow!("{name}: {e:#}"));
+                }
+                Err(e) => {
+                    failure.get_or_insert_with(|| anyhow::anyhow!("a service task failed: {e}"));
+                }
+            }
+        }
+        std::fs::remove_dir_all(&self.data_dir).ok();
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Bus events as they arrive, with the arrival time and how many rows were ingested by then.
+pub(super) type EventLog = Arc<Mutex<Vec<(Instant, u64, Event)>>>;
+
+/// Follows `drift.detected.>` and `model.>` into an [`EventLog`]; `position` is read at arrival.
+pub(super) async fn follow_events(bus: Arc<dyn Bus>, position: Arc<AtomicU64>) -> Result<EventLog> {
+    let mut events = EventSubscription::subscribe(
+        bus,
+        ConsumerSpec::new("mend-bench-heal", ["drift.detected.>", "model.>"]),
+    )
+    .await
+    .context("failed to follow the bus")?;
+    let log: EventLog = Arc::new(Mutex::new(Vec::new()));
+    let out = log.clone();
+    tokio::spawn(async move {
+        while let Some(delivery) = events.next().await {
+            let event = delivery.envelope.event.clone();
+            let _ = delivery.ack().await;
+            // The seeded first champion is the bench's doing, not the loop's.
+            if matches!(&event, Event::ModelPromoted(p) if p.version == 1) {
+                continue;
+            }
+            let at = position.load(Ordering::Relaxed);
+            match out.lock() {
+                Ok(mut log) => log.push((Instant::now(), at, event)),
+                Err(_) => break,
+            }
+        }
+    });
+    Ok(log)
+}
+
+/// One line about a loop event, for the timeline.
+pub(super) fn describe(event: &Event) -> String {
+    match event {
+        Event::DriftDetected(d) => format!("drift detected ({:?})", d.kind).to_lowercase(),
+        Event::ModelTrained(t) => {
+            let holdout = |m: &BTreeMap<String, f64>| {
+                m.get("accuracy")
+                    .map_or_else(|| "-".to_owned(), |a| format!("{a:.3}"))
+            };
+            format!(
+                "v{} trained on {} rows (holdout accuracy {}, champion {})",
+                t.version,
+                t.window.as_ref().and_then(|w| w.rows).unwrap_or(0),
+                holdout(&t.metrics),
+                holdout(&t.champion_metrics),
+            )
+        }
+        Event::ModelPromoted(p) => format!("v{} promoted", p.version),
+        Event::ModelRejected(r) => format!("candidate rejected: {}", r.reason),
+        Event::ModelRolledBack(r) => {
+            format!("rolled back v{} -> v{}", r.from_version, r.to_version)
+        }
+        other => format!("{:?}", other.kind()).to_lowercase(),
+    }
+}
+
+/// One OIP request with a tensor per feature; returns (model_version, predicted labels).
+pub(super) async fn infer(
+    client: &mut GrpcInferenceServiceClient<Channel>,
+    g: &Generator,
+    sample: &Sample,
+) -> Result<(String, Vec<String>)> {
+    let mut request = mend_client::oip::sample_request(MODEL, &g.feature_names(), sample);
+    request.id = "bench-heal".into();
+    let response = client
+        .model_infer(request)
+        .await
+        .context("inference request failed")?
+        .into_inner();
+    let labels = mend_client::oip::labels(&response);
+    if labels.len() != sample.labels.len() {
+        bail!(
+            "the server answered {} labels for {} rows",
+            labels.len(),
+            sample.labels.len()
+        );
+    }
+    Ok((response.model_version, labels))
+}
+
+/// Rows, then their labels, through ingest; ids `row-<first_id>..`, times from `first_time`.
+pub(super) async fn send(
+    ingest: &mut ingest_pb::ingest_client::IngestClient<Channel>,
+    g: &Generator,
+    sample: &Sample,
+    first_id: u64,
+    first_time: i64,
+) -> Result<()> {
+    let (rows, labels) = g.to_records(sample, "row-", first_id, first_time);
+    let batch = mend_client::ingest::row_batch(MODEL, &rows);
+    let summary = ingest
+        .ingest_rows(tokio_stream::iter(vec![batch]))
+        .await
+        .context("ingesting rows failed")?
+        .into_inner();
+    if summary.rejected > 0 {
+        bail!(
+            "ingest rejected {} rows: {:?}",
+            summary.rejected,
+            summary.rejected_rows.first()
+        );
+    }
+    let batch = mend_client::ingest::label_batch(MODEL, &labels);
+    let summary = ingest
+        .ingest_labels(tokio_stream::iter(vec![batch]))
+        .await
+        .context("ingesting labels failed")?
+        .into_inner();
+    if summary.rejected > 0 {
+        bail!("ingest rejected {} labels", summary.rejected);
+    }
+    Ok(())
+}
+
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A labeled table of `samples`, ids and times counting from `first_id`.
+pub(super) fn table_of(g: &Generator, samples: &[&Sample], first_id: u64) -> RawTable {
+    let mut table = RawTable {
+        headers: Vec::new(),
+        rows: Vec::new(),
+        lines: Vec::new(),
+    };
+    let mut id = first_id;
+    for sample in samples {
+        let part = g.to_table(sample, true, id, id as i64);
+        id += sample.labels.len() as u64;
+        table.headers = part.headers;
+        table.rows.extend(part.rows);
+    }
+    table.lines = (0..table.rows.len() as u64).map(|i| i + 2).collect();
+    table
+}
+
+/// Rows of `sample` that `model` labels right.
+fn right_of(model: &Artifact, schema: &Schema, g: &Generator, sample: &Sample) -> Result<usize> {
+    let frame = Frame::from_table(schema, &table_of(g, &[sample], 0), true)?;
+    let accuracy = model.evaluate(&frame)?.accuracy;
+    Ok((accuracy * sample.labels.len() as f64).round() as usize)
+}
+
+fn correct(g: &Generator, sample: &Sample, predicted: &[String]) -> usize {
+    let classes = g.class_names();
+    sample
+        .labels
+        .iter()
+        .zip(predicted)
+        .filter(|(t, p)| classes[**t] == **p)
+        .count()
+}
+
+/// The first champion: `rows` rows of the initial regime.
+pub(super) fn first_model(
+    world: &mut Generator,
+    rows: usize,
+    settings: &TrainSettings,
+) -> Result<(Schema, Artifact)> {
+    let first = world.sample(rows, &Regime::default());
+    let table = table_of(world, &[&first], 0);
+    let schema = Schema::infer(
+        &table.headers,
+        &table.rows,
+        "label",
+        &SchemaOverride::default(),
+    )?;
+    let model = mend_core::train(
+        &schema,
+        &Frame::from_table(&schema, &table, true)?,
+        settings,
+    )?;
+    Ok((schema, model))
+}
+
+/// A directory for one run under `parent`.
+pub(super) fn run_dir(parent: Option<&Path>, tag: &str) -> PathBuf {
+    let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    parent.join(format!("mend-bench-heal-{}-{tag}", std::process::id()))
+}
+
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    rows: usize,
+    mend: usize,
+    fixed: usize,
+    blind: usize,
+}
+
+impl Tally {
+    fn add(&mut self, rows: usize, mend: usize, fixed: usize, blind: usize) {
+        self.rows += rows;
+        self.mend += mend;
+        self.fixed += fixed;
+        self.blind += blind;
+    }
+
+    fn share(right: usize, rows: usize) -> f64 {
+        if rows == 0 {
+            f64::NAN
+        } else {
+            right as f64 / rows as f64
+        }
+    }
+}
+
+async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String)) -> Result<Json> {
+    let started = Instant::now();
+    let vars = effective_vars(bench_vars(args.blind_every.max(args.batch)));
+    let mut stack = Stack::start(&vars, run_dir(args.data_dir.as_deref(), scenario.name())).await?;
+    let trainer = mend_trainer::TrainerConfig::from_mend(&stack.config)
+        .context("invalid trainer configuration")?;
+    let model_name = mend_bus::ModelName::new(MODEL).context("model name")?;
+    let window = trainer.window_rows_for(&model_name);
+    let mut world = Generator::new(SyntheticSpec {
+        seed: args.seed,
+        ..SyntheticSpec::default()
+    });
+    let (schema, first) = first_model(&mut world, args.initial_rows, &trainer.train)?;
+    stack.seed_champion(&first, &schema, &world).await?;
+    let position = Arc::new(AtomicU64::new(0));
+    let events = follow_events(stack.bus.clone(), position.clone()).await?;
+
+    let mut blind = first.clone();
+    let mut blind_retrains = 0usize;
+    let mut blind_train_ms = Vec::new();
+    let mut history: Vec<Sample> = Vec::new();
+    let mut since_blind = 0usize;
+    let quarter = args.rows.div_ceil(4).max(1);
+    let mut segments = [Tally::default(); 4];
+    let mut total = Tally::default();
+    let mut served: Vec<Json> = Vec::new();
+    let mut last_version = String::new();
+    let base_time = now_ms();
+    let pace = Duration::from_secs_f64(args.batch as f64 / args.rate);
+    let stream_start = Instant::now();
+    let mut row = 0usize;
+    let mut k = 0u32;
+    while row < args.rows {
+        let due = stream_start + pace * k;
+        tokio::time::sleep_until(due.into()).await;
+        k += 1;
+        let n = args.batch.min(args.rows - row);
+        let sample = world.sample(n, &scenario.regime(row, args.rows));
+        // Prequential: every contender predicts before any label of the batch is known.
+        let (version, predicted) = infer(&mut stack.oip, &world, &sample).await?;
+        let mend_right = correct(&world, &sample, &predicted);
+        let fixed_right = right_of(&first, &schema, &world, &sample)?;
+        let blind_right = right_of(&blind, &schema, &world, &sample)?;
+        if version != last_version {
+            served.push(json!({"from_row": row, "version": version}));
+            last_version = version.clone();
+        }
+        total.add(n, mend_right, fixed_right, blind_right);
+        segments[(row / quarter).min(3)].add(n, mend_right, fixed_right, blind_right);
+        send(
+            &mut stack.ingest,
+            &world,
+            &sample,
+            row as u64,
+            base_time + row as i64,
+        )
+        .await?;
+        row += n;
+        position.store(row as u64, Ordering::Relaxed);
+        history.push(sample);
+        since_blind += n;
+        if since_blind >= args.blind_every {
+            since_blind = 0;
+            let trained = Instant::now();
+            let table = blind_table(&world, &history, row, window);
+            let (schema, settings) = (schema.clone(), trainer.train.clone());
+            // Off the executor, as the trainer trains: the services share this runtime.
+            blind = tokio::task::spawn_blocking(move || -> Result<Artifact> {
+                let frame = Frame::from_table(&schema, &table, true)?;
+                mend_core::train(&schema, &frame, &settings).context("the blind retrain failed")
+            })
+            .await
+            .context("the blind retrain panicked")??;
+            blind_train_ms.push(trained.elapsed().as_millis() as u64);
+            blind_retrains += 1;
+        }
+        // Keep just what the newest window needs.
+        let mut kept = 0;
+        let keep_from = history
+            .iter()
+            .rposition(|s| {
+                kept += s.labels.len();
+                kept >= window
+            })
+            .unwrap_or(0);
+        history.drain(..keep_from);
+    }
+    let stream_ms = stream_start.elapsed().as_millis() as u64;
+    let behind = stream_start.elapsed().as_secs_f64() - args.rows as f64 / args.rate;
+    let versions = stack
+        .registry
+        .list_versions(MODEL)
+        .await
+        .context("failed to list the registry's versions")?
+        .len();
+    let audit = stack.registry.audit(MODEL).await.map(|a| a.len()).ok();
+    let log: Vec<(Instant, u64, Event)> = events.lock().map(|l| l.clone()).unwrap_or_default();
+    stack.stop().await?;
+
+    let (mut retrains, mut promotions, mut rejections, mut rollbacks, mut drifts) =
+        (0u32, 0u32, 0u32, 0u32, 0u32);
+    let mut timeline = Vec::new();
+    let mut lines = Vec::new();
+    for (at, at_row, event) in &log {
+        match event {
+            Event::DriftDetected(_) => drifts += 1,
+            Event::ModelTrained(_) => retrains += 1,
+            Event::ModelPromoted(_) => promotions += 1,
+            Event::ModelRejected(_) => rejections += 1,
+            Event::ModelRolledBack(_) => rollbacks += 1,
+            _ => {}
+        }
+        let what = describe(event);
+        lines.push(format!("    row {at_row:>6}: {what}"));
+        timeline.push(json!({
+            "ms": at.saturating_duration_since(stream_start).as_millis() as u64,
+            "row": at_row,
+            "event": what,
+        }));
+    }
+    let segments: Vec<Json> = segments
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.rows > 0)
+        .map(|(i, s)| {
+            let from = i * quarter;
+            json!({
+                "from_row": from,
+                "to_row": from + s.rows,
+                "mend": Tally::share(s.mend, s.rows),
+                "static": Tally::share(s.fixed, s.rows),
+                "blind": Tally::share(s.blind, s.rows),
+            })
+        })
+        .collect();
+    let result = json!({
+        "name": scenario.name(),
+        "description": scenario.describe(),
+        "rows": total.rows,
+        "mend": {
+            "accuracy": Tally::share(total.mend, total.rows),
+            "retrains": retrains,
+            "promotions": promotions,
+            "rejections": rejections,
+            "rollbacks": rollbacks,
+            "drift_events": drifts,
+            "registry_versions": versions,
+            "audit_records": audit,
+            "versions_served": served,
+            "timeline": timeline,
+        },
+        "static": { "accuracy": Tally::share(total.fixed, total.rows) },
+        "blind": {
+            "accuracy": Tally::share(total.blind, total.rows),
+            "retrains": blind_retrains,
+            "every_rows": args.blind_every,
+            "train_ms": blind_train_ms,
+        },
+        "segments": segments,
+        "trainer_window_rows": window,
+        "stream_ms": stream_ms,
+        "behind_pace_s": behind.max(0.0),
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+    });
+    say(format!(
+        "{:<10} mend {:.3}  static {:.3}  blind {:.3}   retrains mend {retrains} / blind {blind_retrains}   promoted {promotions}, rejected {rejections}, rolled back {rollbacks}   ({:.1} s)",
+        scenario.name(),
+        Tally::share(total.mend, total.rows),
+        Tally::share(total.fixed, total.rows),
+        Tally::share(total.blind, total.rows),
+        started.elapsed().as_secs_f64(),
+    ));
+    for line in lines {
+        say(line);
+    }
+    Ok(result)
+}
+
+/// The blind retrainer's training rows: the newest `window` rows up to stream row `end`.
+fn blind_table(world: &Generator, history: &[Sample], end: usize, window: usize) -> RawTable {
+    let mut picked: Vec<&Sample> = Vec::new();
+    let mut rows = 0;
+    for sample in history.iter().rev() {
+        if rows >= window {
+            break;
+        }
+        rows += sample.labels.len();
+        picked.push(sample);
+    }
+    picked.reverse();
+    let first_id = end.saturating_sub(rows) as u64;
+    let mut table = table_of(world, &picked, first_id);
+    // The newest `window` rows exactly, as the trainer reads them.
+    if table.rows.len() > window {
+        let cut = table.rows.len() - window;
+        table.rows.drain(..cut);
+        table.lines = (0..table.rows.len() as u64).map(|i| i + 2).collect();
+    }
+    table
+}
+
+pub fn run(args: HealArgs, json_out: bool) -> Result<()> {
+    if args.batch == 0 || args.rows == 0 || args.blind_every == 0 {
+        bail!("--batch, --rows and --blind-every must be at least 1");
+    }
+    if args.initial_rows < 100 {
+        bail!("--initial-rows must be at least 100");
+    }
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        bail!("--rate must be a positive number of rows per second");
+    }
+    if args.latency_runs > 0 && (args.latency_window < 100 || args.latency_batch == 0) {
+        bail!("--latency-window must be at least 100 rows and --latency-batch at least 1");
+    }
+    let scenarios = if args.latency_only {
+        Vec::new()
+    } else {
+        Scenario::parse_list(&args.scenario)?
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(async move {
+        let say = |line: String| {
+            if !json_out {
+                println!("{line}");
+            }
+        };
+        let mut results = Vec::new();
+        if !scenarios.is_empty() {
+            say(format!(
+                "healing quality: {} rows per scenario after a first champion on {} rows, batches of {} at {} rows/s; blind retrains every {} rows",
+                args.rows, args.initial_rows, args.batch, args.rate, args.blind_every
+            ));
+        }
+        for scenario in &scenarios {
+            results.push(run_scenario(&args, *scenario, &say).await?);
+        }
+        let latency = if args.latency_runs > 0 {
+            Some(heal_latency::measure(&args.latency(), &say).await?)
+        } else {
+            None
+        };
+        let settings = effective_vars(bench_vars(args.blind_every.max(args.batch)));
+        if json_out {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "pacing": {
+                        "rows_per_s": args.rate,
+                        "batch": args.batch,
+                        "initial_rows": args.initial_rows,
+                        "seed": args.seed,
+                    },
+                    "settings": settings,
+                    "scenarios": results,
+                    "latency": latency,
+                }))?
+            );
+        } else if !results.is_empty() {
+            print_table(&results);
+        }
+        Ok(())
+    })
+}
+
+impl HealArgs {
+    fn latency(&self) -> heal_latency::LatencySpec {
+        heal_latency::LatencySpec {
+            runs: self.latency_runs,
+            window: self.latency_window,
+            batch: self.latency_batch,
+            initial_rows: self.initial_rows,
+            seed: self.seed,
+            data_dir: self.data_dir.clone(),
+            prefill: self.latency_prefill,
+            timeout: self.latency_timeout,
+        }
+    }
+}
+
+fn print_table(results: &[Json]) {
+    let f = |v: &Json, path: &[&str]| -> String {
+        let mut at = v;
+        for p in path {
+            at = &at[*p];
+        }
+        match at {
+            Json::Number(n) if n.is_f64() => format!("{:.3}", n.as_f64().unwrap_or(f64::NAN)),
+            Json::Number(n) => n.to_string(),
+            other => other.to_string(),
+        }
+    };
+    println!();
+    println!(
+        "{:<10} {:>7} {:>7} {:>7} {:>14} {:>14} {:>9} {:>9}",
+        "scenario",
+        "mend",
+        "static",
+        "blind",
+        "retrains mend",
+        "retrains blind",
+        "promoted",
+        "rejected"
+    );
+    for r in results {
+        println!(
+            "{:<10} {:>7} {:>7} {:>7} {:>14} {:>14} {:>9} {:>9}",
+            f(r, &["name"]).trim_matches('"'),
+            f(r, &["mend", "accuracy"]),
+            f(r, &["static", "accuracy"]),
+            f(r, &["blind", "accuracy"]),
+            f(r, &["mend", "retrains"]),
+            f(r, &["blind", "retrains"]),
+            f(r, &["mend", "promotions"]),
+            f(r, &["mend", "rejections"]),
+        );
+    }
+    println!("\nper quarter of the stream (mend / static / blind):");
+    for r in results {
+        let parts: Vec<String> = r["segments"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .map(|seg| {
+                        format!(
+                            "{}..{}: {} / {} / {}",
+                            f(seg, &["from_row"]),
+                            f(seg, &["to_row"]),
+                            f(seg, &["mend"]),
+                            f(seg, &["static"]),
+                            f(seg, &["blind"])
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<10} {}",
+            f(r, &["name"]).trim_matches('"'),
+            parts.join("   ")
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn scenarios_parse_and_bend_the_world_where_they_say() {
+        assert_eq!(Scenario::parse_list("all").unwrap().len(), 3);
+        assert_eq!(
+            Scenario::parse_list("abrupt, covariate").unwrap(),
+            vec![Scenario::Abrupt, Scenario::Covariate]
+        );
+        assert!(Scenario::parse_list("sideways").is_err());
+        assert!(Scenario::parse_list(",").is_err());
+        assert!(!Scenario::Abrupt.regime(499, 1_000).flip);
+        assert!(Scenario::Abrupt.regime(500, 1_000).flip);
+        assert_eq!(Scenario::Covariate.regime(0, 1_000).shift, 0.0);
+        assert_eq!(Scenario::Covariate.regime(600, 1_000).shift, 2.0);
+        assert!(!Scenario::Covariate.regime(600, 1_000).flip);
+        let late = Scenario::Gradual.regime(750, 1_000).rotation;
+        assert!((late - 0.75 * std::f64::consts::PI).abs() < 1e-12);
+    }
+}
