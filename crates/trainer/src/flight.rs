@@ -14,11 +14,13 @@ use std::time::Duration;
 
 use mend_bus::ModelName;
 use mend_bus::events::Severity;
+use opentelemetry::trace::TraceContextExt;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::alerts;
 use crate::heal::{Healer, RunOutcome};
@@ -116,6 +118,27 @@ impl Flights {
     }
 }
 
+/// The span of one run over the triggers' event spans: a child of the first (the trigger
+/// that names the run, see `Healer::retrain`), so the run continues its trace, and linked
+/// to the others, whose traces the coalesced run ends as well.
+pub fn run_span<'a>(
+    model: &ModelName,
+    mut events: impl Iterator<Item = &'a tracing::Span>,
+) -> tracing::Span {
+    let Some(first) = events.next() else {
+        return tracing::Span::none();
+    };
+    let span = tracing::info_span!(parent: first, "retrain_run", %model, coalesced = tracing::field::Empty);
+    let mut coalesced = 0_u64;
+    for event in events {
+        coalesced += 1;
+        // An event without trace context has an invalid span context; `add_link` skips it.
+        span.add_link(event.context().span().span_context().clone());
+    }
+    span.record("coalesced", coalesced);
+    span
+}
+
 struct Flight {
     model: ModelName,
     healer: Healer,
@@ -156,10 +179,7 @@ impl Flight {
             let batch = self.take_batch();
             let triggers: Vec<RetrainTrigger> =
                 batch.iter().map(|job| job.trigger.clone()).collect();
-            // The first trigger names the run (see `Healer::retrain`), so its trace carries it.
-            let span = batch
-                .first()
-                .map_or_else(tracing::Span::none, |job| job.span.clone());
+            let span = run_span(&self.model, batch.iter().map(|job| &job.span));
             let started = OffsetDateTime::now_utc();
             let clock = Instant::now();
             let outcome = tokio::select! {
@@ -275,5 +295,73 @@ impl Flight {
             delay = (delay * 2).min(MAX_BACKOFF);
             attempt += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry::trace::{TraceContextExt, TracerProvider};
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// Keeps every finished span.
+    #[derive(Debug, Clone, Default)]
+    struct Collected(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanExporter for Collected {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_coalesced_run_continues_the_first_trace_and_links_the_others() {
+        let collected = Collected::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(collected.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("flight-test")));
+        let model = ModelName::new("churn").unwrap();
+        let (first_trace, linked) = tracing::subscriber::with_default(subscriber, || {
+            let events: Vec<tracing::Span> = (0..3)
+                .map(|i| tracing::info_span!("event", i))
+                .chain([tracing::Span::none()])
+                .collect();
+            let trace_of = |span: &tracing::Span| span.context().span().span_context().clone();
+            let run = run_span(&model, events.iter());
+            assert_eq!(
+                trace_of(&run).trace_id(),
+                trace_of(&events[0]).trace_id(),
+                "the run continues the first trigger's trace"
+            );
+            let linked: Vec<_> = events[1..3].iter().map(trace_of).collect();
+            (trace_of(&events[0]).trace_id(), linked)
+        });
+        provider.force_flush().unwrap();
+        let spans = collected.0.lock().unwrap();
+        let run = spans
+            .iter()
+            .find(|span| span.name == "retrain_run")
+            .expect("the run span was exported");
+        assert_eq!(run.span_context.trace_id(), first_trace);
+        let links: Vec<_> = run.links.iter().map(|l| l.span_context.clone()).collect();
+        assert_eq!(links, linked, "one link per other traced trigger");
+        assert!(
+            run.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == "coalesced" && kv.value.as_str() == "3"),
+            "{:?}",
+            run.attributes
+        );
     }
 }

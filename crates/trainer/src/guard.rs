@@ -3,24 +3,55 @@
 //! the champion moves back (compare-and-set, so a newer promotion is never undone) and an
 //! alert says why; the registry announces `model.rolled_back.<model>`.
 //!
-//! Guards live in memory: a trainer restart forgets the guards it was running (a missed
-//! rollback is then left to the monitor's performance drift, which triggers a retrain).
+//! Guards survive a trainer restart through the registry's audit log, with nothing kept on
+//! the trainer's side: the trainer's champion move names the newest label sequence before
+//! it in its reason ([`promotion_reason`]), and a guard that passes points the
+//! [`GUARDED_ALIAS`] alias at the version it passed. A rollback is a champion move itself.
+//! On start ([`Guards::resume_on_start`]) a champion last moved by the trainer, with that
+//! mark and a predecessor, and not yet marked as guarded since, is watched again from the
+//! same label sequence.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use mend_bus::events::Severity;
 use mend_bus::{Bus, DataLog, ModelName, Window};
-use mend_client::RegistryClient;
+use mend_client::{CHAMPION, RegistryClient};
+use mend_proto::registry::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts;
 use crate::config::GuardPolicy;
 use crate::error::TrainerError;
 use crate::evaluate::live_accuracy;
+use crate::lineage::ACTOR;
 use crate::metrics::TrainerMetrics;
 use crate::registry::{self, LoadedVersion, MoveOutcome};
 use crate::window::load_labeled;
+
+/// The alias the trainer points at a champion once its rollback guard passed: the durable
+/// "this guard is over" record (a rollback needs none: it moves the champion away).
+pub const GUARDED_ALIAS: &str = "guarded";
+
+/// Opens the mark a trainer's champion move carries in its audit reason.
+const LABELS_SEQ_MARK: &str = " (rollback guard from label seq ";
+
+/// Longest pause between attempts to resume guards while the registry is unreachable.
+const RESUME_MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// The reason recorded with a champion move the guard will watch: `reason` plus the newest
+/// label sequence before the move, which a restarted trainer reads back to resume the guard.
+pub fn promotion_reason(reason: &str, labels_seq: u64) -> String {
+    format!("{reason}{LABELS_SEQ_MARK}{labels_seq})")
+}
+
+/// The label sequence a [`promotion_reason`] carries, if it carries one.
+pub fn labels_seq_in(reason: &str) -> Option<u64> {
+    let (_, rest) = reason.rsplit_once(LABELS_SEQ_MARK)?;
+    rest.strip_suffix(')')?.parse().ok()
+}
 
 /// What a guard watches: the new champion and the one it replaced.
 #[derive(Debug, Clone)]
@@ -32,7 +63,7 @@ pub struct GuardStart {
 /// How a guard ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GuardVerdict {
-    /// The new champion held up; it stays.
+    /// The new champion held up; it stays (and the `guarded` alias points at it).
     Kept {
         new_accuracy: f64,
         old_accuracy: f64,
@@ -44,6 +75,14 @@ pub enum GuardVerdict {
     },
     /// The champion moved elsewhere meanwhile, or there is nothing to compare with.
     Abandoned { reason: String },
+}
+
+/// A promotion whose guard has not concluded, as the audit log tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PendingGuard {
+    version: u64,
+    predecessor: u64,
+    labels_seq: u64,
 }
 
 /// The running guards, one per model (a newer promotion replaces the older guard).
@@ -60,7 +99,9 @@ struct GuardsInner {
     policy: GuardPolicy,
     metrics: TrainerMetrics,
     shutdown: CancellationToken,
-    running: Mutex<HashMap<ModelName, CancellationToken>>,
+    /// Per model: which guard runs (by a number unique in this process) and how to stop it.
+    running: Mutex<HashMap<ModelName, (u64, CancellationToken)>>,
+    next_id: AtomicU64,
     verdicts: tokio::sync::broadcast::Sender<(ModelName, u64, GuardVerdict)>,
 }
 
@@ -83,6 +124,7 @@ impl Guards {
                 metrics,
                 shutdown,
                 running: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(0),
                 verdicts,
             }),
         }
@@ -93,26 +135,134 @@ impl Guards {
         self.inner.verdicts.subscribe()
     }
 
+    /// Whether promotions are guarded at all.
+    pub fn enabled(&self) -> bool {
+        self.inner.policy.rows > 0
+    }
+
+    /// The reason to record with a champion move: marked with `labels_seq` when a guard
+    /// will watch it, so the guard can be resumed after a restart.
+    pub fn promotion_reason(&self, reason: &str, labels_seq: u64) -> String {
+        if self.enabled() {
+            promotion_reason(reason, labels_seq)
+        } else {
+            reason.to_owned()
+        }
+    }
+
     /// Starts watching a promotion; `labels_seq` is the newest label before the move.
     pub fn start(&self, model: ModelName, start: GuardStart, labels_seq: u64) {
-        if self.inner.policy.rows == 0 {
+        if !self.enabled() {
             return;
         }
         let Some(predecessor) = start.predecessor else {
             return;
         };
+        self.spawn(model, start.new, predecessor, labels_seq, true);
+    }
+
+    /// Resumes the guard of `model`'s champion if the trainer promoted it and its guard
+    /// has not concluded; returns the version now watched. With `replace` false, a guard
+    /// already running for the model is left alone (it watches a promotion at least as new).
+    pub async fn resume(
+        &self,
+        model: &ModelName,
+        replace: bool,
+    ) -> Result<Option<u64>, TrainerError> {
+        if !self.enabled() {
+            return Ok(None);
+        }
+        let registry = &self.inner.registry;
+        let audit = registry::audit(registry, model.as_str()).await?;
+        let Some(pending) = pending_guard(&audit) else {
+            return Ok(None);
+        };
+        let new = registry::version(registry, model.as_str(), pending.version).await?;
+        let predecessor = registry::version(registry, model.as_str(), pending.predecessor).await?;
+        if !self.spawn(model.clone(), new, predecessor, pending.labels_seq, replace) {
+            return Ok(None);
+        }
+        tracing::info!(
+            %model,
+            version = pending.version,
+            predecessor = pending.predecessor,
+            labels_seq = pending.labels_seq,
+            "rollback guard resumed"
+        );
+        Ok(Some(pending.version))
+    }
+
+    /// Resumes the pending guard of every model the registry knows; returns what it resumed.
+    pub async fn resume_all(&self) -> Result<Vec<(ModelName, u64)>, TrainerError> {
+        let mut resumed = Vec::new();
+        if !self.enabled() {
+            return Ok(resumed);
+        }
+        for summary in self.inner.registry.list_models().await? {
+            if !summary.aliases.contains_key(CHAMPION) {
+                continue;
+            }
+            let model = match ModelName::new(summary.name.as_str()) {
+                Ok(model) => model,
+                Err(error) => {
+                    tracing::warn!(model = %summary.name, %error, "not guarding a model with an invalid name");
+                    continue;
+                }
+            };
+            if let Some(version) = self.resume(&model, false).await? {
+                resumed.push((model, version));
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// At trainer start: [`Guards::resume_all`], tried again with backoff while the
+    /// registry cannot be reached, until it succeeds or `shutdown`.
+    pub async fn resume_on_start(self, shutdown: CancellationToken) {
+        let mut delay = self.inner.policy.poll.max(Duration::from_millis(100));
+        loop {
+            match self.resume_all().await {
+                Ok(resumed) => {
+                    tracing::info!(resumed = resumed.len(), "pending rollback guards resumed");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_ms = delay.as_millis() as u64, "cannot resume rollback guards yet");
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(RESUME_MAX_DELAY);
+        }
+    }
+
+    /// Spawns a guard of `new` against `predecessor`; false when `replace` is off and one runs.
+    fn spawn(
+        &self,
+        model: ModelName,
+        new: LoadedVersion,
+        predecessor: LoadedVersion,
+        labels_seq: u64,
+        replace: bool,
+    ) -> bool {
         let token = self.inner.shutdown.child_token();
-        let replaced = self
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(model.clone(), token.clone());
-        if let Some(older) = replaced {
-            older.cancel();
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut running = self
+                .inner
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !replace && running.contains_key(&model) {
+                return false;
+            }
+            if let Some((_, older)) = running.insert(model.clone(), (id, token.clone())) {
+                older.cancel();
+            }
         }
         let inner = Arc::clone(&self.inner);
-        let new = start.new;
         tokio::spawn(async move {
             let version = new.meta.version;
             let verdict = tokio::select! {
@@ -121,12 +271,78 @@ impl Guards {
             };
             match verdict {
                 Ok(verdict) => {
+                    if let GuardVerdict::Kept { .. } = verdict {
+                        mark_passed(&inner, &model, version).await;
+                    }
                     tracing::info!(%model, version, ?verdict, "rollback guard finished");
-                    let _ = inner.verdicts.send((model, version, verdict));
+                    let _ = inner.verdicts.send((model.clone(), version, verdict));
                 }
                 Err(error) => tracing::error!(%model, version, %error, "rollback guard failed"),
             }
+            let mut running = inner.running.lock().unwrap_or_else(PoisonError::into_inner);
+            if running
+                .get(&model)
+                .is_some_and(|(running_id, _)| *running_id == id)
+            {
+                running.remove(&model);
+            }
         });
+        true
+    }
+}
+
+/// The champion's guard still to be run, by the audit log: the last champion move was the
+/// trainer's, carries the label mark, had a predecessor, and no `guarded` move to the same
+/// version followed it.
+fn pending_guard(audit: &[pb::AuditRecord]) -> Option<PendingGuard> {
+    let moves = |alias: &'static str| {
+        move |record: &&pb::AuditRecord| {
+            record.action == pb::AuditAction::SetAlias as i32 && record.alias == alias
+        }
+    };
+    let promotion = audit.iter().rev().find(moves(CHAMPION))?;
+    if promotion.actor != ACTOR {
+        return None;
+    }
+    let labels_seq = labels_seq_in(&promotion.reason)?;
+    let predecessor = promotion.previous_version?;
+    let concluded = audit
+        .iter()
+        .filter(moves(GUARDED_ALIAS))
+        .any(|record| record.seq > promotion.seq && record.version == promotion.version);
+    (!concluded).then_some(PendingGuard {
+        version: promotion.version,
+        predecessor,
+        labels_seq,
+    })
+}
+
+/// Points [`GUARDED_ALIAS`] at `version`: the guard's durable verdict. A failure only means
+/// a restarted trainer judges the same rows again, so it is logged, not raised.
+async fn mark_passed(inner: &GuardsInner, model: &ModelName, version: u64) {
+    let registry = &inner.registry;
+    let marked = async {
+        let current = registry::alias_version(registry, model.as_str(), GUARDED_ALIAS).await?;
+        registry::move_alias(
+            registry,
+            model.as_str(),
+            GUARDED_ALIAS,
+            version,
+            current,
+            &format!(
+                "rollback guard passed over {} labeled rows",
+                inner.policy.rows
+            ),
+            &format!("guard-{model}-v{version}"),
+        )
+        .await
+    };
+    match marked.await {
+        Ok(MoveOutcome::Moved) => {}
+        Ok(MoveOutcome::Conflict(message)) => {
+            tracing::warn!(%model, version, %message, "guard verdict not recorded: the alias moved");
+        }
+        Err(error) => tracing::warn!(%model, version, %error, "guard verdict not recorded"),
     }
 }
 
@@ -213,5 +429,80 @@ async fn watch(
         MoveOutcome::Conflict(message) => Ok(GuardVerdict::Abandoned {
             reason: format!("the champion moved before the rollback: {message}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_alias(
+        seq: u64,
+        alias: &str,
+        version: u64,
+        previous: Option<u64>,
+        actor: &str,
+        reason: &str,
+    ) -> pb::AuditRecord {
+        pb::AuditRecord {
+            seq,
+            action: pb::AuditAction::SetAlias as i32,
+            alias: alias.into(),
+            version,
+            previous_version: previous,
+            actor: actor.into(),
+            reason: reason.into(),
+            ..pb::AuditRecord::default()
+        }
+    }
+
+    #[test]
+    fn the_label_mark_reads_back() {
+        let reason = promotion_reason("candidate beats champion (by 0.1)", 42);
+        assert_eq!(
+            reason,
+            "candidate beats champion (by 0.1) (rollback guard from label seq 42)"
+        );
+        assert_eq!(labels_seq_in(&reason), Some(42));
+        assert_eq!(labels_seq_in("gate passed"), None);
+        assert_eq!(
+            labels_seq_in("gate (rollback guard from label seq x)"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_marked_promotion_is_pending_until_guarded() {
+        let promoted = set_alias(
+            2,
+            CHAMPION,
+            2,
+            Some(1),
+            ACTOR,
+            &promotion_reason("better", 7),
+        );
+        assert_eq!(
+            pending_guard(std::slice::from_ref(&promoted)),
+            Some(PendingGuard {
+                version: 2,
+                predecessor: 1,
+                labels_seq: 7
+            })
+        );
+        let passed = set_alias(3, GUARDED_ALIAS, 2, None, ACTOR, "passed");
+        assert_eq!(pending_guard(&[promoted.clone(), passed]), None);
+        // A guarded mark from an earlier promotion of the same version does not count.
+        let earlier = set_alias(1, GUARDED_ALIAS, 2, None, ACTOR, "passed");
+        assert!(pending_guard(&[earlier, promoted]).is_some());
+    }
+
+    #[test]
+    fn moves_by_people_rollbacks_and_first_models_are_not_guarded() {
+        let by_hand = set_alias(2, CHAMPION, 2, Some(1), "alice", &promotion_reason("x", 7));
+        assert_eq!(pending_guard(&[by_hand]), None);
+        let rollback = set_alias(3, CHAMPION, 1, Some(2), ACTOR, "rollback guard: worse");
+        assert_eq!(pending_guard(&[rollback]), None);
+        let first = set_alias(1, CHAMPION, 1, None, ACTOR, &promotion_reason("first", 0));
+        assert_eq!(pending_guard(&[first]), None);
     }
 }

@@ -267,7 +267,7 @@ impl Healer {
             model.as_str(),
             version,
             parent,
-            reason,
+            &self.guards.promotion_reason(reason, labels_seq),
             trigger_event_id,
         )
         .await?;
@@ -286,8 +286,15 @@ impl Healer {
                     &format!("promoted-v{version}"),
                 )
                 .await;
-                if let Some(start) = guard {
-                    self.guards.start(model.clone(), start, labels_seq);
+                match guard {
+                    Some(start) => self.guards.start(model.clone(), start, labels_seq),
+                    // A promotion finished for an earlier attempt: the guard loads both
+                    // versions from the registry, as after a restart.
+                    None => {
+                        if let Err(error) = self.guards.resume(model, true).await {
+                            tracing::warn!(version, %error, "cannot start the rollback guard");
+                        }
+                    }
                 }
                 Ok(RunOutcome::Promoted { version })
             }

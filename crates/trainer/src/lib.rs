@@ -8,8 +8,9 @@
 //! - [`config`]: `MEND_TRAINER_*` settings ([`TrainerConfig`]).
 //! - [`intake`]: the durable trigger consumer; a delivery is settled only when its run's
 //!   outcome is durable.
-//! - [`flight`]: one retrain per model at a time: debounce, cooldown, coalescing, retries
-//!   with exponential backoff, then an alert.
+//! - [`flight`]: one retrain per model at a time: debounce, cooldown, coalescing (the run
+//!   continues the first trigger's trace and links the others'), retries with exponential
+//!   backoff, then an alert.
 //! - [`heal`]: one retrain start to finish ([`Healer`]), idempotent per event (invariant 6).
 //! - [`window`]: labels joined with their rows from the data log (the newest N, those since a
 //!   drift began, or a named range).
@@ -18,7 +19,8 @@
 //! - [`lineage`]: what a registration records: trigger, data window and rows hash, parent,
 //!   settings, both models' metrics.
 //! - [`registry`]: the registry calls the trainer makes, over `mend-client`.
-//! - [`guard`]: the rollback guard after a promotion.
+//! - [`guard`]: the rollback guard after a promotion; its state lives in the registry's
+//!   audit log, so a restarted trainer resumes a guard that had not concluded.
 //! - [`alerts`] and [`webhook`]: `alert.<model>` events, forwarded to signed webhooks.
 //! - [`metrics`]: retrains by outcome, their duration, rollbacks ([`TrainerMetrics`]).
 //! - [`schedule`]: optional periodic retrains.

@@ -1,5 +1,6 @@
 //! The registry operations the trainer needs, over the `mend-client` gRPC client: the
-//! champion (absent is not an error), versions by trigger, and compare-and-set moves.
+//! champion (absent is not an error), versions by trigger, the audit log, and
+//! compare-and-set alias moves.
 
 use mend_client::{CHAMPION, ClientError, RegistryClient};
 use mend_core::Artifact;
@@ -36,14 +37,7 @@ pub async fn champion_version(
     registry: &RegistryClient,
     model: &str,
 ) -> Result<Option<u64>, TrainerError> {
-    match registry
-        .metadata(model, Selector::Alias(CHAMPION.to_owned()))
-        .await
-    {
-        Ok(meta) => Ok(Some(meta.version)),
-        Err(ClientError::NotFound(_)) => Ok(None),
-        Err(error) => Err(error.into()),
-    }
+    alias_version(registry, model, CHAMPION).await
 }
 
 /// One version with its artifact.
@@ -77,12 +71,7 @@ pub async fn was_champion(
     model: &str,
     version: u64,
 ) -> Result<bool, TrainerError> {
-    let audit = match registry.audit(model).await {
-        Ok(audit) => audit,
-        Err(ClientError::NotFound(_)) => return Ok(false),
-        Err(error) => return Err(error.into()),
-    };
-    Ok(audit.iter().any(|record| {
+    Ok(audit(registry, model).await?.iter().any(|record| {
         record.action == pb::AuditAction::SetAlias as i32
             && record.alias == CHAMPION
             && record.version == version
@@ -106,13 +95,63 @@ pub async fn move_champion(
     reason: &str,
     trigger_event_id: &str,
 ) -> Result<MoveOutcome, TrainerError> {
+    move_alias(
+        registry,
+        model,
+        CHAMPION,
+        to,
+        expected,
+        reason,
+        trigger_event_id,
+    )
+    .await
+}
+
+/// Where `alias` points now (`None` when it does not exist).
+pub async fn alias_version(
+    registry: &RegistryClient,
+    model: &str,
+    alias: &str,
+) -> Result<Option<u64>, TrainerError> {
+    match registry
+        .metadata(model, Selector::Alias(alias.to_owned()))
+        .await
+    {
+        Ok(meta) => Ok(Some(meta.version)),
+        Err(ClientError::NotFound(_)) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The audit log of a model, oldest first (empty when the model is unknown).
+pub async fn audit(
+    registry: &RegistryClient,
+    model: &str,
+) -> Result<Vec<pb::AuditRecord>, TrainerError> {
+    match registry.audit(model).await {
+        Ok(audit) => Ok(audit),
+        Err(ClientError::NotFound(_)) => Ok(Vec::new()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Moves `alias` to `to`, only if it still points at `expected` (absent when `None`).
+pub async fn move_alias(
+    registry: &RegistryClient,
+    model: &str,
+    alias: &str,
+    to: u64,
+    expected: Option<u64>,
+    reason: &str,
+    trigger_event_id: &str,
+) -> Result<MoveOutcome, TrainerError> {
     let state = match expected {
         Some(version) => pb::alias_precondition::State::Version(version),
         None => pb::alias_precondition::State::Absent(true),
     };
     let request = pb::SetAliasRequest {
         model: model.to_owned(),
-        alias: CHAMPION.to_owned(),
+        alias: alias.to_owned(),
         version: to,
         expected: Some(pb::AliasPrecondition { state: Some(state) }),
         actor: ACTOR.to_owned(),

@@ -64,6 +64,7 @@ impl Trainer {
             metrics.clone(),
             shutdown.clone(),
         );
+        let mut tasks = JoinSet::new();
         let healer = Healer {
             bus: Arc::clone(&deps.bus),
             data_log: Arc::clone(&deps.data_log),
@@ -73,9 +74,10 @@ impl Trainer {
             metrics,
         };
         let flights = Flights::new(healer, shutdown.clone());
+        // Guards of promotions an earlier trainer made and never concluded.
+        tasks.spawn(guards.clone().resume_on_start(shutdown.clone()));
         let subscription =
             intake::subscribe(Arc::clone(&deps.bus), &config.durable, config.ack_wait).await?;
-        let mut tasks = JoinSet::new();
         tasks.spawn(intake::consume(
             subscription,
             Arc::clone(&deps.bus),

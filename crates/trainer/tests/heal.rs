@@ -5,13 +5,18 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mend_bus::DataLogExt;
 use mend_bus::events::{DriftDetected, DriftKind, Event, RetrainRequested, Severity};
 use mend_proto::registry::v1 as pb;
+use mend_proto::registry::v1::get_version_request::Selector;
+use mend_trainer::guard::{GUARDED_ALIAS, Guards};
 use mend_trainer::lineage::{rows_hash, tags};
+use mend_trainer::{GuardVerdict, TrainerMetrics};
 use support::{Backend, Harness, World, concept_a, concept_b, model, noise, test_config};
+use tokio_util::sync::CancellationToken;
 
 fn drift() -> DriftDetected {
     DriftDetected {
@@ -253,30 +258,11 @@ async fn a_forced_retrain_from_raw_json_over_nats_trains_a_candidate() {
 async fn the_guard_rolls_back_a_promotion_that_does_worse_live() {
     let mut harness = Harness::start(Backend::InProcess).await;
     let mut world = World::new();
-    harness
-        .seed_champion(&world.records(1_000, &concept_a()))
-        .await;
-    harness.append(&world.records(1_000, &concept_b())).await;
-    harness.start_trainer(test_config()).await;
-
-    harness.publish(drift()).await;
-    harness
-        .wait_for(
-            30,
-            |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2),
-        )
-        .await;
+    drift_promotes_version_2(&mut harness, &mut world).await;
     // The world goes back to the old concept: version 2 is now worse than version 1.
     harness.append(&world.records(300, &concept_a())).await;
 
-    let rolled_back = harness
-        .wait_for(30, |e| matches!(&e.event, Event::ModelRolledBack(_)))
-        .await;
-    let Event::ModelRolledBack(rolled_back) = rolled_back.event else {
-        unreachable!()
-    };
-    assert_eq!((rolled_back.from_version, rolled_back.to_version), (2, 1));
-    assert_eq!(harness.champion_version().await, Some(1));
+    assert_rolled_back_from_2_to_1(&mut harness).await;
     let alert = harness
         .wait_for(
             5,
@@ -292,6 +278,96 @@ async fn the_guard_rolls_back_a_promotion_that_does_worse_live() {
         alert.text
     );
     assert!(alert.text.contains("live accuracy"), "{}", alert.text);
+    harness.stop().await;
+}
+
+/// Seeds version 1 on the old concept, logs rows of a new one, starts a trainer, and lets
+/// drift promote version 2 (a guard starts watching it).
+async fn drift_promotes_version_2(harness: &mut Harness, world: &mut World) {
+    harness
+        .seed_champion(&world.records(1_000, &concept_a()))
+        .await;
+    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.start_trainer(test_config()).await;
+    harness.publish(drift()).await;
+    harness
+        .wait_for(
+            30,
+            |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2),
+        )
+        .await;
+}
+
+async fn assert_rolled_back_from_2_to_1(harness: &mut Harness) {
+    let rolled_back = harness
+        .wait_for(30, |e| matches!(&e.event, Event::ModelRolledBack(_)))
+        .await;
+    let Event::ModelRolledBack(rolled_back) = rolled_back.event else {
+        unreachable!()
+    };
+    assert_eq!((rolled_back.from_version, rolled_back.to_version), (2, 1));
+    assert_eq!(harness.champion_version().await, Some(1));
+}
+
+fn guards(harness: &Harness) -> Guards {
+    Guards::new(
+        Arc::clone(&harness.bus),
+        Arc::clone(&harness.data_log),
+        harness.registry.clone(),
+        test_config().guard,
+        TrainerMetrics::register(&mend_runtime::Metrics::new()),
+        CancellationToken::new(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_cut_short_by_a_restart_resumes_and_rolls_back() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    drift_promotes_version_2(&mut harness, &mut world).await;
+    // The trainer stops before any label arrives after the promotion; its guard with it.
+    harness.trainer_shutdown.cancel();
+    let trainer = harness.trainer.take().unwrap();
+    support::within(20, trainer.wait()).await;
+    // The world goes back to the old concept, partly while no trainer runs: the resumed
+    // guard must judge from the promotion on, not from its own start.
+    harness.append(&world.records(150, &concept_a())).await;
+    harness.trainer_shutdown = CancellationToken::new();
+    harness.start_trainer(test_config()).await;
+    harness.append(&world.records(150, &concept_a())).await;
+
+    assert_rolled_back_from_2_to_1(&mut harness).await;
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_that_passed_is_not_resumed_after_a_restart() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    drift_promotes_version_2(&mut harness, &mut world).await;
+    let mut verdicts = harness.trainer.as_ref().unwrap().guard_verdicts();
+    // The new concept holds: version 2 does better live, and the guard passes.
+    harness.append(&world.records(300, &concept_b())).await;
+    let (_, version, verdict) = support::within(30, verdicts.recv()).await.unwrap();
+    assert_eq!(version, 2);
+    assert!(matches!(verdict, GuardVerdict::Kept { .. }), "{verdict:?}");
+    let guarded = harness
+        .registry
+        .metadata("churn", Selector::Alias(GUARDED_ALIAS.into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        guarded.version, 2,
+        "the verdict is recorded in the registry"
+    );
+
+    harness.restart_trainer(test_config()).await;
+    assert_eq!(
+        guards(&harness).resume(&model(), false).await.unwrap(),
+        None
+    );
+    assert_eq!(guards(&harness).resume_all().await.unwrap(), Vec::new());
+    assert_eq!(harness.champion_version().await, Some(2));
     harness.stop().await;
 }
 

@@ -128,7 +128,11 @@ async fn a_run_interrupted_after_registering_is_promoted_once_on_restart() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|record| record.action == pb::AuditAction::SetAlias as i32 && record.version == 2)
+        .filter(|record| {
+            record.action == pb::AuditAction::SetAlias as i32
+                && record.alias == mend_client::CHAMPION
+                && record.version == 2
+        })
         .count();
     assert_eq!(moves, 1, "promoted exactly once");
     harness.stop().await;

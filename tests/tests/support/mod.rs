@@ -21,9 +21,11 @@ use mend_proto::inference::ModelInferRequest;
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use mend_proto::ingest::v1 as ingest_pb;
 use mend_proto::registry::v1 as registry_pb;
+use mend_runtime::telemetry::propagation::TraceContextInterceptor;
 use mend_runtime::{Health, MendConfig, Metrics, Shutdown};
 use mend_testkit::NatsServer;
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 pub const MODEL: &str = "churn";
@@ -119,6 +121,11 @@ impl Default for Options {
     }
 }
 
+/// An ingest client that sends the caller's trace context, as an instrumented producer
+/// would (without a tracing layer it sends none).
+pub type IngestClient =
+    ingest_pb::ingest_client::IngestClient<InterceptedService<Channel, TraceContextInterceptor>>;
+
 pub struct Stack {
     pub nats: NatsServer,
     pub bus: Arc<dyn Bus>,
@@ -126,7 +133,7 @@ pub struct Stack {
     pub registry: RegistryClient,
     pub registry_addr: String,
     pub oip: GrpcInferenceServiceClient<Channel>,
-    pub ingest: ingest_pb::ingest_client::IngestClient<Channel>,
+    pub ingest: IngestClient,
     /// The trainer task, when the stack runs one.
     pub trainer: Option<mend_trainer::Trainer>,
     /// The settings every service was started with (`MEND_*` variable → value).
@@ -291,10 +298,11 @@ pub async fn start_with(options: Options) -> Stack {
             .unwrap()
             .connect_lazy(),
     );
-    let ingest = ingest_pb::ingest_client::IngestClient::new(
+    let ingest = ingest_pb::ingest_client::IngestClient::with_interceptor(
         Endpoint::from_shared(format!("http://{ingest_addr}"))
             .unwrap()
             .connect_lazy(),
+        TraceContextInterceptor,
     );
     Stack {
         nats,

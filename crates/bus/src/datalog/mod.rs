@@ -10,9 +10,9 @@
 //! every model and kind, so one model's rows have gaps between them. Time windows use the
 //! time the log stored an entry (`appended_ms`), which follows sequence order.
 //!
-//! The JetStream log also keeps the W3C `traceparent` of the span that appended each entry,
-//! so a reader acting on rows (the monitor announcing drift) can continue the trace that
-//! brought them in; the embedded SQLite log does not keep it.
+//! Both logs keep the W3C `traceparent` of the span that appended each entry (JetStream in a
+//! message header, SQLite in a column), so a reader acting on rows (the monitor announcing
+//! drift) can continue the trace that brought them in.
 
 mod jetstream;
 mod sqlite;

@@ -2,6 +2,11 @@
 //!
 //! SQLite calls block, so every operation runs on tokio's blocking pool; one connection
 //! behind a mutex serialises writers, which SQLite would do anyway.
+//!
+//! Each entry keeps the W3C `traceparent` of the span that appended it (NULL when that span
+//! was not traced), as the JetStream log does in a header, so in `mend up` the monitor
+//! continues the trace of the ingest call that brought the rows. Files written before the
+//! column existed gain it when opened; their old entries read back without trace context.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,6 +18,7 @@ use rusqlite::{Connection, params};
 
 use super::{DataKind, DataLog, Range, RawEntry, Window};
 use crate::error::DataLogError;
+use crate::message::{Headers, header};
 use crate::subjects::ModelName;
 
 /// File name of the data log inside the data directory.
@@ -24,7 +30,8 @@ CREATE TABLE IF NOT EXISTS log (
     model       TEXT    NOT NULL,
     kind        INTEGER NOT NULL,
     appended_ms INTEGER NOT NULL,
-    payload     BLOB    NOT NULL
+    payload     BLOB    NOT NULL,
+    traceparent TEXT
 );
 CREATE INDEX IF NOT EXISTS log_by_model_kind_seq  ON log (model, kind, seq);
 CREATE INDEX IF NOT EXISTS log_by_model_kind_time ON log (model, kind, appended_ms);
@@ -71,6 +78,7 @@ impl SqliteDataLog {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.execute_batch(SCHEMA)?;
+        add_traceparent_column(&connection)?;
         let last_appended_ms =
             connection.query_row("SELECT COALESCE(MAX(appended_ms), 0) FROM log", [], |row| {
                 row.get(0)
@@ -102,6 +110,28 @@ impl SqliteDataLog {
         .await
         .map_err(|error| DataLogError::Worker(error.to_string()))?
     }
+}
+
+/// Adds the `traceparent` column to a log created before it existed (`CREATE TABLE IF NOT
+/// EXISTS` leaves an existing table as it is).
+fn add_traceparent_column(connection: &Connection) -> Result<(), DataLogError> {
+    let has_column: bool = connection.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('log') WHERE name = 'traceparent'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_column {
+        connection.execute_batch("ALTER TABLE log ADD COLUMN traceparent TEXT")?;
+        tracing::info!("data log upgraded: entries now keep their trace context");
+    }
+    Ok(())
+}
+
+/// The current span's W3C `traceparent`, when an OpenTelemetry layer records it.
+fn current_traceparent() -> Option<String> {
+    let mut headers = Headers::new();
+    crate::trace::inject_current(&mut headers);
+    headers.get(header::TRACEPARENT).map(str::to_owned)
 }
 
 fn kind_code(kind: DataKind) -> i64 {
@@ -141,20 +171,24 @@ impl DataLog for SqliteDataLog {
             return Ok(Vec::new());
         }
         let model = model.to_string();
+        // Read here, on the caller's task: the blocking pool runs outside its span.
+        let traceparent = current_traceparent();
         self.with(move |inner| {
             let appended_ms = now_ms().max(inner.last_appended_ms);
             let transaction = inner.connection.transaction()?;
             let mut sequences = Vec::with_capacity(payloads.len());
             {
                 let mut insert = transaction.prepare_cached(
-                    "INSERT INTO log (model, kind, appended_ms, payload) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO log (model, kind, appended_ms, payload, traceparent)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
                 for payload in &payloads {
                     insert.execute(params![
                         model,
                         kind_code(kind),
                         appended_ms,
-                        payload.as_ref()
+                        payload.as_ref(),
+                        traceparent.as_deref(),
                     ])?;
                     let seq = transaction.last_insert_rowid();
                     sequences.push(u64::try_from(seq).unwrap_or(0));
@@ -185,15 +219,14 @@ impl DataLog for SqliteDataLog {
                     seq: u64::try_from(seq).unwrap_or(0),
                     appended_ms: row.get(1)?,
                     payload: Bytes::from(payload),
-                    // Trace context is not stored in the embedded log.
-                    traceparent: None,
+                    traceparent: row.get(3)?,
                 })
             };
             let connection = &inner.connection;
             let mut entries = match window.range {
                 Range::Sequence { from, to } => {
                     let mut query = connection.prepare_cached(
-                        "SELECT seq, appended_ms, payload FROM log
+                        "SELECT seq, appended_ms, payload, traceparent FROM log
                          WHERE model = ?1 AND kind = ?2 AND seq >= ?3 AND seq <= ?4
                          ORDER BY seq LIMIT ?5",
                     )?;
@@ -204,7 +237,7 @@ impl DataLog for SqliteDataLog {
                 }
                 Range::Time { from_ms, to_ms } => {
                     let mut query = connection.prepare_cached(
-                        "SELECT seq, appended_ms, payload FROM log
+                        "SELECT seq, appended_ms, payload, traceparent FROM log
                          WHERE model = ?1 AND kind = ?2 AND appended_ms >= ?3 AND appended_ms < ?4
                          ORDER BY seq LIMIT ?5",
                     )?;
@@ -215,7 +248,7 @@ impl DataLog for SqliteDataLog {
                 }
                 Range::Last { .. } => {
                     let mut query = connection.prepare_cached(
-                        "SELECT seq, appended_ms, payload FROM log
+                        "SELECT seq, appended_ms, payload, traceparent FROM log
                          WHERE model = ?1 AND kind = ?2
                          ORDER BY seq DESC LIMIT ?3",
                     )?;
