@@ -57,12 +57,13 @@ impl RecentRows {
     }
 }
 
-/// Labels that arrived before their rows, bounded the same way.
+/// Labels that arrived before their rows, bounded the same way, each with its data-log
+/// sequence (a drift's start is named by where its labels were logged).
 #[derive(Debug)]
 pub struct PendingLabels {
     capacity: usize,
     order: VecDeque<String>,
-    labels: HashMap<String, String>,
+    labels: HashMap<String, (String, u64)>,
 }
 
 impl PendingLabels {
@@ -74,8 +75,8 @@ impl PendingLabels {
         }
     }
 
-    pub fn insert(&mut self, row_id: String, label: String) {
-        if self.labels.insert(row_id.clone(), label).is_none() {
+    pub fn insert(&mut self, row_id: String, label: String, seq: u64) {
+        if self.labels.insert(row_id.clone(), (label, seq)).is_none() {
             self.order.push_back(row_id);
         }
         while self.order.len() > self.capacity {
@@ -85,8 +86,8 @@ impl PendingLabels {
         }
     }
 
-    /// The waiting label of a row, removed.
-    pub fn take(&mut self, row_id: &str) -> Option<String> {
+    /// The waiting label of a row and its sequence, removed.
+    pub fn take(&mut self, row_id: &str) -> Option<(String, u64)> {
         // The id stays in `order` until it ages out; removing it there would cost O(n).
         self.labels.remove(row_id)
     }
@@ -133,11 +134,16 @@ pub struct PerformanceWindow {
     /// Whether the Page-Hinkley detector alarmed on this run of labels.
     pub detector_alarm: bool,
     pub drifted: bool,
+    /// Data-log sequence of the first label of the run (where a drift it shows began, at the
+    /// latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seq: Option<u64>,
 }
 
 /// Accumulates scored labels until a window is full.
 #[derive(Debug, Default)]
 pub struct LabelWindow {
+    first_seq: Option<u64>,
     labels: u64,
     correct: u64,
     log_loss_sum: f64,
@@ -145,7 +151,9 @@ pub struct LabelWindow {
 }
 
 impl LabelWindow {
-    pub fn push(&mut self, scored: Scored) {
+    /// Adds a label logged at data-log sequence `seq`.
+    pub fn push(&mut self, seq: u64, scored: Scored) {
+        self.first_seq = Some(self.first_seq.map_or(seq, |first| first.min(seq)));
         self.labels += 1;
         self.correct += u64::from(scored.correct);
         self.log_loss_sum += scored.log_loss;
@@ -178,6 +186,7 @@ impl LabelWindow {
             tolerance,
             detector_alarm: self.alarm,
             drifted: self.alarm || accuracy < baseline_accuracy - tolerance,
+            first_seq: self.first_seq,
         }
     }
 }
@@ -213,12 +222,16 @@ mod tests {
     fn windows_judge_against_the_baseline() {
         let mut window = LabelWindow::default();
         for i in 0..10 {
-            window.push(Scored {
-                correct: i < 8,
-                log_loss: 0.5,
-            });
+            window.push(
+                100 - i,
+                Scored {
+                    correct: i < 8,
+                    log_loss: 0.5,
+                },
+            );
         }
         let judged = window.judge(0.9, 0.3, 0.05);
+        assert_eq!(judged.first_seq, Some(91), "the earliest label's sequence");
         assert!((judged.accuracy - 0.8).abs() < 1e-12);
         assert!(judged.drifted, "0.8 is more than 0.05 under 0.9");
         assert!(!window.judge(0.84, 0.3, 0.05).drifted);
@@ -239,9 +252,9 @@ mod tests {
         assert!(recent.get("a").is_none());
         assert!(recent.get("c").is_some());
         let mut pending = PendingLabels::new(1);
-        pending.insert("a".into(), "yes".into());
-        pending.insert("b".into(), "no".into());
+        pending.insert("a".into(), "yes".into(), 1);
+        pending.insert("b".into(), "no".into(), 2);
         assert_eq!(pending.take("a"), None);
-        assert_eq!(pending.take("b").as_deref(), Some("no"));
+        assert_eq!(pending.take("b"), Some(("no".to_owned(), 2)));
     }
 }

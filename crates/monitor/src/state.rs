@@ -28,6 +28,24 @@ pub struct ModelState {
     /// completed window: drift is confirmed only after `confirm_windows` in a row.
     #[serde(default)]
     pub streaks: BTreeMap<String, u32>,
+    /// Where each streak in `streaks` began: the first window it drifted in. A drift event
+    /// names this start, not the window that confirmed it, so a retrain after drift reads
+    /// the labels from where the change began (states saved before this field have none: the
+    /// confirming window's start stands in).
+    #[serde(default)]
+    pub streak_starts: BTreeMap<String, StreakStart>,
+}
+
+/// The first window of a drift streak, and the rows the streak has covered since.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreakStart {
+    /// Data-log sequence of the first entry of the streak's first window.
+    pub from_seq: u64,
+    /// Log time of that entry, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_time_ms: Option<i64>,
+    /// Rows in the streak's windows so far.
+    pub rows: u64,
 }
 
 /// Where the states live: `<data dir>/monitor/<model>.json`.

@@ -22,7 +22,7 @@ use crate::performance::{
     LabelWindow, PendingLabels, PerformanceWindow, RecentRows, confidence, score,
 };
 use crate::reports::{MonitorReport, report_id};
-use crate::state::ModelState;
+use crate::state::{ModelState, StreakStart};
 
 /// Accuracy points kept for the performance chart.
 const HISTORY: usize = 60;
@@ -128,6 +128,7 @@ impl Tracker {
         if state.champion_version != Some(champion.version) {
             state.episodes.clear();
             state.streaks.clear();
+            state.streak_starts.clear();
             state.champion_version = Some(champion.version);
         }
         let reference = DriftReference::from_profile(&champion.artifact.profile);
@@ -266,8 +267,8 @@ impl Tracker {
             self.window.push_probabilities(&probabilities);
             self.confidence_sum += confidence(&probabilities);
             self.confidence_rows += 1;
-            if let Some(label) = self.pending.take(&id) {
-                self.judge_label(seq, &probabilities, &label, out);
+            if let Some((label, label_seq)) = self.pending.take(&id) {
+                self.judge_label(seq, label_seq, &probabilities, &label, out);
             }
             self.recent.insert(id, probabilities);
         }
@@ -278,8 +279,8 @@ impl Tracker {
 
     fn add_label(&mut self, seq: u64, label: LabelRecord, out: &mut Outputs) {
         match self.recent.get(&label.row_id).map(<[f64]>::to_vec) {
-            Some(probabilities) => self.judge_label(seq, &probabilities, &label.label, out),
-            None => self.pending.insert(label.row_id, label.label),
+            Some(probabilities) => self.judge_label(seq, seq, &probabilities, &label.label, out),
+            None => self.pending.insert(label.row_id, label.label, seq),
         }
     }
 
@@ -288,22 +289,37 @@ impl Tracker {
         (holdout.accuracy, holdout.log_loss)
     }
 
-    fn judge_label(&mut self, seq: u64, probabilities: &[f64], label: &str, out: &mut Outputs) {
+    /// Scores one label. `seq` is where the log has been read to (the label, or the row a
+    /// waiting label joined), `label_seq` where the label itself was logged: a drift's start
+    /// is named in label sequences, which is what the trainer filters its labels by.
+    fn judge_label(
+        &mut self,
+        seq: u64,
+        label_seq: u64,
+        probabilities: &[f64],
+        label: &str,
+        out: &mut Outputs,
+    ) {
         let Some(scored) = score(probabilities, &self.classes, label) else {
             return;
         };
-        self.labels.push(scored);
+        self.labels.push(label_seq, scored);
         let (baseline_accuracy, baseline_log_loss) = self.baselines();
         let tolerance = self.settings.accuracy_tolerance;
-        if self.detector.update(if scored.correct { 0.0 } else { 1.0 }) {
+        let error = if scored.correct { 0.0 } else { 1.0 };
+        if let Some(change_seq) = self.detector.update_tagged(error, label_seq) {
             self.labels.mark_alarm();
-            tracing::info!(model = %self.model, seq, "page-hinkley alarm on the error stream");
+            tracing::info!(model = %self.model, seq, change_seq, "page-hinkley alarm on the error stream");
             if self.state.episodes.alarm(DriftKind::Performance) {
                 let judged = self
                     .labels
                     .judge(baseline_accuracy, baseline_log_loss, tolerance);
-                out.announcements
-                    .push(self.performance_event(seq, &judged, "page_hinkley"));
+                out.announcements.push(self.performance_event(
+                    change_seq,
+                    seq,
+                    &judged,
+                    "page_hinkley",
+                ));
             }
         }
         if self.labels.labels() as usize >= self.settings.label_window {
@@ -316,8 +332,9 @@ impl Tracker {
                 .episodes
                 .observe(DriftKind::Performance, judged.drifted)
             {
+                let from_seq = judged.first_seq.unwrap_or(seq);
                 out.announcements
-                    .push(self.performance_event(seq, &judged, "accuracy"));
+                    .push(self.performance_event(from_seq, seq, &judged, "accuracy"));
             }
             out.accuracy = Some(judged.accuracy);
             self.history
@@ -329,8 +346,11 @@ impl Tracker {
         }
     }
 
+    /// A performance drift event over labels `from_seq..=seq`: `from_seq` is the estimated
+    /// change point (Page-Hinkley) or the first label of the window judged bad (accuracy).
     fn performance_event(
         &self,
+        from_seq: u64,
         seq: u64,
         judged: &PerformanceWindow,
         method: &str,
@@ -347,6 +367,7 @@ impl Tracker {
             event: DriftDetected {
                 kind: DriftKind::Performance,
                 window: DataWindow {
+                    from_seq: Some(from_seq.min(seq)),
                     to_seq: Some(seq),
                     rows: Some(judged.labels),
                     ..DataWindow::default()
@@ -378,7 +399,14 @@ impl Tracker {
     fn complete_window(&mut self, last_seq: u64, out: &mut Outputs) {
         let from_seq = self.window_from.unwrap_or(last_seq);
         let report = compare_reference(&self.reference, &self.window, &self.settings.policy);
-        let confirmed = self.confirm(&report);
+        let confirmed = self.confirm(
+            &report,
+            StreakStart {
+                from_seq,
+                from_time_ms: self.window_from_ms,
+                rows: self.window.rows,
+            },
+        );
         let confirmed_features = report
             .features
             .iter()
@@ -409,16 +437,19 @@ impl Tracker {
         let page = self.page(&monitor_report);
 
         if self.state.episodes.observe(DriftKind::Data, data_drift) {
+            let features = confirmed.iter().filter(|name| name.as_str() != PREDICTION);
+            let streak = self.streak_window(features, &window);
             out.announcements
-                .push(self.data_event(&monitor_report, &confirmed, window.clone()));
+                .push(self.data_event(&monitor_report, &confirmed, streak));
         }
         if self
             .state
             .episodes
             .observe(DriftKind::Prediction, prediction_drift)
         {
+            let streak = self.streak_window([PREDICTION.to_owned()].iter(), &window);
             out.announcements
-                .push(self.prediction_event(&monitor_report, window));
+                .push(self.prediction_event(&monitor_report, streak));
         }
         out.reports.push((monitor_report, page));
 
@@ -436,13 +467,19 @@ impl Tracker {
     /// Updates the drift streaks with a window's verdicts and returns what is confirmed:
     /// drifted in `confirm_windows` windows in a row. One window's verdict at Evidently's
     /// thresholds flags a calm feature now and then (a distance of 0.1 is within sampling
-    /// noise of a 500-row window); a real shift persists.
-    fn confirm(&mut self, report: &mend_core::drift::DriftReport) -> BTreeSet<String> {
+    /// noise of a 500-row window); a real shift persists. `window` is this window's start,
+    /// which begins the streak of a name that did not drift in the window before.
+    fn confirm(
+        &mut self,
+        report: &mend_core::drift::DriftReport,
+        window: StreakStart,
+    ) -> BTreeSet<String> {
         let mut drifted: Vec<&str> = report.drifted_names();
         if report.prediction.as_ref().is_some_and(|p| p.drifted) {
             drifted.push(PREDICTION);
         }
         let previous = std::mem::take(&mut self.state.streaks);
+        let mut previous_starts = std::mem::take(&mut self.state.streak_starts);
         let mut confirmed = BTreeSet::new();
         for name in drifted {
             let streak = previous.get(name).copied().unwrap_or(0) + 1;
@@ -450,8 +487,43 @@ impl Tracker {
                 confirmed.insert(name.to_owned());
             }
             self.state.streaks.insert(name.to_owned(), streak);
+            let start = match previous_starts.remove(name) {
+                Some(start) if streak > 1 => StreakStart {
+                    rows: start.rows + window.rows,
+                    ..start
+                },
+                _ => window,
+            };
+            self.state.streak_starts.insert(name.to_owned(), start);
         }
         confirmed
+    }
+
+    /// The window an event about `names` reports: from the start of the earliest of their
+    /// streaks (where the drift began) to the end of the window that confirmed it.
+    fn streak_window<'a>(
+        &self,
+        names: impl Iterator<Item = &'a String>,
+        confirming: &DataWindow,
+    ) -> DataWindow {
+        let earliest = names
+            .filter_map(|name| self.state.streak_starts.get(name))
+            .min_by_key(|start| start.from_seq);
+        match earliest {
+            Some(start)
+                if confirming
+                    .from_seq
+                    .is_none_or(|from| start.from_seq <= from) =>
+            {
+                DataWindow {
+                    from_seq: Some(start.from_seq),
+                    from_time_ms: start.from_time_ms,
+                    rows: Some(start.rows),
+                    ..confirming.clone()
+                }
+            }
+            _ => confirming.clone(),
+        }
     }
 
     fn data_event(

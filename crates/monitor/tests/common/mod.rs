@@ -112,10 +112,12 @@ pub async fn nats() -> Nats {
     }
 }
 
-/// Default windows, fast polling.
+/// Small windows confirmed twice (the tests' episodes are counted in 1,000-row steps), fast
+/// polling.
 pub fn config(data_dir: &Path) -> MonitorConfig {
     let mut config = MonitorConfig::new(vec![model()], data_dir);
     config.window_rows = 1_000;
+    config.confirm_windows = 2;
     config.label_window = 1_000;
     config.poll_interval = Duration::from_millis(50);
     config.champion_refresh = Duration::from_secs(3600);
