@@ -11,6 +11,8 @@ use mend_core::drift::DriftPolicy;
 use mend_runtime::MendConfig;
 use mend_runtime::config::{ConfigError, ConfigSource, Origin};
 
+use crate::detector::PageHinkleyConfig;
+
 /// Models to watch, comma separated (e.g. `churn,fraud`).
 pub const MEND_MONITOR_MODELS: &str = "MEND_MONITOR_MODELS";
 /// Rows per data window.
@@ -37,6 +39,15 @@ pub const MEND_MONITOR_JOIN_ROWS: &str = "MEND_MONITOR_JOIN_ROWS";
 pub const MEND_MONITOR_POLICY_FILE: &str = "MEND_MONITOR_POLICY_FILE";
 /// This replica's name, which keys its promotion consumer. Default: `HOSTNAME`, else random.
 pub const MEND_MONITOR_INSTANCE: &str = "MEND_MONITOR_INSTANCE";
+/// Page-Hinkley `delta`: the change in the error rate tolerated without counting (>= 0).
+pub const MEND_MONITOR_PH_DELTA: &str = "MEND_MONITOR_PH_DELTA";
+/// Page-Hinkley `threshold` (lambda): the cumulative deviation that declares a change (> 0).
+pub const MEND_MONITOR_PH_THRESHOLD: &str = "MEND_MONITOR_PH_THRESHOLD";
+/// Page-Hinkley `alpha`: the forgetting factor of the cumulative sum (0 < alpha <= 1; 1 is
+/// no forgetting).
+pub const MEND_MONITOR_PH_ALPHA: &str = "MEND_MONITOR_PH_ALPHA";
+/// Page-Hinkley `min_instances`: labels seen before a change may be declared (>= 1).
+pub const MEND_MONITOR_PH_MIN_INSTANCES: &str = "MEND_MONITOR_PH_MIN_INSTANCES";
 
 /// Every variable above, for `--help` texts and docs.
 pub const ALL: &[&str] = &[
@@ -53,6 +64,10 @@ pub const ALL: &[&str] = &[
     MEND_MONITOR_JOIN_ROWS,
     MEND_MONITOR_POLICY_FILE,
     MEND_MONITOR_INSTANCE,
+    MEND_MONITOR_PH_DELTA,
+    MEND_MONITOR_PH_THRESHOLD,
+    MEND_MONITOR_PH_ALPHA,
+    MEND_MONITOR_PH_MIN_INSTANCES,
 ];
 
 /// Defaults: windows of 2,000 rows and 500 labels, polled every second, 200 reports kept.
@@ -104,6 +119,9 @@ pub struct MonitorConfig {
     pub join_rows: usize,
     pub read_chunk: u64,
     pub policy: DriftPolicy,
+    /// The Page-Hinkley detector on the error stream (`MEND_MONITOR_PH_*`; mend's measured
+    /// defaults, not River's: see [`crate::detector`]).
+    pub page_hinkley: PageHinkleyConfig,
     /// Reports and the saved positions live here (`MEND_DATA_DIR`).
     pub data_dir: PathBuf,
     /// Names this replica's durable promotion consumer (`mend-monitor-<instance>`).
@@ -127,6 +145,7 @@ impl MonitorConfig {
             join_rows: defaults::JOIN_ROWS,
             read_chunk: defaults::READ_CHUNK,
             policy: DriftPolicy::default(),
+            page_hinkley: PageHinkleyConfig::default(),
             data_dir: data_dir.into(),
             instance: random_instance(),
         }
@@ -220,6 +239,7 @@ impl MonitorConfig {
             ));
         }
         config.accuracy_tolerance = tolerance;
+        config.page_hinkley = page_hinkley(source)?;
         if let Some(path) = source.readable_file(MEND_MONITOR_POLICY_FILE, "monitor.policy_file")? {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             config.policy = DriftPolicy::from_json(&text).map_err(|error| {
@@ -242,6 +262,57 @@ impl MonitorConfig {
             };
         Ok(config)
     }
+}
+
+/// The `MEND_MONITOR_PH_*` settings over mend's defaults. Values that would make the
+/// detector meaningless (a negative delta, a threshold of zero or less, which every value
+/// crosses, a forgetting factor outside (0, 1]) are refused by name.
+fn page_hinkley(source: &ConfigSource) -> Result<PageHinkleyConfig, ConfigError> {
+    let defaults = PageHinkleyConfig::default();
+    let delta: f64 = source.parse_or(MEND_MONITOR_PH_DELTA, "monitor.ph_delta", defaults.delta)?;
+    if !(delta.is_finite() && delta >= 0.0) {
+        return Err(invalid(
+            source,
+            MEND_MONITOR_PH_DELTA,
+            "monitor.ph_delta",
+            "must be a number >= 0",
+        ));
+    }
+    let threshold: f64 = source.parse_or(
+        MEND_MONITOR_PH_THRESHOLD,
+        "monitor.ph_threshold",
+        defaults.threshold,
+    )?;
+    // `inf` is allowed: it switches the detector off (the rolling accuracy still judges).
+    if threshold.is_nan() || threshold <= 0.0 {
+        return Err(invalid(
+            source,
+            MEND_MONITOR_PH_THRESHOLD,
+            "monitor.ph_threshold",
+            "must be a number > 0 (inf switches the detector off)",
+        ));
+    }
+    let alpha: f64 = source.parse_or(MEND_MONITOR_PH_ALPHA, "monitor.ph_alpha", defaults.alpha)?;
+    if !(alpha > 0.0 && alpha <= 1.0) {
+        return Err(invalid(
+            source,
+            MEND_MONITOR_PH_ALPHA,
+            "monitor.ph_alpha",
+            "must be greater than 0 and at most 1",
+        ));
+    }
+    let min_instances = at_least_one(
+        source,
+        MEND_MONITOR_PH_MIN_INSTANCES,
+        "monitor.ph_min_instances",
+        defaults.min_instances as usize,
+    )? as u64;
+    Ok(PageHinkleyConfig {
+        min_instances,
+        delta,
+        threshold,
+        alpha,
+    })
 }
 
 fn at_least_one(
@@ -357,10 +428,91 @@ mod tests {
             (MEND_MONITOR_ACCURACY_TOLERANCE, "2"),
             (MEND_MONITOR_POLL_MS, "soon"),
             (MEND_MONITOR_INSTANCE, "a.b"),
+            (MEND_MONITOR_PH_DELTA, "-0.1"),
+            (MEND_MONITOR_PH_DELTA, "NaN"),
+            (MEND_MONITOR_PH_THRESHOLD, "0"),
+            (MEND_MONITOR_PH_THRESHOLD, "-5"),
+            (MEND_MONITOR_PH_THRESHOLD, "NaN"),
+            (MEND_MONITOR_PH_ALPHA, "0"),
+            (MEND_MONITOR_PH_ALPHA, "1.5"),
+            (MEND_MONITOR_PH_ALPHA, "often"),
+            (MEND_MONITOR_PH_MIN_INSTANCES, "0"),
         ] {
             let error = MonitorConfig::from_source(&source(&[(var, value)]), PathBuf::from("d"))
                 .unwrap_err();
             assert_eq!(error.var(), var, "{error}");
         }
+    }
+
+    #[test]
+    fn page_hinkley_settings_default_to_the_measured_values_and_take_rivers() {
+        let config = MonitorConfig::from_source(&source(&[]), PathBuf::from("d")).unwrap();
+        assert_eq!(config.page_hinkley, PageHinkleyConfig::default());
+        assert_eq!(
+            (
+                config.page_hinkley.delta,
+                config.page_hinkley.threshold,
+                config.page_hinkley.alpha,
+                config.page_hinkley.min_instances
+            ),
+            (0.02, 75.0, 1.0, 30),
+            "mend's measured defaults"
+        );
+        // River's defaults, which a user may choose.
+        let config = MonitorConfig::from_source(
+            &source(&[
+                (MEND_MONITOR_PH_DELTA, "0.005"),
+                (MEND_MONITOR_PH_THRESHOLD, "50"),
+                (MEND_MONITOR_PH_ALPHA, "0.9999"),
+                (MEND_MONITOR_PH_MIN_INSTANCES, "30"),
+            ]),
+            PathBuf::from("d"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.page_hinkley,
+            PageHinkleyConfig {
+                min_instances: 30,
+                delta: 0.005,
+                threshold: 50.0,
+                alpha: 0.9999,
+            }
+        );
+        // A delta of 0 is allowed (no tolerance), and so is alpha exactly 1.
+        let config = MonitorConfig::from_source(
+            &source(&[
+                (MEND_MONITOR_PH_DELTA, "0"),
+                (MEND_MONITOR_PH_ALPHA, "1"),
+                (MEND_MONITOR_PH_THRESHOLD, "inf"),
+            ]),
+            PathBuf::from("d"),
+        )
+        .unwrap();
+        assert_eq!(config.page_hinkley.delta, 0.0);
+        assert_eq!(config.page_hinkley.alpha, 1.0);
+        assert!(
+            config.page_hinkley.threshold.is_infinite(),
+            "inf switches the detector off"
+        );
+    }
+
+    #[test]
+    fn page_hinkley_settings_come_from_the_config_file() {
+        let file = mend_runtime::config::ConfigFile::parse(
+            std::path::Path::new("mend.toml"),
+            "[monitor]\nph_delta = 0.005\nph_threshold = 50\nph_alpha = 0.9999\nph_min_instances = 40\n",
+        )
+        .unwrap();
+        let source = ConfigSource::new(Env::default(), Some(file));
+        let config = MonitorConfig::from_source(&source, PathBuf::from("d")).unwrap();
+        assert_eq!(
+            config.page_hinkley,
+            PageHinkleyConfig {
+                min_instances: 40,
+                delta: 0.005,
+                threshold: 50.0,
+                alpha: 0.9999,
+            }
+        );
     }
 }

@@ -2,10 +2,15 @@
 //! error stream, 1 for a wrong prediction and 0 for a right one). It reacts within tens of
 //! labels where a rolling window needs hundreds.
 //!
-//! The defaults are not River's (`delta` 0.005, `threshold` 50, `alpha` 0.9999): measured on
-//! calm Bernoulli error streams (`examples/monitor_defaults`), River's settings alarm 36 to 68
-//! times per 1,000,000 labels at error rates 0.15 to 0.35, because the forgetting factor holds
-//! the statistic in a band about 25 wide while its minimum keeps the lowest point ever seen.
+//! The defaults are not River's. River's usual defaults are `delta` 0.005, `threshold`
+//! (lambda) 50, `alpha` 0.9999; measured on calm Bernoulli error streams
+//! (`examples/monitor_defaults`, `tests/false_alarms.rs`) they raise 36 to 68 false alarms per
+//! 1,000,000 labels at error rates 0.15 to 0.35, which is why mend's defaults are `delta`
+//! 0.02, `threshold` 75, `alpha` 1 (no forgetting). A user who wants River's can set them:
+//! `MEND_MONITOR_PH_DELTA`, `MEND_MONITOR_PH_THRESHOLD`, `MEND_MONITOR_PH_ALPHA` and
+//! `MEND_MONITOR_PH_MIN_INSTANCES` (see [`crate::config`]). River's alarm so often because
+//! the forgetting factor holds the statistic in a band about 25 wide while its minimum keeps
+//! the lowest point ever seen.
 //! Without forgetting, with `delta` 0.02 and `threshold` 75, it alarmed 0 times in 20,000,000
 //! calm labels at each of those error rates, and still finds a flipped concept after 108 to
 //! 260 labels on average (River's: 60 to 127; at most 365) and a rise of 0.15 in the error

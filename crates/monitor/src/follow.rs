@@ -1,14 +1,17 @@
-//! Following champion moves: a durable consumer of `model.promoted.*` and
-//! `model.rolled_back.*` per replica (`mend-monitor-<instance>`), which wakes the loop of the
-//! model that moved so it switches its reference at once. The periodic champion check
-//! catches whatever a bus outage made this miss (the registry's alias is the truth).
+//! Following the trainer's verdicts: a durable consumer of `model.promoted.*`,
+//! `model.rolled_back.*` and `model.rejected.*` per replica (`mend-monitor-<instance>`). A
+//! champion move wakes the loop of the model that moved so it switches its reference at
+//! once; the periodic champion check catches whatever a bus outage made this miss (the
+//! registry's alias is the truth). A rejection is handed to the model's loop, which re-arms
+//! the open drift episodes (see [`crate::episode`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mend_bus::{
-    Bus, BusError, ConsumerSpec, Envelope, EventSubscription, HandlerError, SubjectKind,
+    Bus, BusError, ConsumerSpec, Envelope, Event, EventSubscription, HandlerError, SubjectKind,
     run_event_loop,
 };
 use tokio::sync::Notify;
@@ -22,10 +25,50 @@ pub fn consumer_name(instance: &str) -> String {
     format!("mend-monitor-{instance}")
 }
 
-/// Follows champion moves until `shutdown`; a bus that is down at start is retried.
+/// What the follower hands one model's loop.
+#[derive(Debug, Default)]
+pub(crate) struct Signals {
+    /// Notified when the champion moved (a promotion or rollback) or a rejection waits.
+    pub wake: Notify,
+    /// Set by a champion move: the loop re-checks the champion.
+    champion_moved: AtomicBool,
+    /// Rejections not yet applied, each with the champion its candidate was meant to replace.
+    rejections: Mutex<Vec<Option<u64>>>,
+}
+
+impl Signals {
+    fn champion_moved(&self) {
+        self.champion_moved.store(true, Ordering::SeqCst);
+        // `notify_one` keeps a permit when the loop is busy, so the signal is not lost.
+        self.wake.notify_one();
+    }
+
+    fn rejected(&self, champion_version: Option<u64>) {
+        if let Ok(mut rejections) = self.rejections.lock() {
+            rejections.push(champion_version);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Whether the champion moved since the last call.
+    pub fn take_champion_moved(&self) -> bool {
+        self.champion_moved.swap(false, Ordering::SeqCst)
+    }
+
+    /// The rejections heard since the last call.
+    pub fn take_rejections(&self) -> Vec<Option<u64>> {
+        self.rejections
+            .lock()
+            .map(|mut rejections| std::mem::take(&mut *rejections))
+            .unwrap_or_default()
+    }
+}
+
+/// Follows champion moves and rejections until `shutdown`; a bus that is down at start is
+/// retried.
 pub(crate) async fn follow_champions(
     bus: Arc<dyn Bus>,
-    wake: Arc<HashMap<String, Arc<Notify>>>,
+    wake: Arc<HashMap<String, Arc<Signals>>>,
     durable: String,
     shutdown: CancellationToken,
 ) {
@@ -52,7 +95,7 @@ pub(crate) async fn follow_champions(
 
 async fn follow_once(
     bus: Arc<dyn Bus>,
-    wake: Arc<HashMap<String, Arc<Notify>>>,
+    wake: Arc<HashMap<String, Arc<Signals>>>,
     durable: String,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
@@ -61,6 +104,7 @@ async fn follow_once(
         [
             SubjectKind::ModelPromoted.all_models(),
             SubjectKind::ModelRolledBack.all_models(),
+            SubjectKind::ModelRejected.all_models(),
         ],
     )
     .ack_wait(Duration::from_secs(30))
@@ -70,10 +114,18 @@ async fn follow_once(
     run_event_loop(subscription, shutdown, move |envelope: Envelope, _delivered: u64| {
         let wake = Arc::clone(&wake);
         async move {
-            if let Some(notify) = wake.get(envelope.model.as_str()) {
-                tracing::info!(model = %envelope.model, event_id = %envelope.id, "champion moved; re-checking it");
-                // `notify_one` keeps a permit when the loop is busy, so the move is not lost.
-                notify.notify_one();
+            let Some(signals) = wake.get(envelope.model.as_str()) else {
+                return Ok(());
+            };
+            match &envelope.event {
+                Event::ModelRejected(rejected) => {
+                    tracing::info!(model = %envelope.model, event_id = %envelope.id, champion_version = ?rejected.champion_version, reason = %rejected.reason, "candidate rejected; re-arming open drift episodes");
+                    signals.rejected(rejected.champion_version);
+                }
+                _ => {
+                    tracing::info!(model = %envelope.model, event_id = %envelope.id, "champion moved; re-checking it");
+                    signals.champion_moved();
+                }
             }
             Ok::<(), HandlerError>(())
         }

@@ -3,7 +3,8 @@
 //! champion's reference profile (data and prediction drift, Evidently's rules), joins labels
 //! to their rows to track live performance (rolling accuracy and log-loss against the
 //! holdout, a Page-Hinkley detector on the error stream, a label-free CBPE estimate), and
-//! announces `drift.detected.<model>` and `alert.<model>` once per episode of drift.
+//! announces `drift.detected.<model>` and `alert.<model>` once per episode of drift (and once
+//! more after each rejected retrain while the drift goes on).
 //!
 //! - [`run`] (`run.rs`): the entry point on a caller-bound HTTP listener, with [`MonitorDeps`].
 //! - [`config`]: `MEND_MONITOR_*` settings ([`MonitorConfig`]).
@@ -15,7 +16,9 @@
 //!   join, scoring, rolling windows and CBPE.
 //! - [`state`]: the saved position per model, so a restart resumes where it stopped.
 //! - [`reports`]: JSON and HTML reports on disk with retention; `http.rs`: their routes.
-//! - `follow.rs`: promotions and rollbacks wake the model's loop; [`metrics`]: Prometheus.
+//! - `follow.rs`: promotions and rollbacks wake the model's loop, and a rejected candidate
+//!   (`model.rejected`) re-arms its open episodes so the drift is announced again;
+//!   [`metrics`]: Prometheus.
 
 pub mod champion;
 pub mod config;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use mend_bus::{Bus, DataLog};
 use mend_runtime::{Metrics, Shutdown};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 use crate::champion::ChampionSource;
 use crate::config::MonitorConfig;
@@ -59,8 +58,8 @@ pub async fn run(
     let mut wake = HashMap::new();
     let mut tasks = Vec::new();
     for model in &config.models {
-        let notify = Arc::new(Notify::new());
-        wake.insert(model.as_str().to_owned(), Arc::clone(&notify));
+        let signals = Arc::new(follow::Signals::default());
+        wake.insert(model.as_str().to_owned(), Arc::clone(&signals));
         let worker = Worker {
             model: model.clone(),
             config: config.clone(),
@@ -70,7 +69,7 @@ pub async fn run(
             states: states.clone(),
             reports: reports.clone(),
             metrics: metrics.clone(),
-            champion_moved: notify,
+            signals,
         };
         tasks.push(tokio::spawn(worker.run(token.clone())));
     }

@@ -18,6 +18,7 @@ use mend_core::report::{PageOptions, html};
 
 use crate::champion::Champion;
 use crate::detector::{PageHinkley, PageHinkleyConfig};
+use crate::episode::EpisodeStart;
 use crate::performance::{
     LabelWindow, PendingLabels, PerformanceWindow, RecentRows, confidence, score,
 };
@@ -314,12 +315,8 @@ impl Tracker {
                 let judged = self
                     .labels
                     .judge(baseline_accuracy, baseline_log_loss, tolerance);
-                out.announcements.push(self.performance_event(
-                    change_seq,
-                    seq,
-                    &judged,
-                    "page_hinkley",
-                ));
+                let event = self.performance_event(change_seq, seq, &judged, "page_hinkley");
+                self.announce(event, out);
             }
         }
         if self.labels.labels() as usize >= self.settings.label_window {
@@ -333,8 +330,8 @@ impl Tracker {
                 .observe(DriftKind::Performance, judged.drifted)
             {
                 let from_seq = judged.first_seq.unwrap_or(seq);
-                out.announcements
-                    .push(self.performance_event(from_seq, seq, &judged, "accuracy"));
+                let event = self.performance_event(from_seq, seq, &judged, "accuracy");
+                self.announce(event, out);
             }
             out.accuracy = Some(judged.accuracy);
             self.history
@@ -388,6 +385,44 @@ impl Tracker {
         }
     }
 
+    /// Queues an announcement. The first of an episode records where the episode began; one
+    /// after a rejection re-armed the episode names that same start, so the retrain it asks
+    /// for reads every row since the drift began, not only the latest evidence.
+    fn announce(&mut self, mut announcement: Announcement, out: &mut Outputs) {
+        let kind = announcement.event.kind;
+        let window = &mut announcement.event.window;
+        match self.state.episodes.start(kind) {
+            Some(start) if window.from_seq != Some(start.from_seq) => {
+                window.from_seq = Some(start.from_seq);
+                window.from_time_ms = start.from_time_ms;
+                // The count described the evidence window, not the whole episode.
+                window.rows = None;
+            }
+            Some(_) => {}
+            None => {
+                if let Some(from_seq) = window.from_seq {
+                    let start = EpisodeStart {
+                        from_seq,
+                        from_time_ms: window.from_time_ms,
+                    };
+                    self.state.episodes.set_start(kind, start);
+                }
+            }
+        }
+        out.announcements.push(announcement);
+    }
+
+    /// The trainer rejected a candidate meant to replace `champion_version` (`None`: not
+    /// named): every open episode is announced again by its next verdict that still shows
+    /// the drift. A rejection about another champion changes nothing (its episodes ended
+    /// when this one took over). Returns the kinds re-armed.
+    pub fn rearm(&mut self, champion_version: Option<u64>) -> Vec<DriftKind> {
+        if champion_version.is_some_and(|version| version != self.champion.version) {
+            return Vec::new();
+        }
+        self.state.episodes.rearm()
+    }
+
     fn event_id(&self, kind: &str, seq: u64) -> String {
         format!(
             "monitor-{}-{kind}-v{}-{seq}",
@@ -439,8 +474,8 @@ impl Tracker {
         if self.state.episodes.observe(DriftKind::Data, data_drift) {
             let features = confirmed.iter().filter(|name| name.as_str() != PREDICTION);
             let streak = self.streak_window(features, &window);
-            out.announcements
-                .push(self.data_event(&monitor_report, &confirmed, streak));
+            let event = self.data_event(&monitor_report, &confirmed, streak);
+            self.announce(event, out);
         }
         if self
             .state
@@ -448,8 +483,8 @@ impl Tracker {
             .observe(DriftKind::Prediction, prediction_drift)
         {
             let streak = self.streak_window([PREDICTION.to_owned()].iter(), &window);
-            out.announcements
-                .push(self.prediction_event(&monitor_report, streak));
+            let event = self.prediction_event(&monitor_report, streak);
+            self.announce(event, out);
         }
         out.reports.push((monitor_report, page));
 

@@ -13,14 +13,13 @@ use std::sync::Arc;
 use mend_bus::events::{Alert, Severity};
 use mend_bus::message::{Headers, header};
 use mend_bus::{Bus, DataKind, DataLog, DataLogExt, Envelope, ModelName, Window, publish_event};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::champion::{Champion, ChampionSource};
 use crate::config::MonitorConfig;
-use crate::detector::PageHinkleyConfig;
+use crate::follow::Signals;
 use crate::metrics::MonitorMetrics;
 use crate::reports::ReportStore;
 use crate::state::StateStore;
@@ -37,8 +36,8 @@ pub(crate) struct Worker {
     pub states: StateStore,
     pub reports: ReportStore,
     pub metrics: MonitorMetrics,
-    /// Woken when a promotion or rollback of this model is announced.
-    pub champion_moved: Arc<Notify>,
+    /// Promotions, rollbacks and rejections of this model, heard on the bus.
+    pub signals: Arc<Signals>,
 }
 
 /// Why one tick failed (logged; the next tick retries from the saved state).
@@ -65,7 +64,7 @@ impl Worker {
             confirm_windows: self.config.confirm_windows,
             join_rows: self.config.join_rows,
             policy: self.config.policy.clone(),
-            detector: PageHinkleyConfig::default(),
+            detector: self.config.page_hinkley,
             summary: Default::default(),
         }
     }
@@ -83,6 +82,9 @@ impl Worker {
                 tracker = self.follow_champion(tracker).await;
             }
             check_champion = false;
+            if let Some(current) = tracker.as_mut() {
+                self.apply_rejections(current).await;
+            }
             if let Some(current) = tracker.take() {
                 match self.tick(current).await {
                     Ok(current) => tracker = Some(current),
@@ -96,9 +98,28 @@ impl Worker {
             }
             tokio::select! {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
-                () = self.champion_moved.notified() => check_champion = true,
+                () = self.signals.wake.notified() => {
+                    check_champion = self.signals.take_champion_moved();
+                }
                 () = shutdown.cancelled() => return,
             }
+        }
+    }
+
+    /// Re-arms the open episodes for each rejection heard, and saves that at once so a
+    /// restart keeps it. Rejections heard before there is a champion have no episode to
+    /// re-arm.
+    async fn apply_rejections(&self, tracker: &mut Tracker) {
+        let mut rearmed = Vec::new();
+        for champion_version in self.signals.take_rejections() {
+            rearmed.extend(tracker.rearm(champion_version));
+        }
+        if rearmed.is_empty() {
+            return;
+        }
+        tracing::info!(model = %self.model, kinds = ?rearmed.iter().map(|kind| kind_name(*kind)).collect::<Vec<_>>(), "retrain rejected: the next drifted verdict announces again");
+        if let Err(error) = self.states.save(&self.model, &tracker.state).await {
+            tracing::warn!(model = %self.model, %error, "cannot save the monitor state");
         }
     }
 
