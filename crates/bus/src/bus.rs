@@ -31,6 +31,15 @@ pub trait Bus: Send + Sync + fmt::Debug {
     /// Creates (or updates) the durable consumer and starts pulling from it. Several
     /// subscriptions with the same durable name share its messages, like workers on a queue.
     async fn consume(&self, spec: ConsumerSpec) -> Result<Subscription, BusError>;
+
+    /// Removes the durable consumer (its position with it) once no subscription needs it,
+    /// so a process that leaves for good (a scaled-down replica) leaves nothing behind.
+    /// Deleting a consumer that does not exist is not an error. The in-process bus keeps
+    /// nothing beyond its own life, so by default this does nothing.
+    async fn delete_consumer(&self, spec: &ConsumerSpec) -> Result<(), BusError> {
+        let _ = spec;
+        Ok(())
+    }
 }
 
 /// How a durable consumer pulls and redelivers.
@@ -50,13 +59,20 @@ pub struct ConsumerSpec {
     /// Messages fetched ahead per pull. Each waits in the client with its ack-wait clock
     /// running, so keep it small for slow handlers.
     pub batch: usize,
+    /// JetStream deletes the consumer after it has gone this long without a pull (`None`:
+    /// never). For consumers named per process (a server replica under an autoscaler), whose
+    /// owner may vanish without saying goodbye. A consumer in use keeps a pull waiting at
+    /// all times, so it never counts as inactive. The in-process bus ignores it: its
+    /// consumers end with the process.
+    pub inactive_threshold: Option<Duration>,
 }
 
 /// Longest durable name; leaves room for the per-filter suffix JetStream names get.
 pub const MAX_DURABLE_LEN: usize = 48;
 
 impl ConsumerSpec {
-    /// A consumer with defaults: ack wait 30 s, 5 deliveries, no backoff, batch 1.
+    /// A consumer with defaults: ack wait 30 s, 5 deliveries, no backoff, batch 1, kept
+    /// forever.
     pub fn new<S: Into<String>>(
         durable: impl Into<String>,
         filter_subjects: impl IntoIterator<Item = S>,
@@ -68,6 +84,7 @@ impl ConsumerSpec {
             max_deliver: Some(5),
             backoff: Vec::new(),
             batch: 1,
+            inactive_threshold: None,
         }
     }
 
@@ -88,6 +105,11 @@ impl ConsumerSpec {
 
     pub fn batch(mut self, batch: usize) -> Self {
         self.batch = batch;
+        self
+    }
+
+    pub fn inactive_threshold(mut self, inactive_threshold: Option<Duration>) -> Self {
+        self.inactive_threshold = inactive_threshold;
         self
     }
 
@@ -148,6 +170,14 @@ impl ConsumerSpec {
         }
         if self.batch == 0 {
             return Err(invalid("batch must be at least 1".into()));
+        }
+        if self
+            .inactive_threshold
+            .is_some_and(|threshold| threshold.is_zero())
+        {
+            return Err(invalid(
+                "inactive_threshold must be positive (or None to keep the consumer)".into(),
+            ));
         }
         Ok(())
     }
@@ -258,5 +288,12 @@ mod tests {
             .max_deliver(Some(2))
             .backoff(vec![Duration::from_secs(1); 2]);
         assert!(too_much_backoff.validate().is_err());
+        let never_active =
+            ConsumerSpec::new("c", ["alert.*"]).inactive_threshold(Some(Duration::ZERO));
+        assert!(never_active.validate().is_err());
+        ConsumerSpec::new("c", ["alert.*"])
+            .inactive_threshold(Some(Duration::from_secs(3600)))
+            .validate()
+            .unwrap();
     }
 }

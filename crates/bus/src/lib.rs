@@ -4,7 +4,8 @@
 //! - [`events`]: the typed public events ([`Event`], [`Envelope`]) and their JSON codec
 //!   (`"v": 1`, unknown fields tolerated, missing fields named).
 //! - [`Bus`] (in `bus.rs`): publish with dedup ids and durable pull consumers with explicit
-//!   ack; [`message`] holds the message, delivery and header types.
+//!   ack (per-process ones expire when idle and are deleted on a clean exit);
+//!   [`message`] holds the message, delivery and header types.
 //! - [`JetStreamBus`] (`jetstream/`) for distributed deployments and [`InProcessBus`]
 //!   (`inprocess/`) for the embedded default, with the same delivery semantics.
 //! - [`typed`]: publish an event, consume decoded events, dead-letter poison messages, and

@@ -4,6 +4,16 @@
 //!
 //! The request path never builds a label set: each loaded version carries its own handles
 //! ([`VersionMetrics`]), resolved once when the version loads.
+//!
+//! A version's label sets live exactly as long as the version is loaded: when its last
+//! [`VersionMetrics`] goes (the version left the champion slot and the version cache, and the
+//! requests still holding it have answered), its series are removed, so `/metrics` does not
+//! grow with every promotion. Versions still served keep their series, and with them
+//! monotonic counters; a version loaded again later starts its counters from zero, which
+//! Prometheus reads as a counter reset.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -48,6 +58,9 @@ fn latency_histogram() -> Histogram {
 /// Every metric of the server; clones share them.
 #[derive(Clone, Debug)]
 pub struct ServerMetrics {
+    /// Live [`VersionMetrics`] per version; the series go when the count drops to zero.
+    /// Held while creating or removing a version's series, so the two never interleave.
+    in_use: Arc<Mutex<HashMap<VersionLabels, usize>>>,
     requests: Family<VersionLabels, Counter>,
     rows: Family<VersionLabels, Counter>,
     latency: HistogramFamily,
@@ -59,12 +72,21 @@ pub struct ServerMetrics {
     champion: Family<ModelLabels, Gauge>,
 }
 
-/// One version's request-path handles.
-#[derive(Clone, Debug)]
+/// One version's request-path handles. Dropping the last one of a version removes its
+/// series (see the module doc), so it is deliberately not `Clone`.
+#[derive(Debug)]
 pub struct VersionMetrics {
     requests: Counter,
     rows: Counter,
     latency: Histogram,
+    owner: ServerMetrics,
+    labels: VersionLabels,
+}
+
+impl Drop for VersionMetrics {
+    fn drop(&mut self) {
+        self.owner.release(&self.labels);
+    }
 }
 
 impl VersionMetrics {
@@ -80,6 +102,7 @@ impl ServerMetrics {
     /// Registers the server's metrics (names get the registry's `mend_` prefix).
     pub fn register(metrics: &mend_runtime::Metrics) -> ServerMetrics {
         let this = ServerMetrics {
+            in_use: Arc::default(),
             requests: Family::default(),
             rows: Family::default(),
             latency: HistogramFamily::new_with_constructor(latency_histogram),
@@ -138,17 +161,55 @@ impl ServerMetrics {
         this
     }
 
-    /// Handles for one version, resolved once at load.
+    /// Handles for one version, resolved once at load. The version's series stay until
+    /// every handle for it is dropped.
     pub fn for_version(&self, model: &str, version: u64) -> VersionMetrics {
         let labels = VersionLabels {
             model: model.to_owned(),
             version: version.to_string(),
         };
-        VersionMetrics {
+        let mut in_use = self.lock_in_use();
+        *in_use.entry(labels.clone()).or_insert(0) += 1;
+        let handles = VersionMetrics {
             requests: self.requests.get_or_create(&labels).clone(),
             rows: self.rows.get_or_create(&labels).clone(),
             latency: self.latency.get_or_create(&labels).clone(),
+            owner: self.clone(),
+            labels,
+        };
+        drop(in_use);
+        handles
+    }
+
+    /// One handle of a version is gone; the last one takes the version's series with it.
+    fn release(&self, labels: &VersionLabels) {
+        let mut in_use = self.lock_in_use();
+        match in_use.get_mut(labels) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                return;
+            }
+            _ => {
+                in_use.remove(labels);
+            }
         }
+        self.requests.remove(labels);
+        self.rows.remove(labels);
+        self.latency.remove(labels);
+        for code in ALL_CODES {
+            self.errors.remove(&ErrorLabels {
+                model: labels.model.clone(),
+                version: labels.version.clone(),
+                code: format!("{code:?}"),
+            });
+        }
+        drop(in_use);
+        tracing::debug!(model = %labels.model, version = %labels.version, "version unloaded; removed its metric series");
+    }
+
+    fn lock_in_use(&self) -> std::sync::MutexGuard<'_, HashMap<VersionLabels, usize>> {
+        // Each critical section is a counter update or a few removals; still whole if poisoned.
+        self.in_use.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// One failed request; `version` is empty when no version was chosen yet.
@@ -186,8 +247,86 @@ impl ServerMetrics {
     }
 }
 
+/// Every gRPC status code, to remove a version's error series whatever their code.
+const ALL_CODES: [tonic::Code; 17] = [
+    tonic::Code::Ok,
+    tonic::Code::Cancelled,
+    tonic::Code::Unknown,
+    tonic::Code::InvalidArgument,
+    tonic::Code::DeadlineExceeded,
+    tonic::Code::NotFound,
+    tonic::Code::AlreadyExists,
+    tonic::Code::PermissionDenied,
+    tonic::Code::ResourceExhausted,
+    tonic::Code::FailedPrecondition,
+    tonic::Code::Aborted,
+    tonic::Code::OutOfRange,
+    tonic::Code::Unimplemented,
+    tonic::Code::Internal,
+    tonic::Code::Unavailable,
+    tonic::Code::DataLoss,
+    tonic::Code::Unauthenticated,
+];
+
 fn model_labels(model: &str) -> ModelLabels {
     ModelLabels {
         model: model.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn series(registry: &mend_runtime::Metrics, version: &str) -> usize {
+        let needle = format!("version=\"{version}\"");
+        registry
+            .encode()
+            .unwrap()
+            .lines()
+            .filter(|line| !line.starts_with('#') && line.contains(&needle))
+            .count()
+    }
+
+    #[test]
+    fn a_versions_series_go_with_its_last_handle() {
+        let registry = mend_runtime::Metrics::new();
+        let metrics = ServerMetrics::register(&registry);
+        let first = metrics.for_version("churn", 3);
+        let second = metrics.for_version("churn", 3);
+        let other = metrics.for_version("churn", 4);
+        first.observe(2, 0.001);
+        metrics.error("churn", "3", tonic::Code::InvalidArgument);
+        assert!(series(&registry, "3") > 3, "{}", registry.encode().unwrap());
+
+        // Another holder of version 3 remains (a request still answering on it).
+        drop(first);
+        assert!(
+            registry
+                .encode()
+                .unwrap()
+                .contains("mend_inference_requests_total{model=\"churn\",version=\"3\"} 1")
+        );
+        drop(second);
+        assert_eq!(series(&registry, "3"), 0, "{}", registry.encode().unwrap());
+        // Other versions are untouched and keep counting.
+        other.observe(1, 0.001);
+        assert!(
+            registry
+                .encode()
+                .unwrap()
+                .contains("mend_inference_requests_total{model=\"churn\",version=\"4\"} 1")
+        );
+
+        // Loaded again later: fresh series.
+        let again = metrics.for_version("churn", 3);
+        again.observe(1, 0.001);
+        assert!(
+            registry
+                .encode()
+                .unwrap()
+                .contains("mend_inference_requests_total{model=\"churn\",version=\"3\"} 1")
+        );
     }
 }

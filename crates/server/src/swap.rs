@@ -9,7 +9,11 @@
 //!
 //! The consumer is durable and named per replica (`mend-server-<instance>`): the bus offers
 //! durable consumers only, and a name shared by replicas would split the events between them
-//! like a work queue, leaving every replica but one stale until its next reconcile.
+//! like a work queue, leaving every replica but one stale until its next reconcile. Replicas
+//! come and go under an autoscaler, so the consumer must not outlive its replica: it is
+//! deleted on graceful shutdown, and JetStream deletes it by itself after
+//! [`CONSUMER_INACTIVE_THRESHOLD`] without a pull (a replica that was killed). Losing it costs
+//! nothing: events are notifications, and a new consumer starts with the reconcile loop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +30,13 @@ use crate::source::SourceError;
 
 /// The first retry while nothing is loaded; doubles up to the reconcile interval.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// A replica's event consumer is deleted by JetStream after this long without a pull. A live
+/// replica always has a pull waiting, so this only ever removes the consumers of replicas that
+/// died; long enough that a replica cut off from NATS for a while finds its consumer again.
+pub const CONSUMER_INACTIVE_THRESHOLD: Duration = Duration::from_secs(3600);
+/// How long graceful shutdown waits for the consumer's deletion (the threshold cleans up
+/// whatever a slow or absent NATS leaves behind).
+const DELETE_CONSUMER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The durable consumer name of one replica.
 pub fn consumer_name(instance: &str) -> String {
@@ -80,14 +91,9 @@ pub async fn reconcile_loop(
     }
 }
 
-/// Follows promotions and rollbacks on the bus until `shutdown`.
-pub async fn follow_events(
-    bus: Arc<dyn Bus>,
-    store: Arc<ModelStore>,
-    durable: String,
-    shutdown: CancellationToken,
-) -> Result<(), BusError> {
-    let spec = ConsumerSpec::new(
+/// The event consumer of the replica whose consumer is named `durable`.
+pub fn consumer_spec(durable: String) -> ConsumerSpec {
+    ConsumerSpec::new(
         durable,
         [
             SubjectKind::ModelPromoted.all_models(),
@@ -96,12 +102,24 @@ pub async fn follow_events(
     )
     .ack_wait(Duration::from_secs(30))
     .max_deliver(Some(3))
-    .batch(16);
-    let subscription = EventSubscription::subscribe(bus, spec).await?;
+    .batch(16)
+    .inactive_threshold(Some(CONSUMER_INACTIVE_THRESHOLD))
+}
+
+/// Follows promotions and rollbacks on the bus until `shutdown`, then deletes this replica's
+/// consumer.
+pub async fn follow_events(
+    bus: Arc<dyn Bus>,
+    store: Arc<ModelStore>,
+    durable: String,
+    shutdown: CancellationToken,
+) -> Result<(), BusError> {
+    let spec = consumer_spec(durable);
+    let subscription = EventSubscription::subscribe(Arc::clone(&bus), spec.clone()).await?;
     tracing::info!("following model promotions and rollbacks");
     run_event_loop(
         subscription,
-        shutdown,
+        shutdown.clone(),
         move |envelope: Envelope, _delivered: u64| {
             let store = Arc::clone(&store);
             async move {
@@ -111,7 +129,24 @@ pub async fn follow_events(
         },
     )
     .await;
+    if shutdown.is_cancelled() {
+        delete_consumer(bus.as_ref(), &spec).await;
+    }
     Ok(())
+}
+
+/// Removes the replica's consumer on the way out; a failure only leaves it to the
+/// inactivity threshold.
+async fn delete_consumer(bus: &dyn Bus, spec: &ConsumerSpec) {
+    match tokio::time::timeout(DELETE_CONSUMER_TIMEOUT, bus.delete_consumer(spec)).await {
+        Ok(Ok(())) => tracing::info!(durable = %spec.durable, "deleted the event consumer"),
+        Ok(Err(error)) => {
+            tracing::warn!(durable = %spec.durable, %error, "could not delete the event consumer; it expires when inactive");
+        }
+        Err(_) => {
+            tracing::warn!(durable = %spec.durable, "deleting the event consumer timed out; it expires when inactive");
+        }
+    }
 }
 
 /// Swaps if the event names a version other than the one served. Never fails the event: if

@@ -188,6 +188,7 @@ async fn promotions_arrive_over_jetstream_too() {
     .matrix("fraud", false, false);
     let mut setup = Setup::new(Arc::clone(&source));
     setup.bus = Some(Arc::new(bus.clone()));
+    setup.config.instance = "replica-7".into();
     let server = start(setup).await;
     server.wait_for_champion(&probe, 1).await;
     for k in 2..=4 {
@@ -195,8 +196,46 @@ async fn promotions_arrive_over_jetstream_too() {
         announce_promotion(&bus, "fraud", version).await;
         server.wait_for_champion(&probe, version).await;
     }
+    // The replica's consumers (one per filter) expire if it dies without cleaning up...
+    let consumers = replica_consumers(&bus, "mend-server-replica-7").await;
+    assert_eq!(consumers.len(), 2, "{consumers:?}");
+    for (name, threshold) in consumers {
+        assert_eq!(
+            threshold,
+            mend_server::swap::CONSUMER_INACTIVE_THRESHOLD,
+            "{name}"
+        );
+    }
+    // ...and a graceful stop deletes them.
     server.stop().await;
+    assert_eq!(
+        replica_consumers(&bus, "mend-server-replica-7").await,
+        vec![]
+    );
     drop(nats);
+}
+
+/// JetStream consumers of a durable, with their inactivity thresholds.
+async fn replica_consumers(bus: &JetStreamBus, durable: &str) -> Vec<(String, Duration)> {
+    use futures::StreamExt;
+    let stream = bus
+        .jetstream()
+        .get_stream(mend_bus::subjects::EVENTS_STREAM)
+        .await
+        .unwrap();
+    let names: Vec<String> = stream
+        .consumer_names()
+        .map(|name| name.unwrap())
+        .collect()
+        .await;
+    let mut found = Vec::new();
+    for name in names {
+        if name.starts_with(&format!("{durable}__")) {
+            let info = stream.consumer_info(&name).await.unwrap();
+            found.push((name, info.config.inactive_threshold));
+        }
+    }
+    found
 }
 
 #[tokio::test]
@@ -311,5 +350,98 @@ async fn without_a_bus_the_reconcile_loop_follows_the_champion() {
     }
     .matrix("late", false, false);
     server.wait_for_champion(&late, 1).await;
+    server.stop().await;
+}
+
+/// Versions that have series in `/metrics` for `model`: requests, rows, latency and errors.
+fn versions_in_metrics(text: &str, model: &str) -> std::collections::BTreeSet<u64> {
+    let prefix = format!("model=\"{model}\",version=\"");
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once(&prefix))
+        .filter_map(|(_, rest)| rest.split('"').next())
+        .filter(|version| !version.is_empty())
+        .map(|version| version.parse().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_many_swaps_only_the_served_versions_keep_metric_series() {
+    const SWAPS: u64 = 12;
+    const CACHE: usize = 2;
+    let source = Arc::new(InMemoryModelSource::new());
+    let trained = train(3, 0, 2, 36);
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::default());
+    source.promote("m", trained.bytes.clone());
+    let probe = Rows {
+        numeric: vec![vec![0.5]; 3],
+        categorical: vec![],
+    }
+    .matrix("m", false, false);
+    let mut bad = probe.clone();
+    bad.inputs[0].shape = vec![3, 7];
+    let mut setup = Setup::new(Arc::clone(&source));
+    setup.bus = Some(Arc::clone(&bus));
+    setup.config.version_cache = CACHE;
+    let server = start(setup).await;
+    server.wait_for_champion(&probe, 1).await;
+    let mut client = server.client().await;
+
+    for k in 2..=SWAPS + 1 {
+        // Every version answers and fails a request, so each one has every kind of series.
+        client.model_infer(probe.clone()).await.unwrap();
+        client.model_infer(bad.clone()).await.unwrap_err();
+        let version = source.promote("m", variant(&trained.artifact, k as f64 / 10.0));
+        announce_promotion(bus.as_ref(), "m", version).await;
+        server.wait_for_champion(&probe, version).await;
+    }
+    // An old version asked for by number is loaded into the cache again, evicting another.
+    let mut old = probe.clone();
+    old.model_version = "1".into();
+    assert_eq!(
+        client
+            .model_infer(old)
+            .await
+            .unwrap()
+            .get_ref()
+            .model_version,
+        "1"
+    );
+
+    let served: std::collections::BTreeSet<u64> = client
+        .model_metadata(mend_proto::inference::ModelMetadataRequest {
+            name: "m".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .get_ref()
+        .versions
+        .iter()
+        .map(|version| version.parse().unwrap())
+        .collect();
+    let champion = SWAPS + 1;
+    assert_eq!(
+        served.len(),
+        CACHE + 1,
+        "champion plus the cache: {served:?}"
+    );
+    assert!(served.contains(&champion) && served.contains(&1));
+    let text = server.metrics.encode().unwrap();
+    assert_eq!(versions_in_metrics(&text, "m"), served, "{text}");
+
+    // The champion's counters keep counting where they were.
+    let champion_requests =
+        format!("mend_inference_requests_total{{model=\"m\",version=\"{champion}\"}}");
+    let count = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&champion_requests))
+            .map(|value| value.trim().parse().unwrap())
+            .unwrap_or(0)
+    };
+    let before = count(&text);
+    assert!(before >= 1, "{text}");
+    client.model_infer(probe.clone()).await.unwrap();
+    assert_eq!(count(&server.metrics.encode().unwrap()), before + 1);
     server.stop().await;
 }

@@ -59,6 +59,8 @@ fn pull_config(spec: &ConsumerSpec, filter: &str) -> pull::Config {
         backoff: spec.backoff.clone(),
         filter_subject: filter.to_owned(),
         max_ack_pending: 1000,
+        // Zero is "never" to the server, and the client then leaves the field out.
+        inactive_threshold: spec.inactive_threshold.unwrap_or_default(),
         ..pull::Config::default()
     }
 }
@@ -77,6 +79,37 @@ async fn ensure_consumer(
             durable: spec.durable.clone(),
             reason: format!("{filter} on {stream}: {error}"),
         })
+}
+
+/// Deletes every server-side consumer of `spec`; ones already gone (deleted by the
+/// inactivity threshold, or never created) are fine.
+pub(crate) async fn delete(js: &Context, spec: &ConsumerSpec) -> Result<(), BusError> {
+    for filter in &spec.filter_subjects {
+        let stream = subjects::stream_for(filter).ok_or_else(|| BusError::NoStream {
+            subject: filter.clone(),
+        })?;
+        let name = consumer_name(&spec.durable, filter);
+        match js.delete_consumer_from_stream(&name, stream).await {
+            Ok(_) => tracing::debug!(consumer = %name, stream, "deleted consumer"),
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => {
+                return Err(BusError::Consumer {
+                    durable: spec.durable.clone(),
+                    reason: format!("deleting {name} on {stream}: {error}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_not_found(error: &async_nats::jetstream::stream::ConsumerError) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    use async_nats::jetstream::stream::ConsumerErrorKind;
+    match error.kind() {
+        ConsumerErrorKind::JetStream(error) => error.error_code() == ErrorCode::CONSUMER_NOT_FOUND,
+        _ => false,
+    }
 }
 
 /// Creates every server-side consumer of `spec` and merges their deliveries.

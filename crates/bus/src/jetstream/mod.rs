@@ -251,6 +251,10 @@ impl Bus for JetStreamBus {
     async fn consume(&self, spec: ConsumerSpec) -> Result<Subscription, BusError> {
         consumer::subscribe(&self.js, spec).await
     }
+
+    async fn delete_consumer(&self, spec: &ConsumerSpec) -> Result<(), BusError> {
+        consumer::delete(&self.js, spec).await
+    }
 }
 
 #[cfg(test)]

@@ -204,13 +204,13 @@ fn expected_inputs(model: &LoadedModel) -> String {
 
 /// The row count all tensors must agree on, and which tensor set it.
 #[derive(Default)]
-struct RowCount {
+struct RowCount<'a> {
     rows: Option<usize>,
-    set_by: String,
+    set_by: &'a str,
 }
 
-impl RowCount {
-    fn agree(&mut self, name: &str, rows: usize, max_rows: usize) -> Result<(), InferError> {
+impl<'a> RowCount<'a> {
+    fn agree(&mut self, name: &'a str, rows: usize, max_rows: usize) -> Result<(), InferError> {
         if rows == 0 {
             return Err(InferError::invalid(format!("input `{name}` has no rows")));
         }
@@ -222,7 +222,7 @@ impl RowCount {
         match self.rows {
             None => {
                 self.rows = Some(rows);
-                self.set_by = name.to_owned();
+                self.set_by = name;
                 Ok(())
             }
             Some(known) if known == rows => Ok(()),
@@ -243,31 +243,33 @@ fn datatype(input: &Input<'_>) -> Result<Datatype, InferError> {
     })
 }
 
-fn dims(input: &Input<'_>) -> Result<Vec<usize>, InferError> {
-    input
-        .tensor
-        .shape
-        .iter()
-        .map(|&d| {
-            usize::try_from(d).map_err(|_| {
-                InferError::invalid(format!(
-                    "input `{}`: shape {:?} has a negative dimension",
-                    input.tensor.name, input.tensor.shape
-                ))
-            })
-        })
-        .collect()
+/// The shape's first two dimensions (`None` past the end) and how many it has, checked for
+/// negative ones. Read in place: every request passes here once per tensor.
+fn dims(input: &Input<'_>) -> Result<([Option<usize>; 2], usize), InferError> {
+    let shape = &input.tensor.shape;
+    let mut first = [None; 2];
+    for (index, &d) in shape.iter().enumerate() {
+        let d = usize::try_from(d).map_err(|_| {
+            InferError::invalid(format!(
+                "input `{}`: shape {:?} has a negative dimension",
+                input.tensor.name, shape
+            ))
+        })?;
+        if let Some(slot) = first.get_mut(index) {
+            *slot = Some(d);
+        }
+    }
+    Ok((first, shape.len()))
 }
 
 /// Rows of a per-feature tensor: shape `[N]` or `[N, 1]`.
-fn column_rows(
-    input: &Input<'_>,
-    rows: &mut RowCount,
+fn column_rows<'a>(
+    input: &Input<'a>,
+    rows: &mut RowCount<'a>,
     max_rows: usize,
 ) -> Result<usize, InferError> {
-    let shape = dims(input)?;
-    let n = match shape.as_slice() {
-        [n] | [n, 1] => *n,
+    let n = match dims(input)? {
+        ([Some(n), None], 1) | ([Some(n), Some(1)], 2) => n,
         _ => {
             return Err(InferError::invalid(format!(
                 "input `{}`: shape {:?} is not [N] or [N, 1]",
@@ -283,14 +285,13 @@ fn matrix<'a>(
     model: &LoadedModel,
     request: &'a ModelInferRequest,
     input: &Input<'a>,
-    rows: &mut RowCount,
+    rows: &mut RowCount<'a>,
     max_rows: usize,
 ) -> Result<Layout<'a>, InferError> {
     let name = input.tensor.name.as_str();
     let features = model.plan.features.len();
-    let shape = dims(input)?;
-    let n = match shape.as_slice() {
-        [n, f] if *f == features => *n,
+    let n = match dims(input)? {
+        ([Some(n), Some(f)], 2) if f == features => n,
         _ => {
             return Err(InferError::invalid(format!(
                 "input `{name}`: shape {:?} does not fit model `{}`, which takes [N, {features}] (or {})",
@@ -323,7 +324,7 @@ fn column<'a>(
     request: &'a ModelInferRequest,
     feature: usize,
     input: &Input<'a>,
-    rows: &mut RowCount,
+    rows: &mut RowCount<'a>,
     max_rows: usize,
 ) -> Result<Column<'a>, InferError> {
     let name = input.tensor.name.as_str();

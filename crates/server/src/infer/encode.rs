@@ -23,12 +23,44 @@ pub(crate) enum Output {
     Label,
 }
 
-/// The outputs a request asks for (every output when it lists none), without duplicates.
-pub(crate) fn requested_outputs(request: &ModelInferRequest) -> Result<Vec<Output>, InferError> {
-    if request.outputs.is_empty() {
-        return Ok(vec![Output::Probabilities, Output::Label]);
+/// The outputs a request asks for, in order and without duplicates: at most the two there
+/// are, so no allocation per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outputs {
+    list: [Output; 2],
+    len: usize,
+}
+
+impl Outputs {
+    const ALL: Outputs = Outputs {
+        list: [Output::Probabilities, Output::Label],
+        len: 2,
+    };
+
+    pub fn as_slice(&self) -> &[Output] {
+        &self.list[..self.len]
     }
-    let mut outputs = Vec::with_capacity(2);
+
+    fn push(&mut self, output: Output) {
+        if self.as_slice().contains(&output) {
+            return;
+        }
+        if let Some(slot) = self.list.get_mut(self.len) {
+            *slot = output;
+            self.len += 1;
+        }
+    }
+}
+
+/// The outputs a request asks for (every output when it lists none), without duplicates.
+pub(crate) fn requested_outputs(request: &ModelInferRequest) -> Result<Outputs, InferError> {
+    if request.outputs.is_empty() {
+        return Ok(Outputs::ALL);
+    }
+    let mut outputs = Outputs {
+        list: [Output::Probabilities; 2],
+        len: 0,
+    };
     for requested in &request.outputs {
         let output = match requested.name.as_str() {
             PROBABILITIES_OUTPUT => Output::Probabilities,
@@ -39,9 +71,7 @@ pub(crate) fn requested_outputs(request: &ModelInferRequest) -> Result<Vec<Outpu
                 )));
             }
         };
-        if !outputs.contains(&output) {
-            outputs.push(output);
-        }
+        outputs.push(output);
     }
     Ok(outputs)
 }

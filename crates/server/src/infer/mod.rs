@@ -41,6 +41,12 @@ pub(crate) fn infer(
         log.sample(model, &request.id, &decoded, &predictions);
     }
     let rows = decoded.rows;
-    let response = encode::response(model, &request.id, &outputs, predictions, decoded.raw);
+    let response = encode::response(
+        model,
+        &request.id,
+        outputs.as_slice(),
+        predictions,
+        decoded.raw,
+    );
     Ok((response, rows))
 }

@@ -219,15 +219,19 @@ impl ModelStore {
 
     /// The model that answers a request naming `version` (empty: the champion).
     pub async fn resolve(&self, name: &str, version: &str) -> Result<Arc<LoadedModel>, InferError> {
-        let entry = self.get(name).ok_or_else(|| self.unknown_model(name))?;
-        let champion = entry.champion();
         if version.is_empty() {
-            return champion.ok_or_else(|| {
+            // Nearly every request: the champion, read without cloning the entry's `Arc`
+            // (a shared counter every request would otherwise bump twice).
+            let entries = self.entries.load();
+            let entry = entries.get(name).ok_or_else(|| self.unknown_model(name))?;
+            return entry.champion().ok_or_else(|| {
                 InferError::Unavailable(format!(
                     "model `{name}` has no champion loaded yet; retry shortly"
                 ))
             });
         }
+        let entry = self.get(name).ok_or_else(|| self.unknown_model(name))?;
+        let champion = entry.champion();
         let version: u64 = version.trim().parse().map_err(|_| {
             InferError::invalid(format!(
                 "model_version `{version}` is not a version number; leave it empty for the champion"
