@@ -93,6 +93,10 @@ pub(crate) async fn follow_champions(
     }
 }
 
+/// How long a replica's consumer may go without a pull before JetStream deletes it (a live
+/// replica always has a pull waiting).
+const CONSUMER_INACTIVE_THRESHOLD: Duration = Duration::from_secs(3600);
+
 async fn follow_once(
     bus: Arc<dyn Bus>,
     wake: Arc<HashMap<String, Arc<Signals>>>,
@@ -109,7 +113,10 @@ async fn follow_once(
     )
     .ack_wait(Duration::from_secs(30))
     .max_deliver(Some(3))
-    .batch(16);
+    .batch(16)
+    // The durable is per replica: one that is gone (scaled down, rescheduled under another
+    // name) must not leave its consumer behind in JetStream forever.
+    .inactive_threshold(Some(CONSUMER_INACTIVE_THRESHOLD));
     let subscription = EventSubscription::subscribe(bus, spec).await?;
     run_event_loop(subscription, shutdown, move |envelope: Envelope, _delivered: u64| {
         let wake = Arc::clone(&wake);
