@@ -7,13 +7,59 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// One feature value as it arrived: a number, a text (categorical), or missing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One feature value as it arrived: a number, a text (categorical), or missing. On the wire a
+/// JSON number, string or `null` (a hand-written `Deserialize`: serde's `untagged` would try
+/// each variant in turn and build an error for every miss, which dominated reading the data log).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Value {
     Number(f64),
     Text(String),
     Missing,
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a number, a string or null")
+    }
+
+    fn visit_f64<E>(self, x: f64) -> Result<Value, E> {
+        Ok(Value::Number(x))
+    }
+
+    fn visit_i64<E>(self, x: i64) -> Result<Value, E> {
+        Ok(Value::Number(x as f64))
+    }
+
+    fn visit_u64<E>(self, x: u64) -> Result<Value, E> {
+        Ok(Value::Number(x as f64))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::Text(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::Text(s))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Missing)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Missing)
+    }
 }
 
 impl Value {
@@ -52,4 +98,30 @@ pub struct PredictionRecord {
     pub values: BTreeMap<String, Value>,
     pub probabilities: Vec<f32>,
     pub label: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn values_keep_their_json_shape_both_ways() {
+        let text = r#"{"a":1.5,"b":-3,"c":7,"d":"red","e":null,"f":"1.5"}"#;
+        let values: BTreeMap<String, Value> = serde_json::from_str(text).unwrap();
+        assert_eq!(values["a"], Value::Number(1.5));
+        assert_eq!(values["b"], Value::Number(-3.0));
+        assert_eq!(values["c"], Value::Number(7.0));
+        assert_eq!(values["d"], Value::Text("red".into()));
+        assert_eq!(values["e"], Value::Missing);
+        assert_eq!(values["f"], Value::Text("1.5".into()));
+        let again: BTreeMap<String, Value> =
+            serde_json::from_str(&serde_json::to_string(&values).unwrap()).unwrap();
+        assert_eq!(again, values);
+        let err = serde_json::from_str::<Value>("true")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a number, a string or null"), "{err}");
+        assert!(serde_json::from_str::<Value>("[1]").is_err());
+    }
 }
