@@ -11,9 +11,10 @@ use std::collections::{HashMap, HashSet};
 use mend_bus::{DataLog, DataLogError, DataLogExt, Logged, ModelName, Window};
 use mend_core::record::{LabelRecord, RowRecord, Value};
 
-/// The first read of rows covers this many times the labels; it doubles until every label
-/// has its row or the log has no more.
-const FIRST_READ_FACTOR: usize = 2;
+/// The first read of rows covers the labels plus this share of them (rows usually arrive just
+/// before their labels, so the newest rows are mostly the wanted ones); it doubles until every
+/// label has its row or the log has no more. Decoding rows is most of a window's read time.
+const FIRST_READ_SLACK: usize = 8;
 /// Never read more than this many times the labels while looking for their rows.
 const MAX_READ_FACTOR: usize = 16;
 const MIN_READ: usize = 1024;
@@ -140,7 +141,7 @@ async fn find_rows(
     model: &ModelName,
     wanted: &HashSet<&str>,
 ) -> Result<Found, DataLogError> {
-    let mut count = (wanted.len() * FIRST_READ_FACTOR).max(MIN_READ);
+    let mut count = (wanted.len() + wanted.len() / FIRST_READ_SLACK).max(MIN_READ);
     let cap = (wanted.len() * MAX_READ_FACTOR).max(MIN_READ);
     loop {
         let rows = log.read_rows(model, &Window::last(count)).await?;
