@@ -386,7 +386,10 @@ fn describe(
             format!("trainer: candidate rejected: {}", r.reason)
         }
         Event::ModelPromoted(p) => {
-            *promotions += 1;
+            // The first model's registration is a promotion too, but not a heal.
+            if p.previous.is_some() {
+                *promotions += 1;
+            }
             format!(
                 "registry: v{} promoted to champion (was {}): {}",
                 p.version,

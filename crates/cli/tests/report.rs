@@ -68,6 +68,8 @@ async fn fetches_lists_and_writes_reports_from_the_monitor() {
 
     let mut config = MonitorConfig::new(vec![model.clone()], dir.path());
     config.poll_interval = Duration::from_millis(50);
+    // Two windows of the 2,000 shifted rows, so there are two reports to list.
+    config.window_rows = 1_000;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let shutdown = Shutdown::new();
