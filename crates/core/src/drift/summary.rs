@@ -377,6 +377,9 @@ pub struct WindowSummary {
     pub prediction: PredictionSummary,
     pub config: SummaryConfig,
     by_name: HashMap<String, usize>,
+    /// Feature indices in name order, so a row's values (a map sorted by name) are matched to
+    /// features in one walk instead of a lookup per feature.
+    in_name_order: Vec<usize>,
 }
 
 impl WindowSummary {
@@ -407,6 +410,11 @@ impl WindowSummary {
                 .enumerate()
                 .map(|(i, l)| (l.name.clone(), i))
                 .collect(),
+            in_name_order: {
+                let mut order: Vec<usize> = (0..layout.len()).collect();
+                order.sort_by(|&a, &b| layout[a].name.cmp(&layout[b].name));
+                order
+            },
         }
     }
 
@@ -476,8 +484,19 @@ impl WindowSummary {
     /// Adds one row of values by feature name, as the data log carries them; features the row
     /// lacks count as missing, names the summary does not know are ignored.
     pub fn push_values(&mut self, values: &BTreeMap<String, Value>) {
-        for i in 0..self.features.len() {
-            let value = values.get(self.features[i].name());
+        // Both sides sorted by name: one merge walk (each feature's summary is independent, so
+        // the order features are fed in does not change the result).
+        let mut entries = values.iter().peekable();
+        for k in 0..self.in_name_order.len() {
+            let i = self.in_name_order[k];
+            let name = self.features[i].name();
+            while entries.peek().is_some_and(|(key, _)| key.as_str() < name) {
+                entries.next();
+            }
+            let value = entries
+                .peek()
+                .filter(|(key, _)| key.as_str() == name)
+                .map(|(_, value)| *value);
             match value {
                 None | Some(Value::Missing) => self.push_missing(i),
                 Some(Value::Number(x)) => self.push_number(i, *x),
@@ -588,5 +607,55 @@ mod tests {
         }
         assert_eq!(bin_index(3.0, &[1.0]), bin_of(3.0, &[1.0]));
         assert_eq!(bin_index(3.0, &[]), bin_of(3.0, &[]));
+    }
+
+    #[test]
+    fn values_by_name_reach_the_right_features_whatever_the_layout_order() {
+        // Declared out of name order, with a row that lacks one feature and has an unknown one.
+        let layout = [
+            FeatureLayout::numeric("zeta"),
+            FeatureLayout::categorical("colour"),
+            FeatureLayout::numeric("alpha"),
+        ];
+        let config = SummaryConfig::default();
+        let mut by_name = WindowSummary::new(&layout, &[], config);
+        let mut by_index = WindowSummary::new(&layout, &[], config);
+        for i in 0..50 {
+            let mut row = BTreeMap::new();
+            row.insert("zeta".to_owned(), Value::Number(f64::from(i)));
+            row.insert("unknown".to_owned(), Value::Number(-1.0));
+            if i % 3 != 0 {
+                row.insert("colour".to_owned(), Value::Text(format!("c{}", i % 2)));
+            }
+            row.insert("alpha".to_owned(), Value::Number(f64::from(i) * 0.5));
+            by_name.push_values(&row);
+            by_index.push_number(0, f64::from(i));
+            if i % 3 != 0 {
+                by_index.push_text(1, &format!("c{}", i % 2));
+            } else {
+                by_index.push_missing(1);
+            }
+            by_index.push_number(2, f64::from(i) * 0.5);
+            by_index.end_row();
+        }
+        assert_eq!(by_name.rows, 50);
+        for (a, b) in by_name.features.iter().zip(&by_index.features) {
+            match (a, b) {
+                (FeatureSummary::Numeric(a), FeatureSummary::Numeric(b)) => {
+                    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                }
+                (FeatureSummary::Categorical(a), FeatureSummary::Categorical(b)) => {
+                    let sorted = |s: &CategoricalSummary| {
+                        let mut counts: Vec<(String, u64)> =
+                            s.counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                        counts.sort();
+                        (s.count, s.missing, counts)
+                    };
+                    assert_eq!(sorted(a), sorted(b));
+                    assert_eq!(sorted(a).2.len(), 2);
+                }
+                _ => panic!("feature kinds differ"),
+            }
+        }
     }
 }
