@@ -13,8 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 use mend_bus::{
-    Bus, DataLog, InProcessBus, InProcessConfig, JetStreamBus, JetStreamConfig, JetStreamDataLog,
-    SqliteDataLog,
+    Bus, DataLog, InProcessBus, InProcessConfig, JetStreamBus, JetStreamDataLog, SqliteDataLog,
 };
 use mend_client::RegistryClient;
 use mend_registry::{JetStreamStore, RegistryDeps, RegistryStore, SqliteStore};
@@ -43,18 +42,9 @@ struct Shared {
 async fn open_shared(config: &MendConfig) -> Result<Shared> {
     match &config.nats {
         Some(nats) => {
-            let jetstream = JetStreamBus::connect_with(
-                &nats.url,
-                mend_runtime::nats::connect_options(nats)
-                    .await
-                    .context("invalid NATS settings (MEND_NATS_*)")?,
-                JetStreamConfig {
-                    replicas: nats.replicas,
-                    ..JetStreamConfig::default()
-                },
-            )
-            .await
-            .context("failed to connect to NATS (MEND_NATS_URL)")?;
+            let jetstream = JetStreamBus::connect_configured(nats)
+                .await
+                .context("failed to connect to NATS (MEND_NATS_URL)")?;
             let store = JetStreamStore::open(
                 jetstream.jetstream(),
                 mend_registry::JetStreamConfig {

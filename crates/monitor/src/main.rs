@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use mend_bus::{Bus, DataLog, JetStreamBus, JetStreamConfig, JetStreamDataLog, SqliteDataLog};
+use mend_bus::{Bus, DataLog, JetStreamBus, JetStreamDataLog, SqliteDataLog};
 use mend_client::RegistryClient;
 use mend_monitor::{MonitorConfig, MonitorDeps, RegistryChampionSource};
 use mend_runtime::config::Env;
@@ -60,18 +60,9 @@ async fn serve(config: MendConfig, monitor_config: MonitorConfig) -> anyhow::Res
     let registry = RegistryClient::connect_lazy(&endpoint, token);
     let (bus, data_log): (Option<Arc<dyn Bus>>, Arc<dyn DataLog>) = match &config.nats {
         Some(nats) => {
-            let jetstream = JetStreamBus::connect_with(
-                &nats.url,
-                mend_runtime::nats::connect_options(nats)
-                    .await
-                    .context("invalid NATS settings (MEND_NATS_*)")?,
-                JetStreamConfig {
-                    replicas: nats.replicas,
-                    ..JetStreamConfig::default()
-                },
-            )
-            .await
-            .context("failed to connect to NATS (MEND_NATS_URL)")?;
+            let jetstream = JetStreamBus::connect_configured(nats)
+                .await
+                .context("failed to connect to NATS (MEND_NATS_URL)")?;
             (
                 Some(Arc::new(jetstream.clone())),
                 Arc::new(JetStreamDataLog::new(jetstream)),

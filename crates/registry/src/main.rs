@@ -95,19 +95,9 @@ async fn open_deps(config: &MendConfig) -> anyhow::Result<RegistryDeps> {
             bus: None,
         });
     };
-    let options = mend_runtime::nats::connect_options(nats)
+    let bus = JetStreamBus::connect_configured(nats)
         .await
-        .context("invalid NATS settings")?;
-    let bus = JetStreamBus::connect_with(
-        &nats.url,
-        options,
-        mend_bus::JetStreamConfig {
-            replicas: nats.replicas,
-            ..mend_bus::JetStreamConfig::default()
-        },
-    )
-    .await
-    .context("failed to connect to NATS (MEND_NATS_URL) and set up the event streams")?;
+        .context("failed to connect to NATS (MEND_NATS_URL) and set up the event streams")?;
     let store = JetStreamStore::open(
         bus.jetstream(),
         JetStreamConfig {

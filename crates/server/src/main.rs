@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use mend_bus::{Bus, DataLog, JetStreamBus, JetStreamConfig, JetStreamDataLog};
+use mend_bus::{Bus, DataLog, JetStreamBus, JetStreamDataLog};
 use mend_runtime::config::Env;
 use mend_runtime::{Health, MendConfig, Metrics, Readiness, Shutdown};
 use mend_server::{Listeners, RegistryModelSource, ServerConfig, ServerDeps};
@@ -63,18 +63,9 @@ async fn serve(config: MendConfig, server_config: ServerConfig) -> anyhow::Resul
     let mut data_log: Option<Arc<dyn DataLog>> = None;
     match &config.nats {
         Some(nats) => {
-            let jetstream = JetStreamBus::connect_with(
-                &nats.url,
-                mend_runtime::nats::connect_options(nats)
-                    .await
-                    .context("invalid NATS settings (MEND_NATS_*)")?,
-                JetStreamConfig {
-                    replicas: nats.replicas,
-                    ..JetStreamConfig::default()
-                },
-            )
-            .await
-            .context("failed to connect to NATS (MEND_NATS_URL)")?;
+            let jetstream = JetStreamBus::connect_configured(nats)
+                .await
+                .context("failed to connect to NATS (MEND_NATS_URL)")?;
             bus = Some(Arc::new(jetstream.clone()));
             data_log = Some(Arc::new(JetStreamDataLog::new(jetstream)));
         }

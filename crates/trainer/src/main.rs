@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use mend_bus::{JetStreamBus, JetStreamConfig, JetStreamDataLog};
+use mend_bus::{JetStreamBus, JetStreamDataLog};
 use mend_client::RegistryClient;
 use mend_runtime::config::{Env, MendConfig};
 use mend_runtime::{Metrics, Shutdown, telemetry};
@@ -54,18 +54,9 @@ async fn main() -> ExitCode {
 
 async fn serve(config: MendConfig) -> anyhow::Result<()> {
     let nats = config.nats.as_ref().context("MEND_NATS_URL is not set")?;
-    let bus = JetStreamBus::connect_with(
-        &nats.url,
-        mend_runtime::nats::connect_options(nats)
-            .await
-            .context("invalid NATS settings (MEND_NATS_*)")?,
-        JetStreamConfig {
-            replicas: nats.replicas,
-            ..JetStreamConfig::default()
-        },
-    )
-    .await
-    .context("failed to connect to NATS (MEND_NATS_URL)")?;
+    let bus = JetStreamBus::connect_configured(nats)
+        .await
+        .context("failed to connect to NATS (MEND_NATS_URL)")?;
     let endpoint = mend_runtime::grpc::grpc_client_endpoint(&config.registry_addr, &config.tls)
         .context("failed to set up the registry client (MEND_REGISTRY_ADDR)")?;
     let token = config

@@ -114,6 +114,25 @@ impl JetStreamBus {
         JetStreamBus::connect_with(url, async_nats::ConnectOptions::new(), config).await
     }
 
+    /// Connects as a service configured by `MEND_NATS_*`: authentication and TLS from
+    /// [`mend_runtime::nats::connect_options`], stream replicas from `MEND_NATS_REPLICAS`.
+    /// Every service binary and `mend up --nats` connect through here.
+    pub async fn connect_configured(
+        nats: &mend_runtime::config::NatsConfig,
+    ) -> Result<Self, BusError> {
+        let options = mend_runtime::nats::connect_options(nats)
+            .await
+            .map_err(|error| BusError::Connect {
+                url: redact_userinfo(&nats.url),
+                reason: format!("invalid NATS settings (MEND_NATS_*): {error}"),
+            })?;
+        let config = JetStreamConfig {
+            replicas: nats.replicas,
+            ..JetStreamConfig::default()
+        };
+        JetStreamBus::connect_with(&nats.url, options, config).await
+    }
+
     /// Connects to `url` with `options` carrying authentication and TLS (services build
     /// them from their config in one place), reconnecting forever after a first success
     /// with at most ~1 s between attempts, and makes sure the streams exist.
