@@ -71,6 +71,7 @@ async fn a_token_server_admits_the_right_token_and_refuses_others() {
         let server = start(NatsServerOptions {
             auth: ServerAuth::Token(TOKEN.into()),
             tls: None,
+            ..NatsServerOptions::default()
         })
         .await;
         let url = server.url();
@@ -114,6 +115,7 @@ async fn a_user_password_server_admits_its_user_only() {
                 password: "pa55word".into(),
             },
             tls: None,
+            ..NatsServerOptions::default()
         })
         .await;
         let url = server.url();
@@ -173,6 +175,7 @@ async fn tls_with_the_right_ca_and_client_certificate_connects() {
                 key: fixture("server.key").into(),
                 verify_clients_with: Some(fixture("ca.pem").into()),
             }),
+            ..NatsServerOptions::default()
         })
         .await;
         let url = server.url();
@@ -215,6 +218,7 @@ async fn tls_against_a_server_signed_by_another_ca_is_refused() {
                 key: fixture("server.key").into(),
                 verify_clients_with: None,
             }),
+            ..NatsServerOptions::default()
         })
         .await;
         let url = server.url();

@@ -22,6 +22,7 @@ fn token_server() -> NatsServer {
     NatsServer::start_with(NatsServerOptions {
         auth: ServerAuth::Token(NATS_TOKEN.into()),
         tls: None,
+        ..NatsServerOptions::default()
     })
     .unwrap()
 }

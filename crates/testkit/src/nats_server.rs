@@ -21,6 +21,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// A freshly probed port can be taken by someone else before the server binds it.
 const START_ATTEMPTS: usize = 5;
+/// JetStream file storage each test server may reserve (streams reserve their `max_bytes`).
+const TEST_MAX_FILE_STORE: &str = "1TB";
 
 /// How clients must authenticate to a test server (`nats-server --auth` or `--user/--pass`).
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -59,6 +61,9 @@ pub struct ServerTls {
 pub struct NatsServerOptions {
     pub auth: ServerAuth,
     pub tls: Option<ServerTls>,
+    /// JetStream file storage in bytes; `None` is a generous fixed limit (1 TB), never the
+    /// free-disk guess nats-server makes on its own.
+    pub max_file_store: Option<u64>,
 }
 
 /// A running `nats-server -js` bound to `127.0.0.1:<port>` with its own store directory.
@@ -200,13 +205,27 @@ impl NatsServer {
             .open(self.log_path())
             .map_err(TestkitError::TempDir)?;
         let log_err = log.try_clone().map_err(TestkitError::TempDir)?;
+        // JetStream's file storage is sized from the free disk unless set: on a machine with
+        // less than ~15 GiB free, mend's default stream limits (11.25 GiB reserved) would be
+        // refused. The tests write megabytes, so the limit is set, not measured.
+        let config = self.dir.path().join("nats-server.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "jetstream {{\n  store_dir: {:?}\n  max_file_store: {}\n}}\n",
+                self.store_dir().display().to_string(),
+                self.options
+                    .max_file_store
+                    .map_or_else(|| TEST_MAX_FILE_STORE.to_owned(), |bytes| bytes.to_string()),
+            ),
+        )
+        .map_err(TestkitError::TempDir)?;
         let mut command = Command::new(&self.bin);
         command
-            .arg("-js")
+            .arg("-c")
+            .arg(&config)
             .args(["-a", "127.0.0.1"])
-            .args(["-p", &self.port.to_string()])
-            .arg("-sd")
-            .arg(self.store_dir());
+            .args(["-p", &self.port.to_string()]);
         match &self.options.auth {
             ServerAuth::None => {}
             ServerAuth::Token(token) => {

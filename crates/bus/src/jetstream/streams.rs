@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::ErrorCode;
-use async_nats::jetstream::context::Context;
+use async_nats::jetstream::context::{Context, CreateStreamErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 
 use crate::error::BusError;
@@ -93,29 +93,100 @@ pub(crate) fn stream_configs(
     ]
 }
 
-/// Creates the stream, or updates it when it exists with another configuration.
-/// Safe to run from several services at once.
+/// Creates the stream, or updates it when it exists with another configuration; a stream
+/// that already has it is left alone. Safe to run from several services at once.
+///
+/// The stream is looked up first because the server checks the storage a create or update
+/// would reserve even when nothing changes: on a server short of space a restarted service
+/// would otherwise fail on the very stream it created before.
 pub(crate) async fn ensure_stream(js: &Context, config: &stream::Config) -> Result<(), BusError> {
     let failed = |reason: String| BusError::Stream {
         stream: config.name.clone(),
         reason,
     };
+    match js.get_stream(&config.name).await {
+        Ok(existing) => {
+            if has_settings(&existing.cached_info().config, config) {
+                return Ok(());
+            }
+            return update(js, config).await;
+        }
+        Err(error) => {
+            let missing = matches!(
+                error.kind(),
+                GetStreamErrorKind::JetStream(ref api)
+                    if api.error_code() == ErrorCode::STREAM_NOT_FOUND
+            );
+            if !missing {
+                return Err(failed(error.to_string()));
+            }
+        }
+    }
     match js.create_stream(config.clone()).await {
         Ok(_) => Ok(()),
         Err(error) => {
-            let exists_differently = matches!(
-                error.kind(),
-                async_nats::jetstream::context::CreateStreamErrorKind::JetStream(ref api)
-                    if api.error_code() == ErrorCode::STREAM_NAME_EXIST
-            );
-            if !exists_differently {
-                return Err(failed(error.to_string()));
+            let code = match error.kind() {
+                CreateStreamErrorKind::JetStream(ref api) => Some(api.error_code()),
+                _ => None,
+            };
+            match code {
+                // Another service created it between our lookup and our create.
+                Some(ErrorCode::STREAM_NAME_EXIST) => update(js, config).await,
+                Some(code) => Err(failed(explain(code, error.to_string(), config))),
+                None => Err(failed(error.to_string())),
             }
-            tracing::info!(stream = %config.name, "updating stream configuration");
-            js.update_stream(config)
-                .await
-                .map(|_| ())
-                .map_err(|error| failed(error.to_string()))
         }
+    }
+}
+
+async fn update(js: &Context, config: &stream::Config) -> Result<(), BusError> {
+    tracing::info!(stream = %config.name, "updating stream configuration");
+    match js.update_stream(config).await {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            let reason = match error.kind() {
+                async_nats::jetstream::context::UpdateStreamErrorKind::JetStream(ref api) => {
+                    explain(api.error_code(), error.to_string(), config)
+                }
+                _ => error.to_string(),
+            };
+            Err(BusError::Stream {
+                stream: config.name.clone(),
+                reason,
+            })
+        }
+    }
+}
+
+/// Whether `current` already has every setting mend manages in `wanted`.
+fn has_settings(current: &stream::Config, wanted: &stream::Config) -> bool {
+    let mut current_subjects = current.subjects.clone();
+    let mut wanted_subjects = wanted.subjects.clone();
+    current_subjects.sort();
+    wanted_subjects.sort();
+    current_subjects == wanted_subjects
+        && current.description == wanted.description
+        && current.retention == wanted.retention
+        && current.storage == wanted.storage
+        && current.discard == wanted.discard
+        && current.max_age == wanted.max_age
+        && current.max_bytes == wanted.max_bytes
+        && current.duplicate_window == wanted.duplicate_window
+        && current.num_replicas.max(1) == wanted.num_replicas.max(1)
+        && current.allow_direct == wanted.allow_direct
+}
+
+/// Adds what to do to the server's terse refusal when the stream's limits do not fit.
+fn explain(code: ErrorCode, reason: String, config: &stream::Config) -> String {
+    if code == ErrorCode::STORAGE_RESOURCES_EXCEEDED || code == ErrorCode::INSUFFICIENT_RESOURCES {
+        format!(
+            "{reason}; the stream reserves max_bytes {} x {} replica(s) of JetStream file storage: \
+             raise the server's jetstream max_file_store (it defaults to 75% of the free disk) \
+             or free disk space",
+            config.max_bytes,
+            config.num_replicas.max(1)
+        )
+    } else {
+        reason
     }
 }
