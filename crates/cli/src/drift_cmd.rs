@@ -313,9 +313,10 @@ fn summarise(
     let mut summary = WindowSummary::new(layout, &[], config);
     let mut not_numbers = vec![0u64; layout.len()];
     let mut columns: Vec<usize> = Vec::new();
-    // Numbers wait in per-column batches and go into the summary a column at a time, so each
-    // column's reservoir stays in cache while it is fed (the order within a column, and so the
-    // summary, is the same as pushing row by row). Missing values wait as NaN.
+    // Numbers wait in per-column batches and go into the summary a block at a time: each
+    // column's counts are folded in one pass and the row sample skips ahead between the rows it
+    // takes (the summary is the same as pushing row by row). Missing values wait as NaN;
+    // categorical values go in at once (the block only counts their rows).
     let mut batch: Vec<Vec<f64>> = vec![Vec::with_capacity(BATCH_ROWS); layout.len()];
     let mut batched_rows = 0;
     csv_blocks::read_rows(
@@ -358,10 +359,9 @@ fn summarise(
                     }
                 }
             }
-            summary.end_row();
             batched_rows += 1;
             if batched_rows == BATCH_ROWS {
-                flush(&mut summary, &mut batch);
+                flush(&mut summary, &mut batch, batched_rows)?;
                 batched_rows = 0;
             }
             Ok(())
@@ -369,7 +369,7 @@ fn summarise(
         |bytes| bytes_read.store(bytes, Ordering::Relaxed),
     )
     .with_context(|| format!("failed to read {}", path.display()))?;
-    flush(&mut summary, &mut batch);
+    flush(&mut summary, &mut batch, batched_rows)?;
     Ok(Summarised {
         summary,
         not_numbers,
@@ -379,14 +379,12 @@ fn summarise(
 /// Rows whose numbers are batched per column before they reach the summary.
 const BATCH_ROWS: usize = 4096;
 
-/// Feeds batched numbers to the summary column by column (NaN counts as missing there).
-fn flush(summary: &mut WindowSummary, batch: &mut [Vec<f64>]) {
-    for (feature, values) in batch.iter_mut().enumerate() {
-        for &x in values.iter() {
-            summary.push_number(feature, x);
-        }
-        values.clear();
-    }
+/// Feeds a block of batched rows to the summary: numbers column by column (NaN counts as
+/// missing there), the row sample a whole row at a time.
+fn flush(summary: &mut WindowSummary, batch: &mut [Vec<f64>], rows: usize) -> Result<()> {
+    summary.push_block(rows, batch)?;
+    batch.iter_mut().for_each(Vec::clear);
+    Ok(())
 }
 
 /// What `--bench-window` prints.

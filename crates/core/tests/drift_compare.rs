@@ -317,7 +317,10 @@ fn memory_stays_bounded_by_the_configuration() {
     let mend_core::drift::summary::FeatureSummary::Numeric(x) = &s.features[0] else {
         panic!()
     };
-    assert_eq!(x.reservoir.items().len(), 500);
+    assert_eq!(s.sample.rows(), 500);
+    assert!(!s.sample.is_complete());
+    assert_eq!(s.sorted_sample(0).unwrap().len(), 500);
+    assert_eq!(s.sorted_sample(1), None);
     assert_eq!(x.count, 200_000);
     assert_eq!(x.bin_counts.iter().sum::<u64>(), 200_000);
     assert!(x.distinct_overflow);

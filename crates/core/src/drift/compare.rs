@@ -55,10 +55,9 @@ pub fn compare_reference(
     // Large windows compare large samples (sorting dominates): features on every core.
     let parallel = window.rows >= PARALLEL_ROWS;
     let features: Vec<FeatureDrift> = crate::parallel::map(&reference.features, parallel, |rf| {
-        let current = window
-            .feature_index(rf.profile.name())
-            .and_then(|i| window.features.get(i));
-        compare_feature(rf, current, policy)
+        let index = window.feature_index(rf.profile.name());
+        let current = index.and_then(|i| window.features.get(i).map(|s| (i, s)));
+        compare_feature(rf, window, current, policy)
     });
     let tested = features
         .iter()
@@ -158,14 +157,19 @@ impl Outcome {
 
 fn compare_feature(
     reference: &ReferenceFeature,
-    current: Option<&FeatureSummary>,
+    window: &WindowSummary,
+    current: Option<(usize, &FeatureSummary)>,
     policy: &DriftPolicy,
 ) -> FeatureDrift {
     match (&reference.profile, current) {
-        (FeatureProfile::Numeric(p), Some(FeatureSummary::Numeric(s))) => {
-            numeric_drift(reference, p, s, policy)
+        (FeatureProfile::Numeric(p), Some((i, FeatureSummary::Numeric(s)))) => {
+            let sample = WindowSample {
+                sorted: window.sorted_sample(i).unwrap_or_default(),
+                complete: window.sample.is_complete(),
+            };
+            numeric_drift(reference, p, s, sample, policy)
         }
-        (FeatureProfile::Categorical(p), Some(FeatureSummary::Categorical(s))) => {
+        (FeatureProfile::Categorical(p), Some((_, FeatureSummary::Categorical(s)))) => {
             categorical_drift(p, s, policy)
         }
         (profile, other) => {
@@ -244,10 +248,18 @@ fn skipped(
     }
 }
 
+/// A numeric feature's values in the window's row sample.
+struct WindowSample {
+    sorted: Vec<f64>,
+    /// Whether the sample holds every row of the window.
+    complete: bool,
+}
+
 fn numeric_drift(
     rf: &ReferenceFeature,
     p: &NumericProfile,
     s: &NumericSummary,
+    window_sample: WindowSample,
     policy: &DriftPolicy,
 ) -> FeatureDrift {
     let reference = reference_side(&rf.profile);
@@ -290,7 +302,7 @@ fn numeric_drift(
         distinct: discrete.as_ref().map(Vec::len),
     };
     let (test, threshold) = policy.choose(&p.name, facts);
-    let sample = s.reservoir.sorted();
+    let sample = window_sample.sorted;
     let binned = match (&discrete, &support, &current_distinct) {
         (Some(values), Some(r), Some(c)) => value_bins(values, r, c),
         _ => decile_bins(p, s, &sample),
@@ -337,7 +349,7 @@ fn numeric_drift(
         && s.quantile_counts
             .as_ref()
             .is_some_and(|q| q.points == p.sketch);
-    if test.needs_numeric_values() && !s.reservoir.is_complete() && !used_counts {
+    if test.needs_numeric_values() && !window_sample.complete && !used_counts {
         notes.push(format!(
             "{} on a uniform sample of {} of the window's {} values",
             test.label(),

@@ -47,14 +47,15 @@ impl DriftReference {
     }
 
     /// A reference built from a summary of reference data. Quantiles and deciles come from the
-    /// reservoir (exact when it holds every value); count, missing rate, mean, std, min and max
+    /// row sample (exact when it holds every value); count, missing rate, mean, std, min and max
     /// are exact; categories beyond the summary's cap are pooled under [`OTHER_CATEGORY`].
     pub fn from_summary(summary: &WindowSummary) -> DriftReference {
         // Sorting large samples dominates: features on every core for large summaries.
         let parallel = summary.rows >= super::compare::PARALLEL_ROWS;
-        let features = crate::parallel::map(&summary.features, parallel, |f| match f {
+        let indexed: Vec<(usize, &FeatureSummary)> = summary.features.iter().enumerate().collect();
+        let features = crate::parallel::map(&indexed, parallel, |&(i, f)| match f {
             FeatureSummary::Numeric(s) => {
-                let sample = s.reservoir.sorted();
+                let sample = summary.sorted_sample(i).unwrap_or_default();
                 let mut profile = NumericProfile::from_values(&s.name, &sample);
                 profile.count = s.count as usize;
                 profile.missing_rate = s.missing_rate();

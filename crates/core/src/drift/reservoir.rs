@@ -1,29 +1,35 @@
-//! A seeded uniform reservoir sample (Li's Algorithm L): after any number of values it holds a
+//! A seeded uniform sample of rows (Li's Algorithm L): after any number of rows it holds a
 //! uniform random sample of at most `capacity` of them, drawing O(capacity · log(n / capacity))
-//! random numbers instead of one per value.
+//! random numbers instead of one per row.
+//!
+//! The sampler only decides which rows are kept and in which slot; a window summary keeps the
+//! kept rows' numeric values together, row by row (see `summary::RowSample`). One decision per
+//! row serves every feature, so a replacement costs one draw and one contiguous write instead of
+//! a draw and a cache miss per feature; each feature's values in the kept rows are still a
+//! uniform sample of its values.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// A fixed-capacity uniform sample of a stream of numbers.
+/// Decides, row by row, which rows a fixed-capacity uniform sample keeps.
 #[derive(Debug, Clone)]
-pub struct Reservoir {
+pub struct RowSampler {
     capacity: usize,
-    seen: u64,
-    items: Vec<f64>,
+    offered: u64,
+    filled: usize,
     rng: StdRng,
-    /// Index (1-based count of values seen) of the next value to take once full.
+    /// Index (1-based count of rows offered) of the next row to take once full.
     next: u64,
     /// Algorithm L's running maximum of uniform keys, kept as `w`.
     w: f64,
 }
 
-impl Reservoir {
-    pub fn new(capacity: usize, seed: u64) -> Reservoir {
-        Reservoir {
+impl RowSampler {
+    pub fn new(capacity: usize, seed: u64) -> RowSampler {
+        RowSampler {
             capacity,
-            seen: 0,
-            items: Vec::with_capacity(capacity.min(1 << 16)),
+            offered: 0,
+            filled: 0,
             rng: StdRng::seed_from_u64(seed),
             next: 0,
             w: 1.0,
@@ -45,48 +51,78 @@ impl Reservoir {
         } else {
             u64::MAX / 2
         };
-        self.next = self.seen.saturating_add(gap).saturating_add(1);
+        self.next = self.offered.saturating_add(gap).saturating_add(1);
     }
 
-    pub fn push(&mut self, x: f64) {
-        self.seen += 1;
+    /// Offers one row: the slot it takes (slots fill in order, then a kept row replaces a
+    /// random one), or `None` when the sample passes it by.
+    pub fn offer(&mut self) -> Option<usize> {
+        self.offered += 1;
         if self.capacity == 0 {
-            return;
+            return None;
         }
-        if self.items.len() < self.capacity {
-            self.items.push(x);
-            if self.items.len() == self.capacity {
+        if self.filled < self.capacity {
+            let slot = self.filled;
+            self.filled += 1;
+            if self.filled == self.capacity {
                 self.schedule_next();
             }
-            return;
+            return Some(slot);
         }
-        if self.seen == self.next {
+        if self.offered == self.next {
             let slot = self.rng.random_range(0..self.capacity);
-            self.items[slot] = x;
             self.schedule_next();
+            return Some(slot);
+        }
+        None
+    }
+
+    /// Offers `rows` rows at once and calls `take(row, slot)` for each one kept, in order
+    /// (`row` counts from 0 within this call). Exactly as `rows` calls of
+    /// [`RowSampler::offer`], but the rows passed by are skipped without work per row.
+    pub fn offer_many(&mut self, rows: usize, mut take: impl FnMut(usize, usize)) {
+        let mut row = 0;
+        while row < rows {
+            if self.capacity == 0 {
+                self.offered += (rows - row) as u64;
+                return;
+            }
+            if self.filled < self.capacity {
+                if let Some(slot) = self.offer() {
+                    take(row, slot);
+                }
+                row += 1;
+                continue;
+            }
+            let remaining = (rows - row) as u64;
+            // Rows up to and including the next kept one (at least 1: `next` is ahead).
+            let until = self.next.saturating_sub(self.offered).max(1);
+            if until > remaining {
+                self.offered += remaining;
+                return;
+            }
+            self.offered += until - 1;
+            row += (until - 1) as usize;
+            if let Some(slot) = self.offer() {
+                take(row, slot);
+            }
+            row += 1;
         }
     }
 
-    /// The sample, in no particular order.
-    pub fn items(&self) -> &[f64] {
-        &self.items
+    /// Rows offered so far.
+    pub fn offered(&self) -> u64 {
+        self.offered
     }
 
-    /// The sample, sorted ascending.
-    pub fn sorted(&self) -> Vec<f64> {
-        let mut v = self.items.clone();
-        v.sort_by(f64::total_cmp);
-        v
+    /// Slots in use: `min(offered, capacity)`.
+    pub fn filled(&self) -> usize {
+        self.filled
     }
 
-    /// How many values were pushed.
-    pub fn seen(&self) -> u64 {
-        self.seen
-    }
-
-    /// Whether the sample holds every value pushed.
+    /// Whether the sample holds every row offered.
     pub fn is_complete(&self) -> bool {
-        self.seen as usize == self.items.len()
+        self.offered == self.filled as u64
     }
 
     pub fn capacity(&self) -> usize {
@@ -98,33 +134,75 @@ impl Reservoir {
 mod tests {
     use super::*;
 
+    /// Keeps rows (their indices) as a sample would.
+    fn kept(sampler: &mut RowSampler, rows: usize, by_block: Option<usize>) -> Vec<u64> {
+        let mut slots: Vec<u64> = Vec::new();
+        let put = |slots: &mut Vec<u64>, slot: usize, row: u64| {
+            if slot == slots.len() {
+                slots.push(row);
+            } else {
+                slots[slot] = row;
+            }
+        };
+        match by_block {
+            None => {
+                for row in 0..rows as u64 {
+                    if let Some(slot) = sampler.offer() {
+                        put(&mut slots, slot, row);
+                    }
+                }
+            }
+            Some(block) => {
+                let mut start = 0;
+                while start < rows {
+                    let n = block.min(rows - start);
+                    sampler.offer_many(n, |r, slot| put(&mut slots, slot, (start + r) as u64));
+                    start += n;
+                }
+            }
+        }
+        slots
+    }
+
     #[test]
     fn keeps_everything_until_full_then_stays_bounded() {
-        let mut r = Reservoir::new(100, 1);
-        for i in 0..100 {
-            r.push(f64::from(i));
-        }
+        let mut r = RowSampler::new(100, 1);
+        assert_eq!(kept(&mut r, 100, None), (0..100).collect::<Vec<_>>());
         assert!(r.is_complete());
-        for i in 100..100_000 {
-            r.push(f64::from(i));
-        }
-        assert_eq!(r.items().len(), 100);
+        let mut r = RowSampler::new(100, 1);
+        let sample = kept(&mut r, 100_000, None);
+        assert_eq!(sample.len(), 100);
         assert!(!r.is_complete());
-        assert_eq!(r.seen(), 100_000);
+        assert_eq!(r.offered(), 100_000);
+        assert_eq!(r.filled(), 100);
+    }
+
+    #[test]
+    fn offering_in_blocks_keeps_the_same_rows_as_one_by_one() {
+        for block in [1, 7, 100, 4096, 1_000_000] {
+            let one_by_one = kept(&mut RowSampler::new(300, 9), 50_000, None);
+            let mut sampler = RowSampler::new(300, 9);
+            assert_eq!(
+                kept(&mut sampler, 50_000, Some(block)),
+                one_by_one,
+                "block {block}"
+            );
+            assert_eq!(sampler.offered(), 50_000);
+        }
+        let mut empty = RowSampler::new(0, 1);
+        empty.offer_many(10, |_, _| panic!("a zero-capacity sample keeps nothing"));
+        assert_eq!(empty.offered(), 10);
     }
 
     #[test]
     fn sample_is_uniform_over_the_stream() {
-        // Mean position of sampled values over many seeds ≈ the middle of the stream.
+        // Mean position of sampled rows over many seeds ≈ the middle of the stream.
         let mut total = 0.0;
         let mut count = 0.0;
         for seed in 0..50 {
-            let mut r = Reservoir::new(200, seed);
-            for i in 0..20_000 {
-                r.push(f64::from(i));
-            }
-            total += r.items().iter().sum::<f64>();
-            count += r.items().len() as f64;
+            let sample = kept(&mut RowSampler::new(200, seed), 20_000, Some(512));
+            total += sample.iter().map(|&i| i as f64).sum::<f64>();
+            count += sample.len() as f64;
         }
         let mean = total / count;
         // The mean of 10,000 uniform draws over [0, 20000) has sd ≈ 58.

@@ -1,8 +1,8 @@
 //! Bounded summaries of a window of rows: what drift detection keeps instead of the rows.
 //!
 //! Memory is bounded by features × (reservoir + bins + categories), never by rows:
-//! - numeric: count, missing, shifted sums for mean and variance, min, max, a seeded reservoir
-//!   sample (KS), counts over the reference's decile edges (PSI and JS) and between the points of
+//! - numeric: count, missing, shifted sums for mean and variance, min, max, the feature's values
+//!   in a seeded uniform sample of the window's rows (KS, Wasserstein), counts over the reference's decile edges (PSI and JS) and between the points of
 //!   its quantile sketch, with the distance of values beyond its ends (Wasserstein over every
 //!   row, not a sample), and the first few distinct values with counts (Evidently's "at most 5
 //!   values" rule);
@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::reservoir::Reservoir;
+use super::reservoir::RowSampler;
 use crate::error::{CoreError, Result};
 use crate::frame::{Column, Frame, format_number};
 use crate::metrics::argmax;
@@ -27,11 +27,12 @@ use crate::schema::{FeatureKind, Schema, is_missing};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SummaryConfig {
-    /// Values kept per numeric feature for KS and Wasserstein.
+    /// Rows whose numeric values are kept (a uniform sample of the window's rows) for KS and
+    /// Wasserstein.
     pub reservoir_size: usize,
     /// New categories (not in the reference) counted by name per categorical feature.
     pub max_categories: usize,
-    /// Seed of the reservoirs (each feature derives its own), so a summary is reproducible.
+    /// Seed of the row sample, so a summary is reproducible.
     pub seed: u64,
 }
 
@@ -133,7 +134,6 @@ pub struct NumericSummary {
     sum_squares: f64,
     pub min: f64,
     pub max: f64,
-    pub reservoir: Reservoir,
     pub bin_edges: Option<Vec<f64>>,
     pub bin_counts: Vec<u64>,
     /// Counts between the reference's quantile points, when the layout gave them.
@@ -145,7 +145,7 @@ pub struct NumericSummary {
 }
 
 impl NumericSummary {
-    fn new(layout: &FeatureLayout, config: &SummaryConfig, seed: u64) -> NumericSummary {
+    fn new(layout: &FeatureLayout) -> NumericSummary {
         let bins = layout
             .bin_edges
             .as_ref()
@@ -160,7 +160,6 @@ impl NumericSummary {
             sum_squares: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
-            reservoir: Reservoir::new(config.reservoir_size, seed),
             bin_edges: layout.bin_edges.clone(),
             bin_counts: vec![0; bins],
             quantile_counts: layout
@@ -188,7 +187,6 @@ impl NumericSummary {
         self.sum_squares += d * d;
         self.min = self.min.min(x);
         self.max = self.max.max(x);
-        self.reservoir.push(x);
         if let Some(edges) = &self.bin_edges {
             self.bin_counts[bin_index(x, edges)] += 1;
         }
@@ -208,6 +206,42 @@ impl NumericSummary {
 
     pub fn push_missing(&mut self) {
         self.missing += 1;
+    }
+
+    /// Adds values in order, as [`NumericSummary::push`] one by one would (the same sums, in
+    /// the same order), in a tight loop once nothing but the moments is left to track.
+    pub fn push_all(&mut self, values: &[f64]) {
+        let mut rest = values;
+        while !self.distinct_overflow
+            || self.count == 0
+            || self.bin_edges.is_some()
+            || self.quantile_counts.is_some()
+        {
+            let Some((&x, tail)) = rest.split_first() else {
+                return;
+            };
+            self.push(x);
+            rest = tail;
+        }
+        let shift = self.shift;
+        let (mut count, mut missing) = (self.count, self.missing);
+        let (mut sum, mut sum_squares) = (self.sum, self.sum_squares);
+        let (mut min, mut max) = (self.min, self.max);
+        for &x in rest {
+            if x.is_finite() {
+                let d = x - shift;
+                count += 1;
+                sum += d;
+                sum_squares += d * d;
+                min = min.min(x);
+                max = max.max(x);
+            } else {
+                missing += 1;
+            }
+        }
+        (self.count, self.missing) = (count, missing);
+        (self.sum, self.sum_squares) = (sum, sum_squares);
+        (self.min, self.max) = (min, max);
     }
 
     /// Mean of present values (`None` when there are none).
@@ -369,6 +403,75 @@ impl PredictionSummary {
     }
 }
 
+/// The numeric values of a uniform sample of the window's rows, for KS and Wasserstein: kept row
+/// by row (`values[slot * width + column]`, NaN where the row had no value), so taking a row in
+/// costs one contiguous write rather than one scattered write per feature.
+#[derive(Debug, Clone)]
+pub struct RowSample {
+    sampler: RowSampler,
+    width: usize,
+    values: Vec<f64>,
+}
+
+impl RowSample {
+    fn new(capacity: usize, width: usize, seed: u64) -> RowSample {
+        RowSample {
+            sampler: RowSampler::new(if width == 0 { 0 } else { capacity }, seed),
+            width,
+            values: Vec::with_capacity(capacity.min(1 << 14) * width),
+        }
+    }
+
+    /// The row at `slot`, emptied (all NaN) for a row taken in.
+    fn claim(&mut self, slot: usize) -> &mut [f64] {
+        claim(&mut self.values, self.width, slot)
+    }
+
+    /// The present values of numeric column `column` in the sampled rows, sorted ascending.
+    pub fn sorted(&self, column: usize) -> Vec<f64> {
+        if column >= self.width {
+            return Vec::new();
+        }
+        let mut v: Vec<f64> = self
+            .values
+            .iter()
+            .skip(column)
+            .step_by(self.width)
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect();
+        v.sort_unstable_by(f64::total_cmp);
+        v
+    }
+
+    /// Whether every row of the window is in the sample (the values are then exact).
+    pub fn is_complete(&self) -> bool {
+        self.sampler.is_complete()
+    }
+
+    /// Rows in the sample.
+    pub fn rows(&self) -> usize {
+        self.sampler.filled()
+    }
+
+    /// Rows the sample keeps at most.
+    pub fn capacity(&self) -> usize {
+        self.sampler.capacity()
+    }
+}
+
+/// Row `slot` of a row-major sample `width` values wide, emptied (all NaN) for a row taken in
+/// (slots are taken in order while the sample fills, so a new slot is always the next one).
+fn claim(values: &mut Vec<f64>, width: usize, slot: usize) -> &mut [f64] {
+    let start = slot * width;
+    if start >= values.len() {
+        values.resize(start + width, f64::NAN);
+    } else {
+        values[start..start + width].fill(f64::NAN);
+    }
+    &mut values[start..start + width]
+}
+
 /// The bounded summary of one window of rows (and, optionally, of their predictions).
 #[derive(Debug, Clone)]
 pub struct WindowSummary {
@@ -376,6 +479,13 @@ pub struct WindowSummary {
     pub features: Vec<FeatureSummary>,
     pub prediction: PredictionSummary,
     pub config: SummaryConfig,
+    /// The numeric values of a uniform sample of the rows.
+    pub sample: RowSample,
+    /// Per feature, its column in `sample` (numeric features only).
+    sample_column: Vec<Option<usize>>,
+    /// For the row being pushed value by value: `Some(slot)` once decided (`Some(None)` when
+    /// the sample passes the row by), `None` before its first value.
+    row_slot: Option<Option<usize>>,
     by_name: HashMap<String, usize>,
     /// Feature indices in name order, so a row's values (a map sorted by name) are matched to
     /// features in one walk instead of a lookup per feature.
@@ -388,16 +498,21 @@ impl WindowSummary {
     pub fn new(layout: &[FeatureLayout], classes: &[String], config: SummaryConfig) -> Self {
         let features = layout
             .iter()
-            .enumerate()
-            .map(|(i, l)| match l.kind {
-                FeatureKind::Numeric => FeatureSummary::Numeric(NumericSummary::new(
-                    l,
-                    &config,
-                    feature_seed(config.seed, i),
-                )),
+            .map(|l| match l.kind {
+                FeatureKind::Numeric => FeatureSummary::Numeric(NumericSummary::new(l)),
                 FeatureKind::Categorical => {
                     FeatureSummary::Categorical(CategoricalSummary::new(l, &config))
                 }
+            })
+            .collect();
+        let mut numeric = 0;
+        let sample_column: Vec<Option<usize>> = layout
+            .iter()
+            .map(|l| {
+                (l.kind == FeatureKind::Numeric).then(|| {
+                    numeric += 1;
+                    numeric - 1
+                })
             })
             .collect();
         WindowSummary {
@@ -405,6 +520,9 @@ impl WindowSummary {
             features,
             prediction: PredictionSummary::new(classes),
             config,
+            sample: RowSample::new(config.reservoir_size, numeric, config.seed),
+            sample_column,
+            row_slot: None,
             by_name: layout
                 .iter()
                 .enumerate()
@@ -442,11 +560,11 @@ impl WindowSummary {
     /// ignored.
     pub fn push_text(&mut self, feature: usize, cell: &str) {
         match self.features.get_mut(feature) {
-            Some(FeatureSummary::Numeric(s)) => {
+            Some(FeatureSummary::Numeric(_)) => {
                 if is_missing(cell) {
-                    s.push_missing();
+                    self.push_missing(feature);
                 } else {
-                    s.push(cell.trim().parse::<f64>().unwrap_or(f64::NAN));
+                    self.push_number(feature, cell.trim().parse::<f64>().unwrap_or(f64::NAN));
                 }
             }
             Some(FeatureSummary::Categorical(s)) => s.push(Some(cell)),
@@ -457,7 +575,16 @@ impl WindowSummary {
     /// Adds a number by feature index (for a categorical feature, as its CSV spelling).
     pub fn push_number(&mut self, feature: usize, x: f64) {
         match self.features.get_mut(feature) {
-            Some(FeatureSummary::Numeric(s)) => s.push(x),
+            Some(FeatureSummary::Numeric(s)) => {
+                s.push(x);
+                let column = self.sample_column[feature];
+                // The row's slot is decided even for a missing value: every row is offered.
+                if let (Some(slot), Some(column)) = (self.row_slot(), column)
+                    && x.is_finite()
+                {
+                    self.sample.values[slot * self.sample.width + column] = x;
+                }
+            }
             Some(FeatureSummary::Categorical(s)) => {
                 if x.is_finite() {
                     s.push(Some(&format_number(x)));
@@ -476,9 +603,91 @@ impl WindowSummary {
         }
     }
 
+    /// The sample's slot for the row being pushed, deciding it at the row's first value (a row
+    /// taken in starts with every value missing, so features it never gets stay missing).
+    fn row_slot(&mut self) -> Option<usize> {
+        if let Some(decided) = self.row_slot {
+            return decided;
+        }
+        let slot = self.sample.sampler.offer();
+        if let Some(slot) = slot {
+            self.sample.claim(slot);
+        }
+        self.row_slot = Some(slot);
+        slot
+    }
+
     /// Marks the end of a row pushed value by value.
     pub fn end_row(&mut self) {
+        // Every row is offered to the sample, even one with no numeric value.
+        self.row_slot();
+        self.row_slot = None;
         self.rows += 1;
+    }
+
+    /// Adds `rows` rows whose numeric values come column by column: `numbers[f]` holds numeric
+    /// feature `f`'s value in each row (NaN or infinity when missing) and is ignored for
+    /// categorical features, whose values in these rows go in with [`WindowSummary::push_text`]
+    /// (without [`WindowSummary::end_row`]: the block counts its rows). The result is the
+    /// same as pushing the rows one by one, but each column is folded in one pass and the row
+    /// sample takes rows in whole.
+    pub fn push_block<C: AsRef<[f64]>>(&mut self, rows: usize, numbers: &[C]) -> Result<()> {
+        if numbers.len() != self.features.len() {
+            return Err(CoreError::Input(format!(
+                "the block has {} columns, the summary {} features",
+                numbers.len(),
+                self.features.len()
+            )));
+        }
+        for (values, feature) in numbers.iter().zip(&self.features) {
+            if let FeatureSummary::Numeric(s) = feature {
+                let values = values.as_ref();
+                if values.len() != rows {
+                    return Err(CoreError::Input(format!(
+                        "feature `{}`: the block has {} values for {rows} rows",
+                        s.name,
+                        values.len()
+                    )));
+                }
+            }
+        }
+        debug_assert!(
+            self.row_slot.is_none(),
+            "a block pushed in the middle of a row"
+        );
+        let columns: Vec<(usize, &[f64])> = numbers
+            .iter()
+            .zip(&self.sample_column)
+            .filter_map(|(values, column)| column.map(|c| (c, values.as_ref())))
+            .collect();
+        let RowSample {
+            sampler,
+            width,
+            values: kept_values,
+        } = &mut self.sample;
+        sampler.offer_many(rows, |row, slot| {
+            let kept = claim(kept_values, *width, slot);
+            for &(column, values) in &columns {
+                let x = values[row];
+                if x.is_finite() {
+                    kept[column] = x;
+                }
+            }
+        });
+        for (values, feature) in numbers.iter().zip(self.features.iter_mut()) {
+            if let FeatureSummary::Numeric(s) = feature {
+                s.push_all(values.as_ref());
+            }
+        }
+        self.rows += rows as u64;
+        Ok(())
+    }
+
+    /// The present values of a numeric feature in the row sample, sorted ascending (`None`
+    /// for a categorical feature or an index out of range).
+    pub fn sorted_sample(&self, feature: usize) -> Option<Vec<f64>> {
+        let column = (*self.sample_column.get(feature)?)?;
+        Some(self.sample.sorted(column))
     }
 
     /// Adds one row of values by feature name, as the data log carries them; features the row
@@ -490,13 +699,20 @@ impl WindowSummary {
         for k in 0..self.in_name_order.len() {
             let i = self.in_name_order[k];
             let name = self.features[i].name();
-            while entries.peek().is_some_and(|(key, _)| key.as_str() < name) {
-                entries.next();
-            }
-            let value = entries
-                .peek()
-                .filter(|(key, _)| key.as_str() == name)
-                .map(|(_, value)| *value);
+            // Rows usually hold exactly the features: test for the match first.
+            let value = loop {
+                match entries.peek() {
+                    Some((key, value)) if key.as_str() == name => {
+                        let value = *value;
+                        entries.next();
+                        break Some(value);
+                    }
+                    Some((key, _)) if key.as_str() < name => {
+                        entries.next();
+                    }
+                    _ => break None,
+                }
+            };
             match value {
                 None | Some(Value::Missing) => self.push_missing(i),
                 Some(Value::Number(x)) => self.push_number(i, *x),
@@ -550,19 +766,18 @@ impl WindowSummary {
                 )));
             }
         }
+        let mut numbers: Vec<&[f64]> = Vec::with_capacity(frame.columns.len());
         for (column, summary) in frame.columns.iter().zip(self.features.iter_mut()) {
             match (column, summary) {
-                (Column::Numeric(values), FeatureSummary::Numeric(s)) => {
-                    values.iter().for_each(|&x| s.push(x));
-                }
+                (Column::Numeric(values), FeatureSummary::Numeric(_)) => numbers.push(values),
                 (Column::Categorical(values), FeatureSummary::Categorical(s)) => {
                     values.iter().for_each(|v| s.push(v.as_deref()));
+                    numbers.push(&[]);
                 }
-                _ => {}
+                _ => numbers.push(&[]),
             }
         }
-        self.rows += frame.len() as u64;
-        Ok(())
+        self.push_block(frame.len(), &numbers)
     }
 }
 
@@ -582,11 +797,6 @@ fn bin_index(x: f64, edges: &[f64]) -> usize {
     below.min(bins - 1)
 }
 
-/// Each feature's reservoir gets its own stream, still fixed by the summary's seed.
-fn feature_seed(seed: u64, feature: usize) -> u64 {
-    seed ^ (feature as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
 fn rate(part: u64, total: u64) -> f64 {
     if total == 0 {
         0.0
@@ -596,6 +806,7 @@ fn rate(part: u64, total: u64) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -607,6 +818,117 @@ mod tests {
         }
         assert_eq!(bin_index(3.0, &[1.0]), bin_of(3.0, &[1.0]));
         assert_eq!(bin_index(3.0, &[]), bin_of(3.0, &[]));
+    }
+
+    /// Values with repeats first (distinct tracking), then many, with gaps and non-finite ones.
+    fn column(seed: u64, rows: usize) -> Vec<f64> {
+        (0..rows as u64)
+            .map(|i| {
+                let h = (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed;
+                match (i, h % 13) {
+                    (0..=9, _) => (i % 3) as f64,
+                    (_, 0) => f64::NAN,
+                    (_, 1) => f64::INFINITY,
+                    _ => (h >> 11) as f64 / (1u64 << 53) as f64 * 10.0 - 5.0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn push_all_is_push_one_by_one() {
+        let mut with_edges = FeatureLayout::numeric("x");
+        with_edges.bin_edges = Some(vec![-5.0, -1.0, 0.0, 1.0, 5.0]);
+        for layout in [FeatureLayout::numeric("x"), with_edges] {
+            let values = column(3, 5_000);
+            let mut one = NumericSummary::new(&layout);
+            values.iter().for_each(|&x| one.push(x));
+            let mut all = NumericSummary::new(&layout);
+            for chunk in values.chunks(999) {
+                all.push_all(chunk);
+            }
+            assert_eq!(format!("{one:?}"), format!("{all:?}"));
+            assert!(all.distinct_overflow);
+        }
+        // All missing first: the shift waits for the first present value.
+        let mut one = NumericSummary::new(&FeatureLayout::numeric("x"));
+        let mut all = one.clone();
+        let values = [
+            f64::NAN,
+            f64::NAN,
+            2.0,
+            3.0,
+            4.0,
+            5.0,
+            6.0,
+            7.0,
+            8.0,
+            9.0,
+            f64::NAN,
+            1.0,
+        ];
+        values.iter().for_each(|&x| one.push(x));
+        all.push_all(&values);
+        assert_eq!(format!("{one:?}"), format!("{all:?}"));
+    }
+
+    #[test]
+    fn blocks_and_rows_make_the_same_summary_and_sample() {
+        let layout = [
+            FeatureLayout::numeric("a"),
+            FeatureLayout::categorical("c"),
+            FeatureLayout::numeric("b"),
+        ];
+        let config = SummaryConfig {
+            reservoir_size: 700,
+            ..SummaryConfig::default()
+        };
+        let rows = 20_000;
+        let (a, b) = (column(1, rows), column(2, rows));
+        let mut by_row = WindowSummary::new(&layout, &[], config);
+        for r in 0..rows {
+            by_row.push_number(0, a[r]);
+            by_row.push_text(1, if r % 2 == 0 { "x" } else { "y" });
+            // Row 5's `b` is never pushed: it must be missing in the sample, not stale.
+            if r != 5 {
+                by_row.push_number(2, b[r]);
+            }
+            by_row.end_row();
+        }
+        let mut by_block = WindowSummary::new(&layout, &[], config);
+        let mut start = 0;
+        for size in [1, 3, 500, 4096, 100_000] {
+            let end = (start + size).min(rows);
+            let mut b_block = b[start..end].to_vec();
+            if (start..end).contains(&5) {
+                b_block[5 - start] = f64::NAN;
+            }
+            for r in start..end {
+                by_block.push_text(1, if r % 2 == 0 { "x" } else { "y" });
+            }
+            let numbers = [a[start..end].to_vec(), Vec::new(), b_block];
+            by_block.push_block(end - start, &numbers).unwrap();
+            start = end;
+        }
+        assert_eq!(start, rows);
+        assert_eq!(by_row.rows, by_block.rows);
+        assert_eq!(by_block.sample.rows(), 700);
+        assert!(!by_block.sample.is_complete());
+        for feature in [0, 2] {
+            let sample = by_block.sorted_sample(feature).unwrap();
+            assert_eq!(by_row.sorted_sample(feature).unwrap(), sample);
+            assert!(sample.len() > 500 && sample.iter().all(|x| x.is_finite()));
+        }
+        // The missing count differs only by row 5's `b`, pushed as NaN in the block.
+        let (FeatureSummary::Numeric(x), FeatureSummary::Numeric(y)) =
+            (&by_row.features[2], &by_block.features[2])
+        else {
+            panic!("numeric")
+        };
+        assert_eq!((x.count, x.missing + 1), (y.count, y.missing));
+        assert_eq!(x.sum, y.sum);
+        let bad = by_block.push_block(2, &[vec![1.0], Vec::new(), vec![1.0, 2.0]]);
+        assert!(bad.unwrap_err().to_string().contains("`a`"));
     }
 
     #[test]
