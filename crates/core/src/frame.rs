@@ -3,6 +3,7 @@
 //! Loading never stops at the first bad cell: every bad cell is reported with its line, column,
 //! value and reason, so a user can fix a file in one pass.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::io::Read;
 
@@ -290,14 +291,20 @@ impl Frame {
 
     /// Builds a frame from data-log records. Rows that do not fit the schema are returned with a
     /// reason instead of failing the whole batch, so valid rows are never lost.
-    pub fn from_records(schema: &Schema, rows: &[RowRecord]) -> (Frame, Vec<(usize, String)>) {
+    pub fn from_records<R: Borrow<RowRecord>>(
+        schema: &Schema,
+        rows: &[R],
+    ) -> (Frame, Vec<(usize, String)>) {
         let mut frame = Frame::empty(schema, false);
         let mut rejected = Vec::new();
+        // Values are checked before any is added, so a rejected row leaves no partial column.
+        let mut cells: Vec<&Value> = Vec::with_capacity(schema.features.len());
         'rows: for (r, row) in rows.iter().enumerate() {
-            let mut cells: Vec<Value> = Vec::with_capacity(schema.features.len());
+            let row = row.borrow();
+            cells.clear();
             for f in &schema.features {
-                let v = row.values.get(&f.name).cloned().unwrap_or(Value::Missing);
-                match (&v, f.kind) {
+                let v = row.values.get(&f.name).unwrap_or(&Value::Missing);
+                match (v, f.kind) {
                     (Value::Missing, _) if !schema.allow_missing => {
                         rejected.push((
                             r,
@@ -324,14 +331,14 @@ impl Frame {
             }
             frame.ids.push(row.id.clone());
             frame.times.push(row.time_ms);
-            for (col, v) in frame.columns.iter_mut().zip(cells) {
+            for (col, v) in frame.columns.iter_mut().zip(&cells) {
                 match col {
                     Column::Numeric(c) => {
                         c.push(v.as_f64().filter(|x| x.is_finite()).unwrap_or(f64::NAN))
                     }
                     Column::Categorical(c) => c.push(match v {
-                        Value::Text(s) if !is_missing(&s) => Some(s),
-                        Value::Number(x) => Some(format_number(x)),
+                        Value::Text(s) if !is_missing(s) => Some(s.clone()),
+                        Value::Number(x) => Some(format_number(*x)),
                         _ => None,
                     }),
                 }

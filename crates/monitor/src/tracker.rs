@@ -218,10 +218,9 @@ impl Tracker {
         if rows.is_empty() {
             return Vec::new();
         }
-        let owned: Vec<RowRecord> = rows.iter().map(|row| (*row).clone()).collect();
         let schema = &self.champion.artifact.schema;
-        let (frame, rejected) = Frame::from_records(schema, &owned);
-        let mut out = vec![None; owned.len()];
+        let (frame, rejected) = Frame::from_records(schema, rows);
+        let mut out = vec![None; rows.len()];
         let proba = match self.champion.artifact.predict_proba(&frame) {
             Ok(proba) => proba,
             Err(error) => {

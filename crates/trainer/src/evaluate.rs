@@ -84,7 +84,7 @@ pub fn labeled_frame(schema: &Schema, rows: &[RowRecord], labels: &[String]) -> 
     let mut kept_labels = Vec::with_capacity(rows.len());
     for (row, label) in rows.iter().zip(labels) {
         if let Some(class) = schema.class_index(label) {
-            kept_rows.push(row.clone());
+            kept_rows.push(row);
             kept_labels.push(class);
         }
     }
