@@ -17,7 +17,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mend_core::FeatureKind;
 use mend_core::drift::summary::FeatureLayout;
 use mend_core::drift::{
-    DriftPolicy, DriftReference, DriftReport, SummaryConfig, WindowSummary, compare_reference,
+    DriftPolicy, DriftReference, DriftReport, ReferenceFeature, SummaryConfig, WindowSummary,
+    compare_reference,
 };
 use mend_core::profile::MAX_CATEGORIES;
 use mend_core::record::{RowRecord, Value};
@@ -395,8 +396,11 @@ struct WindowBench {
     features: usize,
     /// Loading the files as data-log rows (not part of the window computation).
     load_ms: u128,
-    /// Both windows folded into summaries, the reference built and compared: what the
-    /// monitor does per window (it gets the reference ready-made from the model artifact).
+    /// The reference's rows folded and its profile built: once per model version (the
+    /// trainer profiles its training rows into the artifact), never per window.
+    reference_ms: u128,
+    /// The current window's rows folded into a summary laid out by the stored profile and
+    /// compared with it: what the monitor does for every window.
     window_ms: u128,
     drifted: Vec<String>,
 }
@@ -412,14 +416,29 @@ fn bench_window(
     let current_rows = load_rows(&args.current, layout)?;
     let load_ms = started.elapsed().as_millis();
 
+    // Once per model version: the reference profile, as a model artifact keeps it (quantile
+    // sketch, deciles, categories; no sample of rows).
     let started = Instant::now();
     let mut reference = WindowSummary::new(layout, &[], config);
     for row in &reference_rows {
         reference.push_row(row);
     }
-    let mut current = WindowSummary::new(
-        layout,
-        &[],
+    let built = DriftReference::from_summary(&reference);
+    let stored = DriftReference {
+        features: built
+            .features
+            .into_iter()
+            .map(|f| ReferenceFeature { sample: None, ..f })
+            .collect(),
+        ..built
+    };
+    let reference_ms = started.elapsed().as_millis();
+
+    // Per window, as the monitor does: the window's rows folded into a summary laid out by the
+    // stored reference, and compared with it.
+    let started = Instant::now();
+    let mut current = WindowSummary::for_reference(
+        &stored,
         SummaryConfig {
             seed: config.seed.wrapping_add(1),
             ..config
@@ -428,8 +447,7 @@ fn bench_window(
     for row in &current_rows {
         current.push_row(row);
     }
-    let built = DriftReference::from_summary(&reference);
-    let report = compare_reference(&built, &current, policy);
+    let report = compare_reference(&stored, &current, policy);
     let window_ms = started.elapsed().as_millis();
 
     let out = WindowBench {
@@ -437,6 +455,7 @@ fn bench_window(
         current_rows: report.current_rows,
         features: layout.len(),
         load_ms,
+        reference_ms,
         window_ms,
         drifted: report
             .features

@@ -93,12 +93,82 @@ pub struct QuantileCounts {
     pub counts: Vec<u64>,
     pub below_distance: f64,
     pub above_distance: f64,
+    /// Where to start looking for a value's cell: `lookup.starts[g]` points lie below grid
+    /// cell `g - 1` of an even grid over the points' range (one cell of slack for rounding).
+    lookup: CellLookup,
+}
+
+/// An even grid over `[first point, last point]` that narrows a value's cell to a few points,
+/// so counting a value is a table read and a short scan instead of a binary search.
+#[derive(Debug, Clone, PartialEq)]
+struct CellLookup {
+    first: f64,
+    /// Grid cells per unit of value (0 when the points span nothing).
+    scale: f64,
+    starts: Vec<u32>,
+}
+
+/// Grid cells per quantile point: a few, so a cell rarely holds more than one point.
+const LOOKUP_CELLS_PER_POINT: usize = 4;
+
+impl CellLookup {
+    fn new(points: &[f64]) -> CellLookup {
+        let (Some(&first), Some(&last)) = (points.first(), points.last()) else {
+            return CellLookup {
+                first: 0.0,
+                scale: 0.0,
+                starts: Vec::new(),
+            };
+        };
+        let cells = points.len() * LOOKUP_CELLS_PER_POINT;
+        let span = last - first;
+        if !(span > 0.0 && span.is_finite()) {
+            return CellLookup {
+                first,
+                scale: 0.0,
+                starts: Vec::new(),
+            };
+        }
+        let scale = cells as f64 / span;
+        let starts = (0..cells)
+            .map(|g| {
+                // Points below the start of the cell before `g`: a lower bound for any value
+                // the rounding of `(x - first) * scale` can put in cell `g`.
+                let start = first + g.saturating_sub(1) as f64 / scale;
+                points.partition_point(|&p| p < start) as u32
+            })
+            .collect();
+        CellLookup {
+            first,
+            scale,
+            starts,
+        }
+    }
+
+    /// How many points lie strictly below `x` (finite): `points.partition_point(|p| p < x)`.
+    #[inline]
+    fn points_below(&self, points: &[f64], x: f64) -> usize {
+        let mut below = if self.starts.is_empty() || x < self.first {
+            0
+        } else {
+            let g = ((x - self.first) * self.scale) as usize;
+            match self.starts.get(g) {
+                Some(&start) => start as usize,
+                None => self.starts.last().map_or(0, |&s| s as usize),
+            }
+        };
+        while below < points.len() && points[below] < x {
+            below += 1;
+        }
+        below
+    }
 }
 
 impl QuantileCounts {
     fn new(points: Vec<f64>) -> QuantileCounts {
         let cells = points.len() + 1;
         QuantileCounts {
+            lookup: CellLookup::new(&points),
             points,
             counts: vec![0; cells],
             below_distance: 0.0,
@@ -107,7 +177,7 @@ impl QuantileCounts {
     }
 
     fn push(&mut self, x: f64) {
-        let cell = self.points.partition_point(|&p| p < x);
+        let cell = self.lookup.points_below(&self.points, x);
         self.counts[cell] += 1;
         if let (Some(&first), Some(&last)) = (self.points.first(), self.points.last()) {
             if x < first {
@@ -833,6 +903,33 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn the_cell_lookup_counts_points_below_as_a_binary_search_does() {
+        let normal: Vec<f64> = (1..200)
+            .map(|i| {
+                // Roughly normal quantiles: dense in the middle, sparse in the tails.
+                let u = f64::from(i) / 200.0;
+                (u / (1.0 - u)).ln() * 0.6
+            })
+            .collect();
+        let ties = vec![-1.0, 0.0, 0.0, 0.0, 0.0, 2.5, 2.5, 1e6];
+        for points in [normal, ties, vec![3.0], vec![3.0, 3.0], Vec::new()] {
+            let lookup = CellLookup::new(&points);
+            let mut probes: Vec<f64> = points.clone();
+            probes.extend(points.iter().map(|p| p + 1e-12));
+            probes.extend(points.iter().map(|p| p - 1e-12));
+            probes.extend((0..4000).map(|i| f64::from(i) / 400.0 - 5.0));
+            probes.extend([-1e300, 1e300, f64::MIN_POSITIVE, -0.0]);
+            for x in probes {
+                assert_eq!(
+                    lookup.points_below(&points, x),
+                    points.partition_point(|&p| p < x),
+                    "x = {x} in {points:?}"
+                );
+            }
+        }
     }
 
     #[test]
