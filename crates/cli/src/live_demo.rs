@@ -18,16 +18,15 @@ use clap::Args;
 use mend_bus::events::Event;
 use mend_bus::{ConsumerSpec, EventSubscription};
 use mend_client::RegistryClient;
-use mend_core::synthetic::{Generator, Regime, Sample, SyntheticSpec};
+use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_core::{Frame, Schema, SchemaOverride, TrainSettings};
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use mend_proto::ingest::v1 as ingest_pb;
-use mend_proto::registry::v1 as registry_pb;
 use mend_runtime::{MendConfig, Shutdown};
-use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::up::{Listeners, Settings, start_services};
+use crate::world_client::{bind, correct, infer, now_ms, send};
 
 const MODEL: &str = "churn";
 
@@ -91,14 +90,6 @@ pub fn run(args: DemoArgs, json: bool) -> Result<()> {
         .build()
         .context("failed to start the async runtime")?;
     runtime.block_on(demo(args, json))
-}
-
-async fn bind() -> Result<(TcpListener, String)> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("failed to bind a loopback port")?;
-    let addr = listener.local_addr()?.to_string();
-    Ok((listener, addr))
 }
 
 async fn demo(args: DemoArgs, json: bool) -> Result<()> {
@@ -196,33 +187,14 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
         &Endpoint::from_shared(format!("http://{registry_addr}"))?,
         None,
     );
-    let header = registry_pb::RegisterVersionHeader {
-        model: MODEL.into(),
-        schema_hash: schema.hash(),
-        trigger: Some(registry_pb::Trigger {
-            event_id: "demo-initial".into(),
-            kind: registry_pb::TriggerKind::Initial as i32,
-        }),
-        actor: "mend-demo".into(),
-        reason: "first model".into(),
-        ..Default::default()
-    };
     registry
-        .register(header, Bytes::from(v1.to_bytes()?))
-        .await
-        .context("failed to register the first model")?;
-    registry
-        .set_alias(registry_pb::SetAliasRequest {
-            model: MODEL.into(),
-            alias: "champion".into(),
-            version: 1,
-            expected: Some(registry_pb::AliasPrecondition {
-                state: Some(registry_pb::alias_precondition::State::Absent(true)),
-            }),
-            actor: "mend-demo".into(),
-            reason: "first model".into(),
-            ..Default::default()
-        })
+        .seed_champion(
+            MODEL,
+            schema.hash(),
+            Bytes::from(v1.to_bytes()?),
+            "mend-demo",
+            "demo-initial",
+        )
         .await
         .context("failed to make the first model champion")?;
     say(format!(
@@ -252,7 +224,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
             let regime = (act.regime)(i);
             let sample = world.sample(args.batch, &regime);
             let asked = Instant::now();
-            let (version, predicted) = infer(&mut oip, &world, &sample).await?;
+            let (version, predicted) = infer(&mut oip, MODEL, "demo", &world, &sample).await?;
             let right = correct(&world, &sample, &predicted);
             let v1_right = {
                 let table = world.to_table(&sample, true, 0, 0);
@@ -277,7 +249,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
             if (regime.flip || regime.shift != 0.0) && first_drift_batch.is_none() && acc < 0.75 {
                 first_drift_batch = Some(Instant::now());
             }
-            send(&mut ingest, &world, &sample, next_id).await?;
+            send(&mut ingest, MODEL, &world, &sample, next_id, now_ms()).await?;
             next_id += sample.labels.len() as u64;
             // Give the loop a moment, then print whatever it said.
             let settle = Instant::now() + Duration::from_millis(400);
@@ -426,7 +398,7 @@ async fn wait_for_version(
 ) -> Result<()> {
     let probe = world.probe();
     for _ in 0..100 {
-        if let Ok((v, _)) = infer(oip, world, &probe).await
+        if let Ok((v, _)) = infer(oip, MODEL, "demo", world, &probe).await
             && v == version.to_string()
         {
             return Ok(());
@@ -434,63 +406,4 @@ async fn wait_for_version(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("the inference server did not load version {version} within 10 s")
-}
-
-/// One OIP request with a tensor per feature; returns (model_version, predicted labels).
-async fn infer(
-    client: &mut GrpcInferenceServiceClient<Channel>,
-    g: &Generator,
-    sample: &Sample,
-) -> Result<(String, Vec<String>)> {
-    let mut request = mend_client::oip::sample_request(MODEL, &g.feature_names(), sample);
-    request.id = "demo".into();
-    let response = client
-        .model_infer(request)
-        .await
-        .context("inference request failed")?
-        .into_inner();
-    let labels = mend_client::oip::labels(&response);
-    Ok((response.model_version, labels))
-}
-
-fn correct(g: &Generator, sample: &Sample, predicted: &[String]) -> usize {
-    let classes = g.class_names();
-    sample
-        .labels
-        .iter()
-        .zip(predicted)
-        .filter(|(t, p)| classes[**t] == **p)
-        .count()
-}
-
-async fn send(
-    ingest: &mut ingest_pb::ingest_client::IngestClient<Channel>,
-    g: &Generator,
-    sample: &Sample,
-    first_id: u64,
-) -> Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let (rows, labels) = g.to_records(sample, "row-", first_id, now);
-    let batch = mend_client::ingest::row_batch(MODEL, &rows);
-    let summary = ingest
-        .ingest_rows(tokio_stream::iter(vec![batch]))
-        .await
-        .context("ingesting rows failed")?
-        .into_inner();
-    if summary.rejected > 0 {
-        bail!(
-            "ingest rejected {} demo rows: {:?}",
-            summary.rejected,
-            summary.rejected_rows.first()
-        );
-    }
-    let batch = mend_client::ingest::label_batch(MODEL, &labels);
-    ingest
-        .ingest_labels(tokio_stream::iter(vec![batch]))
-        .await
-        .context("ingesting labels failed")?;
-    Ok(())
 }

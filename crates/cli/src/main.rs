@@ -16,6 +16,7 @@ mod report_cmd;
 mod retrain_cmd;
 mod static_cmds;
 mod up;
+mod world_client;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

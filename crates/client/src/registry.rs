@@ -15,6 +15,8 @@ use crate::error::ClientError;
 
 /// The alias that names the serving model.
 pub const CHAMPION: &str = "champion";
+/// The reason recorded for a model's first version and champion.
+const FIRST_MODEL: &str = "first model";
 /// Chunk size of uploads.
 const CHUNK: usize = 1 << 20;
 /// Artifacts larger than this are refused rather than buffered.
@@ -213,6 +215,44 @@ impl RegistryClient {
         response.into_inner().version.ok_or_else(|| {
             ClientError::InvalidResponse("RegisterVersion returned no version".into())
         })
+    }
+
+    /// Registers `artifact` as a model's first version (trigger `initial`, reason "first
+    /// model") and makes it the champion, only if the model has no champion yet: how a model
+    /// enters the loop before any drift has retrained it.
+    pub async fn seed_champion(
+        &self,
+        model: &str,
+        schema_hash: String,
+        artifact: Bytes,
+        actor: &str,
+        event_id: &str,
+    ) -> Result<pb::VersionMetadata, ClientError> {
+        let header = pb::RegisterVersionHeader {
+            model: model.to_owned(),
+            schema_hash,
+            trigger: Some(pb::Trigger {
+                event_id: event_id.to_owned(),
+                kind: pb::TriggerKind::Initial as i32,
+            }),
+            actor: actor.to_owned(),
+            reason: FIRST_MODEL.to_owned(),
+            ..pb::RegisterVersionHeader::default()
+        };
+        let meta = self.register(header, artifact).await?;
+        self.set_alias(pb::SetAliasRequest {
+            model: model.to_owned(),
+            alias: CHAMPION.to_owned(),
+            version: meta.version,
+            expected: Some(pb::AliasPrecondition {
+                state: Some(pb::alias_precondition::State::Absent(true)),
+            }),
+            actor: actor.to_owned(),
+            reason: FIRST_MODEL.to_owned(),
+            trigger_event_id: event_id.to_owned(),
+        })
+        .await?;
+        Ok(meta)
     }
 
     /// Moves an alias; with `expected`, only if it still points where the caller believes.

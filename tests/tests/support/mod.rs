@@ -342,37 +342,18 @@ impl Stack {
             &TrainSettings::default(),
         )
         .unwrap();
-        let header = registry_pb::RegisterVersionHeader {
-            model: MODEL.into(),
-            schema_hash: schema.hash(),
-            trigger: Some(registry_pb::Trigger {
-                event_id: "seed".into(),
-                kind: registry_pb::TriggerKind::Initial as i32,
-            }),
-            actor: "e2e".into(),
-            reason: "first model".into(),
-            ..Default::default()
-        };
         let meta = self
             .registry
-            .register(header, Bytes::from(v1.to_bytes().unwrap()))
+            .seed_champion(
+                MODEL,
+                schema.hash(),
+                Bytes::from(v1.to_bytes().unwrap()),
+                "e2e",
+                "seed",
+            )
             .await
             .unwrap();
         assert_eq!(meta.version, 1);
-        self.registry
-            .set_alias(registry_pb::SetAliasRequest {
-                model: MODEL.into(),
-                alias: "champion".into(),
-                version: 1,
-                expected: Some(registry_pb::AliasPrecondition {
-                    state: Some(registry_pb::alias_precondition::State::Absent(true)),
-                }),
-                actor: "e2e".into(),
-                reason: "first model".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
     }
 
     /// Waits until the server answers `probe`, then returns (version, labels).

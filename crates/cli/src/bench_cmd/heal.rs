@@ -36,18 +36,19 @@ use mend_core::synthetic::{Generator, Regime, Sample, SyntheticSpec};
 use mend_core::{Artifact, Frame, RawTable, Schema, SchemaOverride, TrainSettings};
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use mend_proto::ingest::v1 as ingest_pb;
-use mend_proto::registry::v1 as registry_pb;
 use mend_runtime::{MendConfig, Shutdown};
 use serde_json::{Value as Json, json};
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
 
 use super::heal_latency;
 use crate::up::{Listeners, Settings, start_services};
+use crate::world_client::{bind, correct, infer, now_ms, send};
 
 /// The model every run serves.
 pub(super) const MODEL: &str = "heal";
+/// The id of the bench's inference requests.
+pub(super) const REQUEST_ID: &str = "bench-heal";
 
 #[derive(Debug, Args)]
 pub struct HealArgs {
@@ -216,14 +217,6 @@ pub(super) struct Stack {
     pub data_dir: PathBuf,
 }
 
-async fn bind() -> Result<(TcpListener, String)> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("failed to bind a loopback port")?;
-    let addr = listener.local_addr()?.to_string();
-    Ok((listener, addr))
-}
-
 impl Stack {
     /// Starts every service with `vars` (plus this run's data directory and addresses).
     pub async fn start(vars: &BTreeMap<String, String>, data_dir: PathBuf) -> Result<Stack> {
@@ -292,39 +285,20 @@ impl Stack {
         schema: &Schema,
         world: &Generator,
     ) -> Result<()> {
-        let header = registry_pb::RegisterVersionHeader {
-            model: MODEL.into(),
-            schema_hash: schema.hash(),
-            trigger: Some(registry_pb::Trigger {
-                event_id: "bench-initial".into(),
-                kind: registry_pb::TriggerKind::Initial as i32,
-            }),
-            actor: "mend-bench".into(),
-            reason: "first model".into(),
-            ..Default::default()
-        };
         self.registry
-            .register(header, Bytes::from(artifact.to_bytes()?))
-            .await
-            .context("failed to register the first model")?;
-        self.registry
-            .set_alias(registry_pb::SetAliasRequest {
-                model: MODEL.into(),
-                alias: "champion".into(),
-                version: 1,
-                expected: Some(registry_pb::AliasPrecondition {
-                    state: Some(registry_pb::alias_precondition::State::Absent(true)),
-                }),
-                actor: "mend-bench".into(),
-                reason: "first model".into(),
-                ..Default::default()
-            })
+            .seed_champion(
+                MODEL,
+                schema.hash(),
+                Bytes::from(artifact.to_bytes()?),
+                "mend-bench",
+                "bench-initial",
+            )
             .await
             .context("failed to make the first model champion")?;
         let probe = world.probe();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok((v, _)) = infer(&mut self.oip, world, &probe).await
+            if let Ok((v, _)) = infer(&mut self.oip, MODEL, REQUEST_ID, world, &probe).await
                 && v == "1"
             {
                 return Ok(());
@@ -414,71 +388,6 @@ pub(super) fn describe(event: &Event) -> String {
     }
 }
 
-/// One OIP request with a tensor per feature; returns (model_version, predicted labels).
-pub(super) async fn infer(
-    client: &mut GrpcInferenceServiceClient<Channel>,
-    g: &Generator,
-    sample: &Sample,
-) -> Result<(String, Vec<String>)> {
-    let mut request = mend_client::oip::sample_request(MODEL, &g.feature_names(), sample);
-    request.id = "bench-heal".into();
-    let response = client
-        .model_infer(request)
-        .await
-        .context("inference request failed")?
-        .into_inner();
-    let labels = mend_client::oip::labels(&response);
-    if labels.len() != sample.labels.len() {
-        bail!(
-            "the server answered {} labels for {} rows",
-            labels.len(),
-            sample.labels.len()
-        );
-    }
-    Ok((response.model_version, labels))
-}
-
-/// Rows, then their labels, through ingest; ids `row-<first_id>..`, times from `first_time`.
-pub(super) async fn send(
-    ingest: &mut ingest_pb::ingest_client::IngestClient<Channel>,
-    g: &Generator,
-    sample: &Sample,
-    first_id: u64,
-    first_time: i64,
-) -> Result<()> {
-    let (rows, labels) = g.to_records(sample, "row-", first_id, first_time);
-    let batch = mend_client::ingest::row_batch(MODEL, &rows);
-    let summary = ingest
-        .ingest_rows(tokio_stream::iter(vec![batch]))
-        .await
-        .context("ingesting rows failed")?
-        .into_inner();
-    if summary.rejected > 0 {
-        bail!(
-            "ingest rejected {} rows: {:?}",
-            summary.rejected,
-            summary.rejected_rows.first()
-        );
-    }
-    let batch = mend_client::ingest::label_batch(MODEL, &labels);
-    let summary = ingest
-        .ingest_labels(tokio_stream::iter(vec![batch]))
-        .await
-        .context("ingesting labels failed")?
-        .into_inner();
-    if summary.rejected > 0 {
-        bail!("ingest rejected {} labels", summary.rejected);
-    }
-    Ok(())
-}
-
-pub(super) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// A labeled table of `samples`, ids and times counting from `first_id`.
 pub(super) fn table_of(g: &Generator, samples: &[&Sample], first_id: u64) -> RawTable {
     let mut table = RawTable {
@@ -502,16 +411,6 @@ fn right_of(model: &Artifact, schema: &Schema, g: &Generator, sample: &Sample) -
     let frame = Frame::from_table(schema, &table_of(g, &[sample], 0), true)?;
     let accuracy = model.evaluate(&frame)?.accuracy;
     Ok((accuracy * sample.labels.len() as f64).round() as usize)
-}
-
-fn correct(g: &Generator, sample: &Sample, predicted: &[String]) -> usize {
-    let classes = g.class_names();
-    sample
-        .labels
-        .iter()
-        .zip(predicted)
-        .filter(|(t, p)| classes[**t] == **p)
-        .count()
 }
 
 /// The first champion: `rows` rows of the initial regime.
@@ -606,7 +505,8 @@ async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String))
         let n = args.batch.min(args.rows - row);
         let sample = world.sample(n, &scenario.regime(row, args.rows));
         // Prequential: every contender predicts before any label of the batch is known.
-        let (version, predicted) = infer(&mut stack.oip, &world, &sample).await?;
+        let (version, predicted) =
+            infer(&mut stack.oip, MODEL, REQUEST_ID, &world, &sample).await?;
         let mend_right = correct(&world, &sample, &predicted);
         let fixed_right = right_of(&first, &schema, &world, &sample)?;
         let blind_right = right_of(&blind, &schema, &world, &sample)?;
@@ -618,6 +518,7 @@ async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String))
         segments[(row / quarter).min(3)].add(n, mend_right, fixed_right, blind_right);
         send(
             &mut stack.ingest,
+            MODEL,
             &world,
             &sample,
             row as u64,

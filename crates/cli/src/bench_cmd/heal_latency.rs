@@ -20,9 +20,10 @@ use mend_core::{Frame, Schema};
 use serde_json::{Value as Json, json};
 
 use super::heal::{
-    MODEL, Stack, bench_vars, describe, effective_vars, first_model, follow_events, infer, now_ms,
-    run_dir, send, table_of,
+    MODEL, REQUEST_ID, Stack, bench_vars, describe, effective_vars, first_model, follow_events,
+    run_dir, table_of,
 };
+use crate::world_client::{infer, now_ms, send};
 
 /// What the latency runs do.
 pub struct LatencySpec {
@@ -85,7 +86,15 @@ async fn one_run(spec: &LatencySpec, run: usize) -> Result<Json> {
         while left > 0 {
             let n = spec.batch.min(left);
             let old = world.sample(n, &Regime::default());
-            send(&mut stack.ingest, &world, &old, row, base_time + row as i64).await?;
+            send(
+                &mut stack.ingest,
+                MODEL,
+                &world,
+                &old,
+                row,
+                base_time + row as i64,
+            )
+            .await?;
             row += n as u64;
             left -= n;
             position.store(row, Ordering::Relaxed);
@@ -100,7 +109,7 @@ async fn one_run(spec: &LatencySpec, run: usize) -> Result<Json> {
         tokio::spawn(async move {
             let probe = names.probe();
             loop {
-                if let Ok((version, _)) = infer(&mut oip, &names, &probe).await
+                if let Ok((version, _)) = infer(&mut oip, MODEL, REQUEST_ID, &names, &probe).await
                     && version != "1"
                 {
                     return (Instant::now(), version);
@@ -115,6 +124,7 @@ async fn one_run(spec: &LatencySpec, run: usize) -> Result<Json> {
     for sample in &batches {
         send(
             &mut stack.ingest,
+            MODEL,
             &world,
             sample,
             row,

@@ -234,36 +234,12 @@ impl Harness {
         let artifact = train_and_compare(rows, &labels, None, &TrainSettings::default())
             .unwrap()
             .candidate;
-        let header = pb::RegisterVersionHeader {
-            model: model().to_string(),
-            schema_hash: artifact.schema.hash(),
-            trigger: Some(pb::Trigger {
-                event_id: String::new(),
-                kind: pb::TriggerKind::Initial as i32,
-            }),
-            actor: "test".into(),
-            reason: "first model".into(),
-            ..pb::RegisterVersionHeader::default()
-        };
         let bytes = Bytes::from(artifact.to_bytes().unwrap());
-        let meta = within(20, self.registry.register(header, bytes))
-            .await
-            .unwrap();
-        self.registry
-            .set_alias(pb::SetAliasRequest {
-                model: model().to_string(),
-                alias: "champion".into(),
-                version: meta.version,
-                expected: Some(pb::AliasPrecondition {
-                    state: Some(pb::alias_precondition::State::Absent(true)),
-                }),
-                actor: "test".into(),
-                reason: "first model".into(),
-                trigger_event_id: String::new(),
-            })
-            .await
-            .unwrap();
-        meta.version
+        let model = model();
+        let seeded =
+            self.registry
+                .seed_champion(model.as_str(), artifact.schema.hash(), bytes, "test", "");
+        within(20, seeded).await.unwrap().version
     }
 
     pub async fn champion_version(&self) -> Option<u64> {

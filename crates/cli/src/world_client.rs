@@ -1,0 +1,101 @@
+//! A client side for a running stack fed from a synthetic world, shared by `mend demo` and
+//! `mend bench-heal`: loopback listeners for the services, one OIP request per batch, and
+//! a batch's rows then labels through ingest.
+
+use anyhow::{Context, Result, bail};
+use mend_core::synthetic::{Generator, Sample};
+use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use mend_proto::ingest::v1 as ingest_pb;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+/// A listener on a free loopback port, and its address.
+pub async fn bind() -> Result<(TcpListener, String)> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("failed to bind a loopback port")?;
+    let addr = listener.local_addr()?.to_string();
+    Ok((listener, addr))
+}
+
+/// One OIP request for `model` with a tensor per feature; returns (model_version, predicted
+/// labels), one label per row of `sample`.
+pub async fn infer(
+    client: &mut GrpcInferenceServiceClient<Channel>,
+    model: &str,
+    request_id: &str,
+    g: &Generator,
+    sample: &Sample,
+) -> Result<(String, Vec<String>)> {
+    let mut request = mend_client::oip::sample_request(model, &g.feature_names(), sample);
+    request.id = request_id.to_owned();
+    let response = client
+        .model_infer(request)
+        .await
+        .context("inference request failed")?
+        .into_inner();
+    let labels = mend_client::oip::labels(&response);
+    if labels.len() != sample.labels.len() {
+        bail!(
+            "the server answered {} labels for {} rows",
+            labels.len(),
+            sample.labels.len()
+        );
+    }
+    Ok((response.model_version, labels))
+}
+
+/// How many of `predicted` are the sample's true labels.
+pub fn correct(g: &Generator, sample: &Sample, predicted: &[String]) -> usize {
+    let classes = g.class_names();
+    sample
+        .labels
+        .iter()
+        .zip(predicted)
+        .filter(|(t, p)| classes[**t] == **p)
+        .count()
+}
+
+/// Rows, then their labels, through ingest for `model`; ids `row-<first_id>..`, times from
+/// `first_time`. Any rejected row or label is an error.
+pub async fn send(
+    ingest: &mut ingest_pb::ingest_client::IngestClient<Channel>,
+    model: &str,
+    g: &Generator,
+    sample: &Sample,
+    first_id: u64,
+    first_time: i64,
+) -> Result<()> {
+    let (rows, labels) = g.to_records(sample, "row-", first_id, first_time);
+    let batch = mend_client::ingest::row_batch(model, &rows);
+    let summary = ingest
+        .ingest_rows(tokio_stream::iter(vec![batch]))
+        .await
+        .context("ingesting rows failed")?
+        .into_inner();
+    if summary.rejected > 0 {
+        bail!(
+            "ingest rejected {} rows: {:?}",
+            summary.rejected,
+            summary.rejected_rows.first()
+        );
+    }
+    let batch = mend_client::ingest::label_batch(model, &labels);
+    let summary = ingest
+        .ingest_labels(tokio_stream::iter(vec![batch]))
+        .await
+        .context("ingesting labels failed")?
+        .into_inner();
+    if summary.rejected > 0 {
+        bail!("ingest rejected {} labels", summary.rejected);
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
