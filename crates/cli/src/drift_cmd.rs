@@ -1,7 +1,7 @@
 //! `mend drift`: the monitor's drift computation and report, offline, on two CSV files.
 //!
 //! Both files are streamed, never loaded: each is folded into a bounded [`WindowSummary`]
-//! (reservoir samples, counts), the two on separate threads. Column kinds are inferred from the
+//! (a uniform row sample, counts), the two on separate threads. Column kinds are inferred from the
 //! first rows of the reference; the reference summary becomes a [`DriftReference`], and the
 //! current summary is compared with it under the drift policy.
 
@@ -57,8 +57,8 @@ pub struct DriftArgs {
     /// A JSON drift policy: thresholds, and per-feature tests, thresholds or `ignore`.
     #[arg(long)]
     policy: Option<PathBuf>,
-    /// Values sampled per numeric column for KS and Wasserstein; files no longer than this are
-    /// compared exactly. Memory grows with it, not with the files.
+    /// Rows sampled per file (their numeric values) for KS and Wasserstein; files no longer
+    /// than this are compared exactly. Memory grows with it, not with the files.
     #[arg(long, default_value_t = 100_000)]
     sample: usize,
     /// Exit non-zero when the dataset drifts (for CI pipelines).

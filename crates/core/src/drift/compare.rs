@@ -1,5 +1,5 @@
 //! Compares a window summary with a reference, feature by feature, then the dataset and the
-//! predictions. Pure and bounded: the work depends on reservoir, bin and category sizes only.
+//! predictions. Pure and bounded: the work depends on sample, bin and category sizes only.
 
 use std::collections::BTreeMap;
 

@@ -6,7 +6,7 @@
 //!   std), [`divergence`] (Jensen-Shannon distance, PSI).
 //! - [`policy`]: which test judges a feature, with what threshold (Evidently's default rule,
 //!   overridable per feature).
-//! - [`reservoir`] and [`summary`]: bounded summaries of a window of rows.
+//! - [`reservoir`] (the row sampler) and [`summary`]: bounded summaries of a window of rows.
 //! - [`reference`](mod@reference): the reference side, from a model's profile or from reference data.
 //! - [`compare`](mod@compare) and [`report`]: window against reference, into a serialisable [`DriftReport`].
 //!

@@ -1,6 +1,6 @@
 //! Bounded summaries of a window of rows: what drift detection keeps instead of the rows.
 //!
-//! Memory is bounded by features × (reservoir + bins + categories), never by rows:
+//! Memory is bounded by features × (sampled rows + bins + categories), never by rows seen:
 //! - numeric: count, missing, shifted sums for mean and variance, min, max, the feature's values
 //!   in a seeded uniform sample of the window's rows (KS, Wasserstein), counts over the reference's decile edges (PSI and JS) and between the points of
 //!   its quantile sketch, with the distance of values beyond its ends (Wasserstein over every
@@ -607,7 +607,7 @@ impl WindowSummary {
     }
 
     /// An empty summary of a schema's features, with no reference bins (PSI is then binned
-    /// from the reservoir when compared).
+    /// from the row sample when compared).
     pub fn for_schema(schema: &Schema, config: SummaryConfig) -> Self {
         let layout: Vec<FeatureLayout> = schema
             .features
