@@ -6,14 +6,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use mend_bus::events::{DriftKind, ModelPromoted};
 use mend_bus::{DataLogExt, Envelope, publish_event};
 use mend_core::synthetic::Regime;
-use mend_monitor::{InMemoryChampionSource, MonitorReport, ReportSummary};
+use mend_monitor::{MonitorReport, ReportSummary};
 
 const QUIET: Duration = Duration::from_millis(700);
 
@@ -21,16 +20,7 @@ const QUIET: Duration = Duration::from_millis(700);
 async fn shifted_rows_drift_once_per_episode_and_promotion_switches_the_reference() {
     let nats = nats().await;
     let dir = tempfile::tempdir().unwrap();
-    let champions = Arc::new(InMemoryChampionSource::new());
-    champions.set(&model(), 1, train(&Regime::default(), 1));
-    let mut observer = Observer::new(Arc::clone(&nats.bus)).await;
-    let monitor = start(
-        config(dir.path()),
-        Arc::clone(&champions),
-        Arc::clone(&nats.data_log),
-        Some(Arc::clone(&nats.bus)),
-    )
-    .await;
+    let (champions, mut observer, monitor) = start_over_nats(&nats, dir.path()).await;
     let mut world = World::new();
     let log = &nats.data_log;
 
@@ -163,16 +153,7 @@ async fn shifted_rows_drift_once_per_episode_and_promotion_switches_the_referenc
 async fn a_flipped_concept_is_performance_drift() {
     let nats = nats().await;
     let dir = tempfile::tempdir().unwrap();
-    let champions = Arc::new(InMemoryChampionSource::new());
-    champions.set(&model(), 1, train(&Regime::default(), 1));
-    let mut observer = Observer::new(Arc::clone(&nats.bus)).await;
-    let monitor = start(
-        config(dir.path()),
-        Arc::clone(&champions),
-        Arc::clone(&nats.data_log),
-        Some(Arc::clone(&nats.bus)),
-    )
-    .await;
+    let (_champions, mut observer, monitor) = start_over_nats(&nats, dir.path()).await;
     let mut world = World::new();
     let log = &nats.data_log;
 

@@ -14,10 +14,10 @@ use common::*;
 use mend_bus::events::{DriftDetected, DriftKind, ModelRejected};
 use mend_bus::{DataLogExt, Envelope, publish_event};
 use mend_core::synthetic::Regime;
+use mend_monitor::Champion;
 use mend_monitor::detector::PageHinkleyConfig;
 use mend_monitor::state::{ModelState, StateStore};
 use mend_monitor::tracker::{Entry, Tracker, TrackerSettings};
-use mend_monitor::{Champion, InMemoryChampionSource};
 
 const QUIET: Duration = Duration::from_millis(700);
 
@@ -39,16 +39,7 @@ fn rejected(champion_version: Option<u64>) -> Envelope {
 async fn a_rejection_makes_the_next_drifted_window_announce_again_from_the_same_start() {
     let nats = nats().await;
     let dir = tempfile::tempdir().unwrap();
-    let champions = Arc::new(InMemoryChampionSource::new());
-    champions.set(&model(), 1, train(&Regime::default(), 1));
-    let mut observer = Observer::new(Arc::clone(&nats.bus)).await;
-    let monitor = start(
-        config(dir.path()),
-        Arc::clone(&champions),
-        Arc::clone(&nats.data_log),
-        Some(Arc::clone(&nats.bus)),
-    )
-    .await;
+    let (_champions, mut observer, monitor) = start_over_nats(&nats, dir.path()).await;
     let mut world = World::new();
     let log = &nats.data_log;
 

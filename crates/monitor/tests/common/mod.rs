@@ -169,6 +169,25 @@ pub async fn start(
     }
 }
 
+/// A monitor over NATS with version 1 (the initial world) as champion, and an observer of its
+/// events subscribed before it starts.
+pub async fn start_over_nats(
+    nats: &Nats,
+    data_dir: &Path,
+) -> (Arc<InMemoryChampionSource>, Observer, Running) {
+    let champions = Arc::new(InMemoryChampionSource::new());
+    champions.set(&model(), 1, train(&Regime::default(), 1));
+    let observer = Observer::new(Arc::clone(&nats.bus)).await;
+    let monitor = start(
+        config(data_dir),
+        Arc::clone(&champions),
+        Arc::clone(&nats.data_log),
+        Some(Arc::clone(&nats.bus)),
+    )
+    .await;
+    (champions, observer, monitor)
+}
+
 /// Collects `drift.detected.*` events as they arrive.
 pub struct Observer {
     subscription: EventSubscription,
