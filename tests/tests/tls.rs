@@ -153,6 +153,18 @@ async fn listener() -> (TcpListener, ServiceAddr) {
     (listener, addr)
 }
 
+/// Runs a service on its own task until the returned [`Shutdown`] is triggered.
+fn spawn_service<F, E>(run: impl FnOnce(Shutdown) -> F) -> (Shutdown, tokio::task::JoinHandle<()>)
+where
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Debug,
+{
+    let shutdown = Shutdown::new();
+    let running = run(shutdown.clone());
+    let task = tokio::spawn(async move { running.await.unwrap() });
+    (shutdown, task)
+}
+
 async fn stop(shutdown: Shutdown, task: tokio::task::JoinHandle<()>) {
     shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(30), task)
@@ -208,15 +220,9 @@ async fn registry_door(mutual: bool) {
         ),
         bus: None,
     };
-    let shutdown = Shutdown::new();
-    let task = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            mend_registry::run(&config, deps, listener, shutdown)
-                .await
-                .unwrap()
-        })
-    };
+    let (shutdown, task) = spawn_service(|shutdown| async move {
+        mend_registry::run(&config, deps, listener, shutdown).await
+    });
     check_door("registry", &addr, mutual, list_models).await;
     stop(shutdown, task).await;
 }
@@ -236,15 +242,9 @@ async fn server_door(mutual: bool) {
         grpc: listener,
         http: None,
     };
-    let shutdown = Shutdown::new();
-    let task = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            mend_server::run(config, deps, listeners, shutdown)
-                .await
-                .unwrap()
-        })
-    };
+    let (shutdown, task) = spawn_service(|shutdown| async move {
+        mend_server::run(config, deps, listeners, shutdown).await
+    });
     check_door("server", &addr, mutual, server_live).await;
     stop(shutdown, task).await;
 }
@@ -260,15 +260,9 @@ async fn ingest_door(mutual: bool) {
         metrics: Metrics::new(),
         health: Health::new(),
     };
-    let shutdown = Shutdown::new();
-    let task = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            mend_ingest::run(config, deps, listener, shutdown)
-                .await
-                .unwrap()
-        })
-    };
+    let (shutdown, task) = spawn_service(|shutdown| async move {
+        mend_ingest::run(config, deps, listener, shutdown).await
+    });
     check_door("ingest", &addr, mutual, ingest_nothing).await;
     stop(shutdown, task).await;
 }
@@ -331,15 +325,10 @@ async fn services_sharing_one_tls_configuration_reach_each_other() {
         ),
         bus: None,
     };
-    let shutdown = Shutdown::new();
-    let task = {
-        let (config, shutdown) = (config.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            mend_registry::run(&config, deps, listener, shutdown)
-                .await
-                .unwrap()
-        })
-    };
+    let served = config.clone();
+    let (shutdown, task) = spawn_service(|shutdown| async move {
+        mend_registry::run(&served, deps, listener, shutdown).await
+    });
 
     // As ingest, monitor, trainer and server dial the registry.
     let endpoint = grpc_client_endpoint(&config.registry_addr, &config.tls).unwrap();
