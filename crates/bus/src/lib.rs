@@ -36,5 +36,6 @@ pub use jetstream::{JetStreamBus, JetStreamConfig, StreamLimits};
 pub use message::{Delivery, Headers, OutgoingMessage, PublishReceipt};
 pub use subjects::{ModelName, SubjectKind};
 pub use typed::{
-    EventDelivery, EventHandler, EventSubscription, HandlerError, publish_event, run_event_loop,
+    EventDelivery, EventHandler, EventRecorder, EventSubscription, HandlerError, publish_event,
+    run_event_loop,
 };

@@ -131,6 +131,62 @@ impl EventSubscription {
     }
 }
 
+/// Keeps every event a subscription delivers, acknowledged, in the order they came: for
+/// tests and tools that wait for what the loop announces.
+pub struct EventRecorder {
+    subscription: EventSubscription,
+    /// Every event received so far.
+    pub seen: Vec<Envelope>,
+}
+
+impl EventRecorder {
+    /// Subscribes now, so nothing announced from here on is missed.
+    pub async fn subscribe(bus: Arc<dyn Bus>, spec: ConsumerSpec) -> Result<Self, BusError> {
+        Ok(EventRecorder {
+            subscription: EventSubscription::subscribe(bus, spec).await?,
+            seen: Vec::new(),
+        })
+    }
+
+    /// The first event matching `predicate`, among those seen already or arriving within
+    /// `wait`; `None` when none comes in time (or the subscription ends).
+    pub async fn wait_for(
+        &mut self,
+        wait: Duration,
+        predicate: impl Fn(&Envelope) -> bool,
+    ) -> Option<Envelope> {
+        if let Some(found) = self.seen.iter().find(|e| predicate(e)) {
+            return Some(found.clone());
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Some(envelope) = self.receive(deadline).await {
+            if predicate(&envelope) {
+                return Some(envelope);
+            }
+        }
+        None
+    }
+
+    /// Takes in every event announced within `wait`.
+    pub async fn drain(&mut self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.receive(deadline).await.is_some() {}
+    }
+
+    /// The next event before `deadline`, acknowledged and kept.
+    async fn receive(&mut self, deadline: tokio::time::Instant) -> Option<Envelope> {
+        let next = tokio::time::timeout_at(deadline, self.subscription.next())
+            .await
+            .ok()??;
+        let envelope = next.envelope.clone();
+        if let Err(error) = next.ack().await {
+            tracing::warn!(%error, event_id = %envelope.id, "cannot acknowledge a recorded event");
+        }
+        self.seen.push(envelope.clone());
+        Some(envelope)
+    }
+}
+
 /// A decoded event and the delivery to settle.
 #[derive(Debug)]
 pub struct EventDelivery {

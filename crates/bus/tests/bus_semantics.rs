@@ -12,7 +12,9 @@ use common::{Backend, Harness, every_event, model, next_within, within};
 use mend_bus::events::{Alert, RetrainRequested, Severity};
 use mend_bus::message::header;
 use mend_bus::subjects;
-use mend_bus::typed::{EventSubscription, HandlerError, publish_event, run_event_loop};
+use mend_bus::typed::{
+    EventRecorder, EventSubscription, HandlerError, publish_event, run_event_loop,
+};
 use mend_bus::{ConsumerSpec, Envelope, Event, OutgoingMessage};
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +52,7 @@ for_each_backend!(
     subscriptions_of_one_durable_share_the_work,
     a_durable_can_change_its_settings,
     backoff_spaces_redeliveries,
+    a_recorder_keeps_acks_and_finds_events,
 );
 
 mod tests {
@@ -65,6 +68,56 @@ mod tests {
                 related_event_id: None,
             },
         )
+    }
+
+    pub async fn a_recorder_keeps_acks_and_finds_events(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        // A short ack wait: an event the recorder failed to acknowledge would come again below.
+        let spec = || {
+            ConsumerSpec::new("recorder", [subjects::SubjectKind::Alert.all_models()])
+                .ack_wait(Duration::from_millis(300))
+        };
+        let mut recorder = EventRecorder::subscribe(harness.bus.clone(), spec())
+            .await
+            .unwrap();
+        let text_is = |text: &'static str| move |e: &Envelope| matches!(&e.event, Event::Alert(a) if a.text == text);
+        for text in ["first", "second", "third"] {
+            publish_event(harness.bus.as_ref(), &alert(text))
+                .await
+                .unwrap();
+        }
+        // A later event is waited for; the ones before it are kept on the way.
+        let third = recorder
+            .wait_for(Duration::from_secs(10), text_is("third"))
+            .await
+            .expect("the third alert arrives");
+        assert!(matches!(&third.event, Event::Alert(a) if a.text == "third"));
+        assert_eq!(recorder.seen.len(), 3);
+        // One seen already is found without waiting; one never published is not found.
+        assert!(
+            recorder
+                .wait_for(Duration::ZERO, text_is("first"))
+                .await
+                .is_some()
+        );
+        assert!(
+            recorder
+                .wait_for(Duration::from_millis(200), text_is("never"))
+                .await
+                .is_none()
+        );
+        publish_event(harness.bus.as_ref(), &alert("late"))
+            .await
+            .unwrap();
+        recorder.drain(Duration::from_millis(500)).await;
+        assert_eq!(recorder.seen.len(), 4);
+        // Everything was acknowledged: the same durable gets nothing again.
+        drop(recorder);
+        let mut again = EventRecorder::subscribe(harness.bus.clone(), spec())
+            .await
+            .unwrap();
+        again.drain(Duration::from_secs(1)).await;
+        assert!(again.seen.is_empty(), "redelivered: {:?}", again.seen);
     }
 
     pub async fn every_event_type_round_trips(backend: Backend) {

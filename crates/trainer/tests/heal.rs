@@ -152,6 +152,7 @@ async fn a_candidate_trained_on_noise_is_rejected_and_the_champion_stays() {
     harness.drain(Duration::from_millis(500)).await;
     assert!(
         !harness
+            .events
             .seen
             .iter()
             .any(|e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2))
@@ -190,6 +191,7 @@ async fn ten_duplicate_drift_events_cause_one_retrain() {
     let v2 = harness.versions().await.pop().unwrap();
     assert_eq!(v2.tags[tags::COALESCED_EVENT_IDS].split(',').count(), 9);
     let trained = harness
+        .events
         .seen
         .iter()
         .filter(|e| matches!(e.event, Event::ModelTrained(_)))

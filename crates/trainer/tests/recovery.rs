@@ -266,6 +266,7 @@ async fn a_trainer_stopped_before_its_run_leaves_the_event_for_the_next_one_over
     assert_eq!(harness.runs(), 1);
     assert_eq!(harness.versions().await.len(), 2);
     let promotions = harness
+        .events
         .seen
         .iter()
         .filter(|e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2))

@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use mend_bus::events::Event;
 use mend_bus::{
-    Bus, ConsumerSpec, DataLog, DataLogExt, Envelope, EventSubscription, JetStreamBus,
-    JetStreamConfig, JetStreamDataLog, ModelName,
+    Bus, ConsumerSpec, DataLog, DataLogExt, Envelope, EventRecorder, JetStreamBus, JetStreamConfig,
+    JetStreamDataLog, ModelName,
 };
 use mend_client::RegistryClient;
 use mend_core::synthetic::{Generator, Regime, Sample};
@@ -138,9 +138,8 @@ pub struct Stack {
     pub trainer: Option<mend_trainer::Trainer>,
     /// The settings every service was started with (`MEND_*` variable → value).
     pub vars: HashMap<String, String>,
-    /// Every `model.*` event seen so far.
-    pub seen: Vec<Envelope>,
-    observer: EventSubscription,
+    /// Every `model.*` event, as announced.
+    pub events: EventRecorder,
     shutdown: Shutdown,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     next_id: u64,
@@ -206,7 +205,7 @@ pub async fn start_with(options: Options) -> Stack {
     let endpoint = Endpoint::from_shared(format!("http://{registry_addr}")).unwrap();
     let registry = RegistryClient::connect_lazy(&endpoint, None);
     // Subscribed before anything runs, so no announcement is missed.
-    let observer = EventSubscription::subscribe(
+    let events = EventRecorder::subscribe(
         Arc::clone(&bus),
         ConsumerSpec::new("e2e-observer", ["model.>"]).batch(64),
     )
@@ -314,8 +313,7 @@ pub async fn start_with(options: Options) -> Stack {
         ingest,
         trainer,
         vars,
-        seen: Vec::new(),
-        observer,
+        events,
         shutdown,
         tasks,
         next_id: 0,
@@ -453,51 +451,37 @@ impl Stack {
         panic!("version {version} was not served within {seconds} s; last answer: {last:?}");
     }
 
-    /// Waits for a `model.*` event matching `predicate` (earlier ones included).
+    /// Waits for an announced event matching `predicate` (earlier ones included).
     pub async fn wait_for(
         &mut self,
         seconds: u64,
         predicate: impl Fn(&Envelope) -> bool,
     ) -> Envelope {
-        if let Some(found) = self.seen.iter().find(|e| predicate(e)) {
-            return found.clone();
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-        loop {
-            let next = tokio::time::timeout_at(deadline, self.observer.next())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no matching event within {seconds} s; seen: {:#?}",
-                        self.seen
-                            .iter()
-                            .map(|e| (&e.event, &e.id))
-                            .collect::<Vec<_>>()
-                    )
-                })
-                .expect("bus closed");
-            let envelope = next.envelope.clone();
-            next.ack().await.unwrap();
-            self.seen.push(envelope.clone());
-            if predicate(&envelope) {
-                return envelope;
-            }
-        }
+        let found = self
+            .events
+            .wait_for(Duration::from_secs(seconds), predicate)
+            .await;
+        found.unwrap_or_else(|| {
+            panic!(
+                "no matching event within {seconds} s; seen: {:#?}",
+                self.events
+                    .seen
+                    .iter()
+                    .map(|e| (&e.event, &e.id))
+                    .collect::<Vec<_>>()
+            )
+        })
     }
 
     /// Takes in every `model.*` event announced within `wait`.
     pub async fn drain(&mut self, wait: Duration) {
-        let deadline = tokio::time::Instant::now() + wait;
-        while let Ok(Some(next)) = tokio::time::timeout_at(deadline, self.observer.next()).await {
-            let envelope = next.envelope.clone();
-            next.ack().await.unwrap();
-            self.seen.push(envelope);
-        }
+        self.events.drain(wait).await;
     }
 
     /// How many distinct events (by id) seen so far match `predicate`.
     pub fn count(&self, predicate: impl Fn(&Event) -> bool) -> usize {
         let mut ids: Vec<&str> = self
+            .events
             .seen
             .iter()
             .filter(|e| predicate(&e.event))

@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use mend_bus::events::Event;
 use mend_bus::{
-    Bus, ConsumerSpec, DataLog, DataLogExt, Envelope, EventSubscription, InProcessBus,
-    JetStreamBus, JetStreamConfig, JetStreamDataLog, ModelName, SqliteDataLog, publish_event,
+    Bus, ConsumerSpec, DataLog, DataLogExt, Envelope, EventRecorder, InProcessBus, JetStreamBus,
+    JetStreamConfig, JetStreamDataLog, ModelName, SqliteDataLog, publish_event,
 };
 use mend_client::RegistryClient;
 use mend_core::TrainSettings;
@@ -119,8 +119,8 @@ pub struct Harness {
     pub trainer: Option<Trainer>,
     pub trainer_shutdown: CancellationToken,
     pub metrics: Metrics,
-    pub seen: Vec<Envelope>,
-    observer: EventSubscription,
+    /// Every `model.*` and `alert.*` event, as announced.
+    pub events: EventRecorder,
     registry_shutdown: Shutdown,
     _dir: TempDir,
     pub nats: Option<NatsServer>,
@@ -170,7 +170,7 @@ impl Harness {
         });
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
         let registry = RegistryClient::connect_lazy(&endpoint, None);
-        let observer = EventSubscription::subscribe(
+        let events = EventRecorder::subscribe(
             Arc::clone(&bus),
             ConsumerSpec::new("observer", ["model.>", "alert.>"]).batch(64),
         )
@@ -184,8 +184,7 @@ impl Harness {
             trainer: None,
             trainer_shutdown: CancellationToken::new(),
             metrics: Metrics::new(),
-            seen: Vec::new(),
-            observer,
+            events,
             registry_shutdown,
             _dir: dir,
             nats,
@@ -266,40 +265,25 @@ impl Harness {
         seconds: u64,
         predicate: impl Fn(&Envelope) -> bool,
     ) -> Envelope {
-        if let Some(found) = self.seen.iter().find(|e| predicate(e)) {
-            return found.clone();
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-        loop {
-            let next = tokio::time::timeout_at(deadline, self.observer.next())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no matching event within {seconds} s; seen: {:#?}",
-                        self.seen
-                            .iter()
-                            .map(|e| (&e.event, &e.id))
-                            .collect::<Vec<_>>()
-                    )
-                })
-                .expect("bus closed");
-            let envelope = next.envelope.clone();
-            next.ack().await.unwrap();
-            self.seen.push(envelope.clone());
-            if predicate(&envelope) {
-                return envelope;
-            }
-        }
+        let found = self
+            .events
+            .wait_for(Duration::from_secs(seconds), predicate)
+            .await;
+        found.unwrap_or_else(|| {
+            panic!(
+                "no matching event within {seconds} s; seen: {:#?}",
+                self.events
+                    .seen
+                    .iter()
+                    .map(|e| (&e.event, &e.id))
+                    .collect::<Vec<_>>()
+            )
+        })
     }
 
     /// Takes in everything announced within `wait`.
     pub async fn drain(&mut self, wait: Duration) {
-        let deadline = tokio::time::Instant::now() + wait;
-        while let Ok(Some(next)) = tokio::time::timeout_at(deadline, self.observer.next()).await {
-            let envelope = next.envelope.clone();
-            next.ack().await.unwrap();
-            self.seen.push(envelope);
-        }
+        self.events.drain(wait).await;
     }
 
     pub async fn stop(mut self) {
