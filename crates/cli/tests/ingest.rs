@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `mend ingest` as an operator runs it, against an ingest service served inside the test.
 
-use std::path::Path;
-use std::process::Output;
+mod common;
+
+use common::{mend, ok};
 use std::sync::Arc;
 
 use mend_bus::{DataLogExt, ModelName, SqliteDataLog, Window};
@@ -70,27 +71,6 @@ async fn start_ingest() -> Ingest {
         shutdown,
         _dir: dir,
     }
-}
-
-/// Runs `mend` with only the variables given (nothing leaks in from the machine).
-async fn mend(dir: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
-        .current_dir(dir)
-        .env_clear()
-        .envs(vars.iter().copied())
-        .args(args)
-        .output()
-        .await
-        .expect("mend runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "mend failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

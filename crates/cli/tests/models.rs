@@ -1,82 +1,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `mend models` as an operator runs it, against a registry served inside the test.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::process::Output;
-use std::sync::Arc;
+mod common;
 
-use mend_registry::{RegistryDeps, SqliteStore};
-use mend_runtime::{MendConfig, Shutdown};
+use common::{failed, mend, ok, start_registry};
+
 use serde_json::Value;
 
 const TOKEN: &str = "cli-test-token";
 
-struct Registry {
-    addr: String,
-    shutdown: Shutdown,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-    }
-}
-
-async fn start_registry() -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
-    let vars = HashMap::from([("MEND_REGISTRY_TOKEN".to_owned(), TOKEN.to_owned())]);
-    let config = MendConfig::from_map(&vars).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let shutdown = Shutdown::new();
-    let deps = RegistryDeps {
-        store: Arc::new(store),
-        bus: None,
-    };
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move { mend_registry::run(&config, deps, listener, shutdown).await }
-    });
-    Registry {
-        addr,
-        shutdown,
-        _dir: dir,
-    }
-}
-
-/// Runs `mend` with only the variables given (nothing leaks in from the machine).
-async fn mend(dir: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
-        .current_dir(dir)
-        .env_clear()
-        .env("USER", "tester")
-        .envs(vars.iter().copied())
-        .args(args)
-        .output()
-        .await
-        .expect("mend runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "mend failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn failed(out: Output) -> String {
-    assert!(!out.status.success(), "mend should have failed");
-    String::from_utf8(out.stderr).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_promotes_rolls_back_and_audits() {
-    let registry = start_registry().await;
+    let registry = start_registry(TOKEN, None).await;
     let work = tempfile::tempdir().unwrap();
     let d = work.path();
     let writer = [

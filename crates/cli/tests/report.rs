@@ -2,8 +2,9 @@
 //! `mend report` as an operator runs it, against a monitor served inside the test (SQLite
 //! data log, champion in memory, no bus).
 
-use std::path::Path;
-use std::process::Output;
+mod common;
+
+use common::{mend, ok};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,27 +14,6 @@ use mend_core::{Frame, Schema, SchemaOverride, TrainSettings};
 use mend_monitor::{InMemoryChampionSource, MonitorConfig, MonitorDeps, ReportStore};
 use mend_runtime::{Metrics, Shutdown};
 use serde_json::Value;
-
-/// Runs `mend` with only the variables given (nothing leaks in from the machine).
-async fn mend(dir: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
-        .current_dir(dir)
-        .env_clear()
-        .envs(vars.iter().copied())
-        .args(args)
-        .output()
-        .await
-        .expect("mend runs")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "mend failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetches_lists_and_writes_reports_from_the_monitor() {

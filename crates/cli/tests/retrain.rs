@@ -2,9 +2,9 @@
 //! `mend retrain` as an operator runs it, against a registry (with an in-process bus)
 //! served inside the test: the request becomes a `retrain.requested` event.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::process::Output;
+mod common;
+
+use common::{Registry, mend, start_registry};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,44 +12,17 @@ use mend_bus::events::Event;
 use mend_bus::{Bus, ConsumerSpec, EventSubscription, InProcessBus, InProcessConfig};
 use mend_client::RegistryClient;
 use mend_proto::registry::v1 as pb;
-use mend_registry::{RegistryDeps, SqliteStore};
-use mend_runtime::{MendConfig, Shutdown};
 use serde_json::Value;
 
 const TOKEN: &str = "cli-retrain-token";
 
-struct Registry {
-    addr: String,
-    bus: Arc<dyn Bus>,
-    shutdown: Shutdown,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-    }
-}
-
-/// A registry guarded by [`TOKEN`], on a bus, with one version of `churn` registered.
-async fn start_registry() -> Registry {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
-    let vars = HashMap::from([("MEND_REGISTRY_TOKEN".to_owned(), TOKEN.to_owned())]);
-    let config = MendConfig::from_map(&vars).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let shutdown = Shutdown::new();
+/// A registry guarded by [`TOKEN`], on an in-process bus (returned), with one version of
+/// `churn` registered.
+async fn start_registry_on_a_bus() -> (Registry, Arc<dyn Bus>) {
     let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new(InProcessConfig::default()));
-    let deps = RegistryDeps {
-        store: Arc::new(store),
-        bus: Some(Arc::clone(&bus)),
-    };
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move { mend_registry::run(&config, deps, listener, shutdown).await }
-    });
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    let registry = start_registry(TOKEN, Some(Arc::clone(&bus))).await;
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", registry.addr)).unwrap();
     let client = RegistryClient::connect_lazy(&endpoint, Some(TOKEN.to_owned()));
     let header = pb::RegisterVersionHeader {
         model: "churn".into(),
@@ -67,36 +40,16 @@ async fn start_registry() -> Registry {
         .register(header, bytes::Bytes::from_static(b"model"))
         .await
         .unwrap();
-    Registry {
-        addr,
-        bus,
-        shutdown,
-        _dir: dir,
-    }
-}
-
-/// Runs `mend` with only the variables given (nothing leaks in from the machine).
-async fn mend(dir: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
-        .current_dir(dir)
-        .env_clear()
-        .env("USER", "tester")
-        .envs(vars.iter().copied())
-        .args(args)
-        .output()
-        .await
-        .expect("mend runs")
+    (registry, bus)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mend_retrain_publishes_a_retrain_request_through_the_registry() {
-    let registry = start_registry().await;
-    let mut events = EventSubscription::subscribe(
-        Arc::clone(&registry.bus),
-        ConsumerSpec::new("test", ["retrain.>"]),
-    )
-    .await
-    .unwrap();
+    let (registry, bus) = start_registry_on_a_bus().await;
+    let mut events =
+        EventSubscription::subscribe(Arc::clone(&bus), ConsumerSpec::new("test", ["retrain.>"]))
+            .await
+            .unwrap();
     let work = tempfile::tempdir().unwrap();
     let addr = registry.addr.as_str();
 
