@@ -750,6 +750,7 @@ fn trigger_kind_text(kind: i32) -> &'static str {
         Ok(pb::TriggerKind::Schedule) => "schedule",
         Ok(pb::TriggerKind::Manual) => "manual",
         Ok(pb::TriggerKind::Initial) => "initial",
+        Ok(pb::TriggerKind::FollowUp) => "follow_up",
         _ => "unknown",
     }
 }

@@ -35,6 +35,7 @@ impl From<TriggerKind> for pb::TriggerKind {
             TriggerKind::Schedule => pb::TriggerKind::Schedule,
             TriggerKind::Manual => pb::TriggerKind::Manual,
             TriggerKind::Initial => pb::TriggerKind::Initial,
+            TriggerKind::FollowUp => pb::TriggerKind::FollowUp,
         }
     }
 }
@@ -46,6 +47,7 @@ fn trigger_kind(raw: i32) -> Result<TriggerKind, ConvertError> {
         Ok(pb::TriggerKind::Schedule) => Ok(TriggerKind::Schedule),
         Ok(pb::TriggerKind::Manual) => Ok(TriggerKind::Manual),
         Ok(pb::TriggerKind::Initial) => Ok(TriggerKind::Initial),
+        Ok(pb::TriggerKind::FollowUp) => Ok(TriggerKind::FollowUp),
         Ok(pb::TriggerKind::Unspecified) => Err(invalid("trigger.kind", "must be set")),
         Err(_) => Err(invalid("trigger.kind", format!("unknown value {raw}"))),
     }

@@ -20,6 +20,8 @@ pub enum TriggerKind {
     Manual,
     /// The first model of a deployment.
     Initial,
+    /// The trainer's follow-up after a promotion for performance drift.
+    FollowUp,
 }
 
 /// The event that caused a version to exist.

@@ -11,6 +11,7 @@ use mend_core::TrainSettings;
 use mend_runtime::config::{ConfigError, ConfigSource, Origin};
 use mend_runtime::{MendConfig, Secret};
 
+use crate::follow_up::FollowUpPolicy;
 use crate::gate::GatePolicy;
 use crate::webhook::{HttpUrl, WebhookConfig};
 
@@ -42,6 +43,13 @@ pub const MEND_TRAINER_GUARD_ROWS: &str = "MEND_TRAINER_GUARD_ROWS";
 pub const MEND_TRAINER_GUARD_MARGIN: &str = "MEND_TRAINER_GUARD_MARGIN";
 /// How often the guard looks for new labels, in ms.
 pub const MEND_TRAINER_GUARD_POLL_MS: &str = "MEND_TRAINER_GUARD_POLL_MS";
+/// Labeled rows after a promotion for performance drift before the follow-up retrain that
+/// checks whether performance keeps sliding; 0 turns follow-ups off.
+pub const MEND_TRAINER_FOLLOW_UP_LABELS: &str = "MEND_TRAINER_FOLLOW_UP_LABELS";
+/// The newest of those labeled rows a follow-up trains and judges on.
+pub const MEND_TRAINER_FOLLOW_UP_WINDOW: &str = "MEND_TRAINER_FOLLOW_UP_WINDOW";
+/// A follow-up candidate that beats the champion by at least this is followed up in turn.
+pub const MEND_TRAINER_FOLLOW_UP_MARGIN: &str = "MEND_TRAINER_FOLLOW_UP_MARGIN";
 /// Scheduled retrains: `churn=1h,fraud=30m` (units ms, s, m, h, d).
 pub const MEND_TRAINER_SCHEDULE: &str = "MEND_TRAINER_SCHEDULE";
 /// Comma-separated `http://` URLs every alert is POSTed to.
@@ -77,6 +85,9 @@ pub const ALL: &[&str] = &[
     MEND_TRAINER_GUARD_ROWS,
     MEND_TRAINER_GUARD_MARGIN,
     MEND_TRAINER_GUARD_POLL_MS,
+    MEND_TRAINER_FOLLOW_UP_LABELS,
+    MEND_TRAINER_FOLLOW_UP_WINDOW,
+    MEND_TRAINER_FOLLOW_UP_MARGIN,
     MEND_TRAINER_SCHEDULE,
     MEND_TRAINER_WEBHOOKS,
     MEND_TRAINER_WEBHOOK_SECRET,
@@ -101,6 +112,9 @@ pub mod defaults {
     pub const GUARD_ROWS: usize = 500;
     pub const GUARD_MARGIN: f64 = 0.02;
     pub const GUARD_POLL_MS: u64 = 1_000;
+    pub const FOLLOW_UP_LABELS: usize = 2_500;
+    pub const FOLLOW_UP_WINDOW: usize = 1_000;
+    pub const FOLLOW_UP_MARGIN: f64 = 0.02;
     pub const WEBHOOK_TIMEOUT_MS: u64 = 5_000;
     pub const WEBHOOK_ATTEMPTS: u32 = 3;
     pub const DURABLE: &str = "mend-trainer";
@@ -131,6 +145,7 @@ pub struct TrainerConfig {
     pub backoff: Duration,
     pub gate: GatePolicy,
     pub guard: GuardPolicy,
+    pub follow_up: FollowUpPolicy,
     pub schedules: BTreeMap<ModelName, Duration>,
     pub webhooks: WebhookConfig,
     pub durable: String,
@@ -160,6 +175,12 @@ impl Default for TrainerConfig {
             guard: GuardPolicy {
                 rows: defaults::GUARD_ROWS,
                 margin: defaults::GUARD_MARGIN,
+                poll: Duration::from_millis(defaults::GUARD_POLL_MS),
+            },
+            follow_up: FollowUpPolicy {
+                labels: defaults::FOLLOW_UP_LABELS,
+                window: defaults::FOLLOW_UP_WINDOW,
+                margin: defaults::FOLLOW_UP_MARGIN,
                 poll: Duration::from_millis(defaults::GUARD_POLL_MS),
             },
             schedules: BTreeMap::new(),
@@ -338,6 +359,33 @@ impl TrainerConfig {
                 "must be at least 1 ms",
             ));
         }
+        let follow_up_labels: usize = source.parse_or(
+            MEND_TRAINER_FOLLOW_UP_LABELS,
+            "trainer.follow_up_labels",
+            defaults::FOLLOW_UP_LABELS,
+        )?;
+        let follow_up_window = at_least_one(
+            MEND_TRAINER_FOLLOW_UP_WINDOW,
+            "trainer.follow_up_window",
+            source.parse_or(
+                MEND_TRAINER_FOLLOW_UP_WINDOW,
+                "trainer.follow_up_window",
+                defaults::FOLLOW_UP_WINDOW,
+            )?,
+        )?;
+        let follow_up_margin: f64 = source.parse_or(
+            MEND_TRAINER_FOLLOW_UP_MARGIN,
+            "trainer.follow_up_margin",
+            defaults::FOLLOW_UP_MARGIN,
+        )?;
+        if !(follow_up_margin.is_finite() && follow_up_margin >= 0.0) {
+            return Err(invalid(
+                source,
+                MEND_TRAINER_FOLLOW_UP_MARGIN,
+                "trainer.follow_up_margin",
+                "must be a finite number >= 0",
+            ));
+        }
         let schedules: PerModel<HumanDuration> = source.parse_or(
             MEND_TRAINER_SCHEDULE,
             "trainer.schedule",
@@ -442,6 +490,12 @@ impl TrainerConfig {
             guard: GuardPolicy {
                 rows: guard_rows,
                 margin: guard_margin,
+                poll: guard_poll,
+            },
+            follow_up: FollowUpPolicy {
+                labels: follow_up_labels,
+                window: follow_up_window,
+                margin: follow_up_margin,
                 poll: guard_poll,
             },
             schedules: schedules
@@ -601,6 +655,24 @@ mod tests {
         assert!(config.webhooks.urls.is_empty());
         assert!(config.schedules.is_empty());
         assert_eq!(config.ack_wait, Duration::from_secs(60));
+        assert_eq!(config.follow_up.labels, 2_500);
+        assert_eq!(config.follow_up.window, 1_000);
+        assert!((config.follow_up.margin - 0.02).abs() < 1e-12);
+    }
+
+    #[test]
+    fn follow_ups_are_configurable_and_can_be_turned_off() {
+        let config = load(&[
+            (MEND_TRAINER_FOLLOW_UP_LABELS, "0"),
+            (MEND_TRAINER_FOLLOW_UP_WINDOW, "300"),
+            (MEND_TRAINER_FOLLOW_UP_MARGIN, "0.05"),
+            (MEND_TRAINER_GUARD_POLL_MS, "250"),
+        ])
+        .unwrap();
+        assert_eq!(config.follow_up.labels, 0);
+        assert_eq!(config.follow_up.window, 300);
+        assert!((config.follow_up.margin - 0.05).abs() < 1e-12);
+        assert_eq!(config.follow_up.poll, Duration::from_millis(250));
     }
 
     #[test]
@@ -633,6 +705,9 @@ mod tests {
             (MEND_TRAINER_MIN_ROWS, "2"),
             (MEND_TRAINER_COOLDOWN_MS, "soon"),
             (MEND_TRAINER_ACK_WAIT_MS, "10"),
+            (MEND_TRAINER_FOLLOW_UP_WINDOW, "0"),
+            (MEND_TRAINER_FOLLOW_UP_MARGIN, "-0.1"),
+            (MEND_TRAINER_FOLLOW_UP_LABELS, "many"),
         ] {
             let error = load(&[(var, value)]).unwrap_err().to_string();
             assert!(error.contains(var), "{var}: {error}");

@@ -76,11 +76,7 @@ pub fn decide(
             "the champion's {name} is undefined on the holdout; candidate {name} {candidate_value:.4}"
         ));
     };
-    let improvement = if higher_is_better {
-        candidate_value - champion_value
-    } else {
-        champion_value - candidate_value
-    };
+    let improvement = improvement_of(name, candidate_value, champion_value);
     // A tiny tolerance so a margin of exactly 0.005 is met by an improvement of 0.005
     // despite floating-point rounding.
     if improvement + 1e-12 >= policy.margin && improvement > 0.0 {
@@ -101,6 +97,24 @@ pub fn decide(
         "candidate {name} {candidate_value:.4} does not beat champion {champion_value:.4} by the margin {:.4}",
         policy.margin
     ))
+}
+
+/// How much better the candidate is than the champion on `metric` (negative when worse), if
+/// both are defined.
+pub fn improvement(metric: &str, candidate: &Metrics, champion: &Metrics) -> Option<f64> {
+    Some(improvement_of(
+        metric,
+        candidate.get(metric)?,
+        champion.get(metric)?,
+    ))
+}
+
+fn improvement_of(metric: &str, candidate: f64, champion: f64) -> f64 {
+    if Metrics::higher_is_better(metric) {
+        candidate - champion
+    } else {
+        champion - candidate
+    }
 }
 
 #[cfg(test)]

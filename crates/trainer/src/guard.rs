@@ -11,9 +11,7 @@
 //! mark and a predecessor, and not yet marked as guarded since, is watched again from the
 //! same label sequence.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mend_bus::events::Severity;
@@ -28,6 +26,7 @@ use crate::error::TrainerError;
 use crate::evaluate::live_accuracy;
 use crate::lineage::ACTOR;
 use crate::metrics::TrainerMetrics;
+use crate::per_model::PerModel;
 use crate::registry::{self, LoadedVersion, MoveOutcome};
 use crate::window::load_labeled;
 
@@ -99,9 +98,7 @@ struct GuardsInner {
     policy: GuardPolicy,
     metrics: TrainerMetrics,
     shutdown: CancellationToken,
-    /// Per model: which guard runs (by a number unique in this process) and how to stop it.
-    running: Mutex<HashMap<ModelName, (u64, CancellationToken)>>,
-    next_id: AtomicU64,
+    running: PerModel,
     verdicts: tokio::sync::broadcast::Sender<(ModelName, u64, GuardVerdict)>,
 }
 
@@ -123,8 +120,7 @@ impl Guards {
                 policy,
                 metrics,
                 shutdown,
-                running: Mutex::new(HashMap::new()),
-                next_id: AtomicU64::new(0),
+                running: PerModel::default(),
                 verdicts,
             }),
         }
@@ -247,21 +243,13 @@ impl Guards {
         labels_seq: u64,
         replace: bool,
     ) -> bool {
-        let token = self.inner.shutdown.child_token();
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut running = self
-                .inner
-                .running
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if !replace && running.contains_key(&model) {
-                return false;
-            }
-            if let Some((_, older)) = running.insert(model.clone(), (id, token.clone())) {
-                older.cancel();
-            }
-        }
+        let Some((id, token)) = self
+            .inner
+            .running
+            .begin(&model, &self.inner.shutdown, replace)
+        else {
+            return false;
+        };
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
             let version = new.meta.version;
@@ -279,13 +267,7 @@ impl Guards {
                 }
                 Err(error) => tracing::error!(%model, version, %error, "rollback guard failed"),
             }
-            let mut running = inner.running.lock().unwrap_or_else(PoisonError::into_inner);
-            if running
-                .get(&model)
-                .is_some_and(|(running_id, _)| *running_id == id)
-            {
-                running.remove(&model);
-            }
+            inner.running.end(&model, id);
         });
         true
     }

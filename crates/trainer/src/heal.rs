@@ -18,7 +18,8 @@ use mend_proto::registry::v1 as pb;
 use crate::alerts;
 use crate::config::TrainerConfig;
 use crate::error::TrainerError;
-use crate::evaluate::train_and_compare;
+use crate::evaluate::{Comparison, train_and_compare};
+use crate::follow_up::{self, FollowUps};
 use crate::gate;
 use crate::guard::{GuardStart, Guards};
 use crate::lineage::{self, Lineage, tags};
@@ -44,6 +45,13 @@ pub enum RunOutcome {
     Failed { reason: String },
 }
 
+/// What watches a promotion once it is made: the rollback guard (`None`: load both versions
+/// from the registry, as after a restart) and whether a follow-up is armed.
+struct Watch {
+    guard: Option<GuardStart>,
+    follow_up: bool,
+}
+
 /// What every run needs.
 #[derive(Debug, Clone)]
 pub struct Healer {
@@ -52,6 +60,7 @@ pub struct Healer {
     pub registry: RegistryClient,
     pub config: Arc<TrainerConfig>,
     pub guards: Guards,
+    pub follow_ups: FollowUps,
     pub metrics: TrainerMetrics,
 }
 
@@ -132,6 +141,7 @@ impl Healer {
         tracing::info!(version = meta.version, "candidate registered");
         self.announce_trained(model, &meta).await?;
         if decision.promote {
+            let follow_up = self.follows_up(batch, &comparison);
             let start = GuardStart {
                 new: LoadedVersion {
                     meta: meta.clone(),
@@ -145,7 +155,10 @@ impl Healer {
                 parent,
                 &decision.reason,
                 &primary.event_id,
-                Some(start),
+                Watch {
+                    guard: Some(start),
+                    follow_up,
+                },
             )
             .await
         } else {
@@ -155,6 +168,23 @@ impl Healer {
                 reason: decision.reason,
             })
         }
+    }
+
+    /// Whether a promotion by this run is followed up (see [`crate::follow_up`]): it answers
+    /// performance drift, or it is a follow-up whose candidate won by the follow-up margin
+    /// (performance was still sliding).
+    fn follows_up(&self, batch: &[RetrainTrigger], comparison: &Comparison) -> bool {
+        if !self.follow_ups.enabled() {
+            return false;
+        }
+        let won_by = comparison.champion_metrics.as_ref().and_then(|champion| {
+            gate::improvement(
+                &self.config.gate.metric,
+                &comparison.candidate_metrics,
+                champion,
+            )
+        });
+        follow_up::follows_up(self.follow_ups.policy().margin, batch, won_by)
     }
 
     /// The rows a run trains on, and the drift start they were cut at: the window the
@@ -231,7 +261,17 @@ impl Healer {
                 .map(|t| t.event_id.clone())
                 .unwrap_or_default();
             return self
-                .promote(model, &meta, meta.parent_version, &reason, &trigger, None)
+                .promote(
+                    model,
+                    &meta,
+                    meta.parent_version,
+                    &reason,
+                    &trigger,
+                    Watch {
+                        guard: None,
+                        follow_up: false,
+                    },
+                )
                 .await;
         }
         if !passed {
@@ -253,8 +293,9 @@ impl Healer {
         parent: Option<u64>,
         reason: &str,
         trigger_event_id: &str,
-        guard: Option<GuardStart>,
+        watch: Watch,
     ) -> Result<RunOutcome, TrainerError> {
+        let Watch { guard, follow_up } = watch;
         let version = meta.version;
         // Where labels stand before the move: the guard judges only rows labeled after it.
         let labels_seq = self
@@ -286,6 +327,9 @@ impl Healer {
                     &format!("promoted-v{version}"),
                 )
                 .await;
+                if follow_up {
+                    self.follow_ups.start(model.clone(), version, labels_seq);
+                }
                 match guard {
                     Some(start) => self.guards.start(model.clone(), start, labels_seq),
                     // A promotion finished for an earlier attempt: the guard loads both

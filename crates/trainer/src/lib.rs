@@ -21,6 +21,9 @@
 //! - [`registry`]: the registry calls the trainer makes, over `mend-client`.
 //! - [`guard`]: the rollback guard after a promotion; its state lives in the registry's
 //!   audit log, so a restarted trainer resumes a guard that had not concluded.
+//! - [`follow_up`]: after a promotion for performance drift, a retrain on the newest labels
+//!   once enough have come, to keep up with drift that goes on (gradual drift); the chain
+//!   ends when a follow-up no longer wins clearly.
 //! - [`alerts`] and [`webhook`]: `alert.<model>` events, forwarded to signed webhooks.
 //! - [`metrics`]: retrains by outcome, their duration, rollbacks ([`TrainerMetrics`]).
 //! - [`schedule`]: optional periodic retrains.
@@ -31,12 +34,14 @@ pub mod config;
 mod error;
 pub mod evaluate;
 pub mod flight;
+pub mod follow_up;
 pub mod gate;
 pub mod guard;
 pub mod heal;
 pub mod intake;
 pub mod lineage;
 pub mod metrics;
+mod per_model;
 pub mod registry;
 mod run;
 pub mod schedule;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::TrainerConfig;
 use crate::error::TrainerError;
 use crate::flight::Flights;
+use crate::follow_up::FollowUps;
 use crate::guard::{GuardVerdict, Guards};
 use crate::heal::Healer;
 use crate::metrics::TrainerMetrics;
@@ -64,6 +65,13 @@ impl Trainer {
             metrics.clone(),
             shutdown.clone(),
         );
+        let follow_ups = FollowUps::new(
+            Arc::clone(&deps.bus),
+            Arc::clone(&deps.data_log),
+            deps.registry.clone(),
+            config.follow_up.clone(),
+            shutdown.clone(),
+        );
         let mut tasks = JoinSet::new();
         let healer = Healer {
             bus: Arc::clone(&deps.bus),
@@ -71,6 +79,7 @@ impl Trainer {
             registry: deps.registry.clone(),
             config: Arc::clone(&config),
             guards: guards.clone(),
+            follow_ups,
             metrics,
         };
         let flights = Flights::new(healer, shutdown.clone());

@@ -1,13 +1,16 @@
 //! What asks for a retrain: a drift event, a request (by a person, a tool or a schedule),
 //! and how it is named in lineage.
 
-use mend_bus::events::{DataWindow, Event};
+use mend_bus::events::{DataWindow, DriftKind, Event};
 use mend_bus::{Envelope, SubjectKind};
 use mend_proto::registry::v1 as pb;
 use time::OffsetDateTime;
 
 /// The reason a scheduled request carries, which makes it a scheduled trigger.
 pub const SCHEDULE_REASON: &str = "schedule";
+/// How the reason of the trainer's own follow-up request begins (see [`crate::follow_up`]),
+/// which makes it a follow-up trigger.
+pub const FOLLOW_UP_REASON: &str = "follow-up";
 
 /// Why a retrain runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +18,8 @@ pub enum TriggerKind {
     Drift,
     Forced,
     Schedule,
+    /// The trainer's follow-up after a promotion for performance drift.
+    FollowUp,
 }
 
 impl TriggerKind {
@@ -23,6 +28,7 @@ impl TriggerKind {
             TriggerKind::Drift => "drift",
             TriggerKind::Forced => "forced",
             TriggerKind::Schedule => "schedule",
+            TriggerKind::FollowUp => "follow_up",
         }
     }
 
@@ -31,6 +37,7 @@ impl TriggerKind {
             TriggerKind::Drift => pb::TriggerKind::Drift,
             TriggerKind::Forced => pb::TriggerKind::Forced,
             TriggerKind::Schedule => pb::TriggerKind::Schedule,
+            TriggerKind::FollowUp => pb::TriggerKind::FollowUp,
         }
     }
 
@@ -38,7 +45,9 @@ impl TriggerKind {
     pub fn subject_prefix(self) -> &'static str {
         match self {
             TriggerKind::Drift => SubjectKind::DriftDetected.prefix(),
-            TriggerKind::Forced | TriggerKind::Schedule => SubjectKind::RetrainRequested.prefix(),
+            TriggerKind::Forced | TriggerKind::Schedule | TriggerKind::FollowUp => {
+                SubjectKind::RetrainRequested.prefix()
+            }
         }
     }
 }
@@ -58,6 +67,9 @@ pub struct RetrainTrigger {
     /// first model after an abrupt change does not learn the old concept again from rows
     /// before it. `None` for requests, and for drift events whose window names no start.
     pub drift_from_seq: Option<u64>,
+    /// The kind of drift a `drift.detected` event reports (`None` for requests). A promotion
+    /// answering performance drift is followed up (see [`crate::follow_up`]).
+    pub drift_kind: Option<DriftKind>,
 }
 
 impl RetrainTrigger {
@@ -71,11 +83,14 @@ impl RetrainTrigger {
                 reason: format!("{:?} drift detected", drift.kind).to_lowercase(),
                 window: None,
                 drift_from_seq: drift.window.from_seq,
+                drift_kind: Some(drift.kind),
             }),
             Event::RetrainRequested(request) => Some(RetrainTrigger {
                 event_id: envelope.id.clone(),
                 kind: if request.reason == SCHEDULE_REASON {
                     TriggerKind::Schedule
+                } else if request.reason.starts_with(FOLLOW_UP_REASON) {
+                    TriggerKind::FollowUp
                 } else {
                     TriggerKind::Forced
                 },
@@ -86,6 +101,7 @@ impl RetrainTrigger {
                     .clone()
                     .filter(|window| window.to_log_window().is_some()),
                 drift_from_seq: None,
+                drift_kind: None,
             }),
             _ => None,
         }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use mend_bus::events::{Event, Severity};
 use mend_client::RegistryClient;
 use mend_proto::registry::v1 as pb;
+use mend_trainer::follow_up::FollowUps;
 use mend_trainer::guard::Guards;
 use mend_trainer::lineage::tags;
 use mend_trainer::trigger::{RetrainTrigger, TriggerKind};
@@ -35,6 +36,13 @@ fn healer(harness: &Harness) -> Healer {
             metrics.clone(),
             CancellationToken::new(),
         ),
+        follow_ups: FollowUps::new(
+            Arc::clone(&harness.bus),
+            Arc::clone(&harness.data_log),
+            harness.registry.clone(),
+            config.follow_up.clone(),
+            CancellationToken::new(),
+        ),
         metrics,
         config: Arc::new(config),
     }
@@ -48,6 +56,7 @@ fn trigger(id: &str) -> RetrainTrigger {
         reason: "test".into(),
         window: None,
         drift_from_seq: None,
+        drift_kind: None,
     }
 }
 

@@ -24,6 +24,7 @@ use mend_runtime::{MendConfig, Metrics, Shutdown};
 use mend_testkit::NatsServer;
 use mend_trainer::config::GuardPolicy;
 use mend_trainer::evaluate::train_and_compare;
+use mend_trainer::follow_up::FollowUpPolicy;
 use mend_trainer::{Trainer, TrainerConfig, TrainerDeps};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +48,13 @@ pub fn test_config() -> TrainerConfig {
         min_rows: 100,
         guard: GuardPolicy {
             rows: 200,
+            margin: 0.02,
+            poll: Duration::from_millis(100),
+        },
+        // Off unless a test is about them: a follow-up is a retrain of its own.
+        follow_up: FollowUpPolicy {
+            labels: 0,
+            window: 400,
             margin: 0.02,
             poll: Duration::from_millis(100),
         },
@@ -172,7 +180,7 @@ impl Harness {
         let registry = RegistryClient::connect_lazy(&endpoint, None);
         let events = EventRecorder::subscribe(
             Arc::clone(&bus),
-            ConsumerSpec::new("observer", ["model.>", "alert.>"]).batch(64),
+            ConsumerSpec::new("observer", ["model.>", "alert.>", "retrain.>"]).batch(64),
         )
         .await
         .unwrap();

@@ -1,0 +1,232 @@
+//! Follow-ups: gradual drift does not end with one retrain. When the world keeps moving (a
+//! decision boundary that rotates a little every day), the champion promoted for performance
+//! drift starts sliding again the day it is promoted, and waiting for the monitor to see
+//! the slide leaves it stale for thousands of rows: an accuracy drop small enough to hide in
+//! label noise still costs accuracy on every row.
+//!
+//! So a promotion that answered performance drift is followed up: once `labels` more rows
+//! have been labeled after the move (and the champion is still the one promoted), the
+//! trainer asks for a retrain on the newest `window` of them, by publishing
+//! `retrain.requested.<model>` with a `follow-up` reason and the label range, as anyone could.
+//! The gate judges the candidate as always. If it won by at least `margin`, performance was
+//! still sliding and the new champion is followed up in turn; if it won by less, or lost, the
+//! drift has settled and the chain ends (a rejected follow-up changes nothing). So a drift
+//! that stops costs one extra candidate, and a calm model is never retrained by this.
+//!
+//! The request's id names the promoted version, so replicas of the trainer ask once. A
+//! follow-up waiting when the trainer stops is not resumed; the monitor still watches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mend_bus::events::{DataWindow, RetrainRequested};
+use mend_bus::{Bus, DataLog, DataLogExt, Envelope, ModelName, Window, publish_event};
+use mend_client::RegistryClient;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::TrainerError;
+use crate::per_model::PerModel;
+use crate::registry;
+use crate::trigger::{FOLLOW_UP_REASON, RetrainTrigger, TriggerKind};
+use mend_bus::events::DriftKind;
+
+/// When and on what a promotion for performance drift is followed up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FollowUpPolicy {
+    /// Labeled rows after the promotion before the follow-up retrain; 0: no follow-ups.
+    pub labels: usize,
+    /// The newest of those labeled rows the follow-up trains and judges on.
+    pub window: usize,
+    /// A follow-up candidate that beats the champion by at least this (on the gate's metric)
+    /// is followed up in turn.
+    pub margin: f64,
+    /// How often to look for new labels.
+    pub poll: Duration,
+}
+
+/// Whether a promotion by a run of `batch` is followed up: the run answered performance
+/// drift, or it was a follow-up whose candidate beat the champion by at least `margin`
+/// (`won_by`, on the gate's metric: performance was still sliding).
+pub fn follows_up(margin: f64, batch: &[RetrainTrigger], won_by: Option<f64>) -> bool {
+    let performance = batch
+        .iter()
+        .any(|trigger| trigger.drift_kind == Some(DriftKind::Performance));
+    let follow_up = batch
+        .first()
+        .is_some_and(|trigger| trigger.kind == TriggerKind::FollowUp);
+    performance || (follow_up && won_by.is_some_and(|by| by + 1e-12 >= margin))
+}
+
+/// The waiting follow-ups, one per model (a newer promotion replaces the older one).
+#[derive(Debug, Clone)]
+pub struct FollowUps {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    bus: Arc<dyn Bus>,
+    data_log: Arc<dyn DataLog>,
+    registry: RegistryClient,
+    policy: FollowUpPolicy,
+    shutdown: CancellationToken,
+    running: PerModel,
+}
+
+impl FollowUps {
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        data_log: Arc<dyn DataLog>,
+        registry: RegistryClient,
+        policy: FollowUpPolicy,
+        shutdown: CancellationToken,
+    ) -> Self {
+        FollowUps {
+            inner: Arc::new(Inner {
+                bus,
+                data_log,
+                registry,
+                policy,
+                shutdown,
+                running: PerModel::default(),
+            }),
+        }
+    }
+
+    pub fn policy(&self) -> &FollowUpPolicy {
+        &self.inner.policy
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.inner.policy.labels > 0
+    }
+
+    /// Follows up the promotion of `version`, moved when the newest label was `labels_seq`.
+    pub fn start(&self, model: ModelName, version: u64, labels_seq: u64) {
+        if !self.enabled() {
+            return;
+        }
+        let Some((id, token)) = self.inner.running.begin(&model, &self.inner.shutdown, true) else {
+            return;
+        };
+        tracing::info!(%model, version, labels_seq, labels = self.inner.policy.labels, "follow-up armed");
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = follow_up(&inner, &model, version, labels_seq) => {}
+            }
+            inner.running.end(&model, id);
+        });
+    }
+}
+
+/// Waits for the labels, then asks for the retrain; ends early when the champion moves on.
+async fn follow_up(inner: &Inner, model: &ModelName, version: u64, labels_seq: u64) {
+    let policy = &inner.policy;
+    let window = Window::sequence(labels_seq + 1, None).with_limit(policy.labels);
+    let labels = loop {
+        tokio::time::sleep(policy.poll).await;
+        match registry::champion_version(&inner.registry, model.as_str()).await {
+            Ok(Some(champion)) if champion == version => {}
+            Ok(other) => {
+                tracing::info!(%model, version, champion = ?other, "follow-up dropped: the champion moved");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%model, %error, "follow-up cannot read the champion; trying again");
+                continue;
+            }
+        }
+        match inner.data_log.read_labels(model, &window).await {
+            Ok(labels) if labels.len() >= policy.labels => break labels,
+            Ok(labels) => {
+                tracing::debug!(%model, labeled = labels.len(), needed = policy.labels, "follow-up waiting for labels");
+            }
+            Err(error) => {
+                tracing::warn!(%model, %error, "follow-up cannot read labels; trying again");
+            }
+        }
+    };
+    let newest = &labels[labels.len().saturating_sub(policy.window.max(1))..];
+    let (Some(first), Some(last)) = (newest.first(), newest.last()) else {
+        return;
+    };
+    if let Err(error) = publish(inner, model, version, first.seq, last.seq, newest.len()).await {
+        tracing::warn!(%model, version, %error, "could not request the follow-up retrain");
+    }
+}
+
+async fn publish(
+    inner: &Inner,
+    model: &ModelName,
+    version: u64,
+    from_seq: u64,
+    to_seq: u64,
+    rows: usize,
+) -> Result<(), TrainerError> {
+    let mut envelope = Envelope::new(
+        model.clone(),
+        RetrainRequested {
+            reason: format!(
+                "{FOLLOW_UP_REASON}: is performance still sliding {} labeled rows after version {version} was promoted for performance drift?",
+                inner.policy.labels
+            ),
+            window: Some(DataWindow::sequence(from_seq, to_seq, rows as u64)),
+            requested_by: Some("mend-trainer follow-up".to_owned()),
+        },
+    );
+    envelope.id = format!("follow-up-{model}-v{version}");
+    publish_event(inner.bus.as_ref(), &envelope).await?;
+    tracing::info!(%model, version, from_seq, to_seq, rows, "follow-up retrain requested");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+
+    fn trigger(kind: TriggerKind, drift_kind: Option<DriftKind>) -> RetrainTrigger {
+        RetrainTrigger {
+            event_id: "e".into(),
+            kind,
+            time: OffsetDateTime::UNIX_EPOCH,
+            reason: String::new(),
+            window: None,
+            drift_from_seq: None,
+            drift_kind,
+        }
+    }
+
+    #[test]
+    fn performance_drift_is_followed_up_and_a_follow_up_only_while_it_wins_clearly() {
+        let performance = trigger(TriggerKind::Drift, Some(DriftKind::Performance));
+        let data = trigger(TriggerKind::Drift, Some(DriftKind::Data));
+        let follow_up = trigger(TriggerKind::FollowUp, None);
+        let forced = trigger(TriggerKind::Forced, None);
+        assert!(follows_up(
+            0.02,
+            std::slice::from_ref(&performance),
+            Some(0.001)
+        ));
+        assert!(
+            follows_up(0.02, &[data.clone(), performance], None),
+            "performance drift coalesced into the run counts"
+        );
+        assert!(!follows_up(0.02, &[data], Some(0.5)), "data drift is not");
+        assert!(!follows_up(0.02, &[forced], Some(0.5)), "nor a request");
+        assert!(follows_up(
+            0.02,
+            std::slice::from_ref(&follow_up),
+            Some(0.02)
+        ));
+        assert!(!follows_up(
+            0.02,
+            std::slice::from_ref(&follow_up),
+            Some(0.019)
+        ));
+        assert!(!follows_up(0.02, std::slice::from_ref(&follow_up), None));
+        assert!(!follows_up(0.02, &[], Some(1.0)));
+    }
+}

@@ -1,0 +1,150 @@
+//! Follow-ups: a promotion for performance drift is checked again once enough rows are
+//! labeled after it, with a retrain the trainer requests itself; the chain goes on while each
+//! follow-up wins clearly and ends when one does not.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use mend_bus::events::{DriftDetected, DriftKind, Envelope, Event};
+use mend_bus::{DataLogExt, Window};
+use mend_proto::registry::v1 as pb;
+use mend_trainer::TrainerConfig;
+use mend_trainer::config::GuardPolicy;
+use mend_trainer::follow_up::FollowUpPolicy;
+use support::{Backend, Harness, World, concept_a, concept_b, model, test_config};
+
+const LABELS: usize = 400;
+
+fn config(margin: f64) -> TrainerConfig {
+    TrainerConfig {
+        follow_up: FollowUpPolicy {
+            labels: LABELS,
+            window: 300,
+            margin,
+            poll: Duration::from_millis(100),
+        },
+        // The concept flips back and forth here, which the rollback guard would undo.
+        guard: GuardPolicy {
+            rows: 0,
+            ..test_config().guard
+        },
+        ..test_config()
+    }
+}
+
+fn drift(kind: DriftKind) -> DriftDetected {
+    DriftDetected {
+        kind,
+        window: Default::default(),
+        features: Vec::new(),
+        dataset_share: 0.0,
+        dataset_drift: false,
+        report_id: None,
+        champion_version: Some(1),
+        metrics: Default::default(),
+    }
+}
+
+fn follow_up_of(version: u64) -> impl Fn(&Envelope) -> bool {
+    let id = format!("follow-up-{}-v{version}", model());
+    move |e| e.id == id && matches!(&e.event, Event::RetrainRequested(_))
+}
+
+fn promoted(version: u64) -> impl Fn(&Envelope) -> bool {
+    move |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == version)
+}
+
+/// v1 on concept a, rows of concept b, then performance drift: v2 (concept b) is promoted.
+async fn performance_drift_promotes_v2(harness: &mut Harness, world: &mut World) {
+    harness
+        .seed_champion(&world.records(1_000, &concept_a()))
+        .await;
+    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.publish(drift(DriftKind::Performance)).await;
+    harness.wait_for(30, promoted(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_for_performance_drift_is_followed_up_while_the_concept_keeps_moving() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    harness.start_trainer(config(0.02)).await;
+    performance_drift_promotes_v2(&mut harness, &mut world).await;
+
+    // The concept moves on after the promotion.
+    harness.append(&world.records(LABELS, &concept_a())).await;
+    let request = harness.wait_for(30, follow_up_of(2)).await;
+    let Event::RetrainRequested(request) = request.event else {
+        unreachable!()
+    };
+    assert!(
+        request.reason.starts_with("follow-up"),
+        "{}",
+        request.reason
+    );
+    // The newest `window` of the labels logged after the promotion, named as a label range.
+    let labels = harness
+        .data_log
+        .read_labels(&model(), &Window::last(300))
+        .await
+        .unwrap();
+    let window = request.window.expect("the follow-up names its rows");
+    assert_eq!(window.from_seq, Some(labels[0].seq));
+    assert_eq!(window.to_seq, Some(labels[299].seq));
+    assert_eq!(window.rows, Some(300));
+
+    // It wins by far (the concept flipped back), so it is promoted and followed up in turn.
+    harness.wait_for(30, promoted(3)).await;
+    let versions = harness.versions().await;
+    let v3 = versions.iter().find(|v| v.version == 3).unwrap();
+    assert_eq!(
+        v3.trigger.as_ref().unwrap().kind,
+        pb::TriggerKind::FollowUp as i32
+    );
+    assert_eq!(v3.data_window.as_ref().unwrap().row_count, 300);
+    harness.append(&world.records(LABELS, &concept_a())).await;
+    harness.wait_for(30, follow_up_of(3)).await;
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_that_does_not_win_by_the_margin_ends_the_chain() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    // No candidate beats a champion by a whole accuracy point of 1.0.
+    harness.start_trainer(config(1.0)).await;
+    performance_drift_promotes_v2(&mut harness, &mut world).await;
+    harness.append(&world.records(LABELS, &concept_a())).await;
+    harness.wait_for(30, follow_up_of(2)).await;
+    harness.wait_for(30, promoted(3)).await;
+
+    harness.append(&world.records(LABELS, &concept_a())).await;
+    harness.drain(Duration::from_secs(2)).await;
+    assert!(
+        !harness.events.seen.iter().any(follow_up_of(3)),
+        "version 3 won by less than the margin: no follow-up"
+    );
+    assert_eq!(harness.champion_version().await, Some(3));
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_for_data_drift_is_not_followed_up() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    harness.start_trainer(config(0.02)).await;
+    harness
+        .seed_champion(&world.records(1_000, &concept_a()))
+        .await;
+    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.publish(drift(DriftKind::Data)).await;
+    harness.wait_for(30, promoted(2)).await;
+
+    harness.append(&world.records(LABELS, &concept_b())).await;
+    harness.drain(Duration::from_secs(2)).await;
+    assert!(!harness.events.seen.iter().any(follow_up_of(2)));
+    assert_eq!(harness.champion_version().await, Some(2));
+    harness.stop().await;
+}
