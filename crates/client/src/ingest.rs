@@ -22,7 +22,7 @@ pub fn row_batch(model: &str, rows: &[RowRecord]) -> pb::RowBatch {
                             Value::Text(s) => Kind::Text(s.clone()),
                             Value::Missing => Kind::Missing(true),
                         };
-                        (name.clone(), pb::FeatureValue { kind: Some(kind) })
+                        (name.to_owned(), pb::FeatureValue { kind: Some(kind) })
                     })
                     .collect(),
             })

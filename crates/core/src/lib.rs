@@ -30,6 +30,7 @@ pub mod report;
 pub mod schema;
 pub mod stats;
 pub mod synthetic;
+pub mod values;
 
 pub use artifact::{Artifact, FORMAT_VERSION, sha256_hex};
 pub use error::{CoreError, Result};

@@ -3,9 +3,9 @@
 //! A row carries the producer's id (or `<request id>/<i>` when it came in through the
 //! inference server); labels name that id, which is how inputs, predictions and outcomes join.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+pub use crate::values::Values;
 
 /// One feature value as it arrived: a number, a text (categorical), or missing. On the wire a
 /// JSON number, string or `null` (a hand-written `Deserialize`: serde's `untagged` would try
@@ -78,7 +78,7 @@ impl Value {
 pub struct RowRecord {
     pub id: String,
     pub time_ms: i64,
-    pub values: BTreeMap<String, Value>,
+    pub values: Values,
 }
 
 /// A ground-truth outcome for an earlier row, joined by `row_id`.
@@ -95,7 +95,7 @@ pub struct PredictionRecord {
     pub row_id: String,
     pub time_ms: i64,
     pub model_version: u64,
-    pub values: BTreeMap<String, Value>,
+    pub values: Values,
     pub probabilities: Vec<f32>,
     pub label: String,
 }
@@ -108,15 +108,14 @@ mod tests {
     #[test]
     fn values_keep_their_json_shape_both_ways() {
         let text = r#"{"a":1.5,"b":-3,"c":7,"d":"red","e":null,"f":"1.5"}"#;
-        let values: BTreeMap<String, Value> = serde_json::from_str(text).unwrap();
+        let values: Values = serde_json::from_str(text).unwrap();
         assert_eq!(values["a"], Value::Number(1.5));
         assert_eq!(values["b"], Value::Number(-3.0));
         assert_eq!(values["c"], Value::Number(7.0));
         assert_eq!(values["d"], Value::Text("red".into()));
         assert_eq!(values["e"], Value::Missing);
         assert_eq!(values["f"], Value::Text("1.5".into()));
-        let again: BTreeMap<String, Value> =
-            serde_json::from_str(&serde_json::to_string(&values).unwrap()).unwrap();
+        let again: Values = serde_json::from_str(&serde_json::to_string(&values).unwrap()).unwrap();
         assert_eq!(again, values);
         let err = serde_json::from_str::<Value>("true")
             .unwrap_err()

@@ -257,7 +257,7 @@ impl Generator {
         for i in 0..sample.labels.len() {
             let id = format!("{prefix}{}", first_id + i as u64);
             let time_ms = first_time + i as i64;
-            let mut values = std::collections::BTreeMap::new();
+            let mut values = crate::values::Values::with_capacity(names.len());
             for (j, name) in names.iter().enumerate().take(d) {
                 values.insert(name.clone(), Value::Number(sample.numeric[[i, j]]));
             }

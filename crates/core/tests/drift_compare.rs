@@ -2,15 +2,13 @@
 //! Window summaries compared with references: a trained model's profile (as the monitor does),
 //! and a reference built from data (as `mend drift` does).
 
-use std::collections::BTreeMap;
-
 use mend_core::drift::ks::ks_2samp;
 use mend_core::drift::policy::FeaturePolicy;
 use mend_core::drift::{
     DriftPolicy, DriftReference, DriftReport, FeatureLayout, StatTest, SummaryConfig,
     WindowSummary, compare, compare_reference,
 };
-use mend_core::record::Value;
+use mend_core::record::{Value, Values};
 use mend_core::synthetic::{Generator, Regime, SyntheticSpec, table_to_csv};
 use mend_core::{Artifact, Frame, Schema, SchemaOverride, TrainSettings, read_csv};
 
@@ -188,11 +186,8 @@ fn the_quantile_sketch_gives_the_verdicts_of_the_full_sample() {
     }
 }
 
-fn values(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect()
+fn values(pairs: &[(&str, Value)]) -> Values {
+    pairs.iter().map(|(k, v)| (*k, v.clone())).collect()
 }
 
 /// A reference of `n` rows: `x` = i mod 97 (many values), `colour` cycling red/green/blue.

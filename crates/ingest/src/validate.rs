@@ -11,10 +11,10 @@
 //! Each rejected row gets one [`Rejection`]: the first problem found, in a fixed order (id,
 //! unknown columns by name, then features in schema order), so the answer is deterministic.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use mend_core::frame::format_number;
-use mend_core::record::{LabelRecord, RowRecord, Value};
+use mend_core::record::{LabelRecord, RowRecord, Value, Values};
 use mend_core::schema::is_missing;
 use mend_core::{FeatureKind, Schema};
 
@@ -154,12 +154,12 @@ fn normalise_row(
     if let Some(name) = unknown.into_iter().min() {
         return Err((id, name, RejectReason::UnknownColumn));
     }
-    let mut normalised = BTreeMap::new();
+    let mut normalised = Values::with_capacity(schema.features.len());
     for feature in &schema.features {
         let cell = cells.remove(&feature.name).unwrap_or(Cell::Missing);
         match normalise_cell(cell, feature.kind, schema.allow_missing) {
             Ok(value) => {
-                normalised.insert(feature.name.clone(), value);
+                normalised.insert(&feature.name, value);
             }
             Err(reason) => return Err((id, feature.name.clone(), reason)),
         }

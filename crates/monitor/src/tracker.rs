@@ -13,7 +13,7 @@ use mend_core::Frame;
 use mend_core::drift::{
     DriftPolicy, DriftReference, SummaryConfig, WindowSummary, compare_reference,
 };
-use mend_core::record::{LabelRecord, PredictionRecord, RowRecord, Value};
+use mend_core::record::{LabelRecord, PredictionRecord, RowRecord, Values};
 use mend_core::report::{PageOptions, html};
 
 use crate::champion::Champion;
@@ -245,7 +245,7 @@ impl Tracker {
         seq: u64,
         ms: i64,
         id: String,
-        values: &BTreeMap<String, Value>,
+        values: &Values,
         probabilities: Option<Vec<f64>>,
         out: &mut Outputs,
     ) {

@@ -123,13 +123,13 @@ impl PredictionLog {
         };
         rows.map(|row| {
             let row = row as usize;
-            let values: BTreeMap<String, mend_core::record::Value> = model
+            let values: mend_core::record::Values = model
                 .artifact
                 .schema
                 .features
                 .iter()
                 .enumerate()
-                .map(|(feature, f)| (f.name.clone(), decoded.value(row, feature, features)))
+                .map(|(feature, f)| (f.name.as_str(), decoded.value(row, feature, features)))
                 .collect();
             let label = predictions
                 .labels

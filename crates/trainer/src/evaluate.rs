@@ -43,7 +43,7 @@ pub fn candidate_schema(
             if known.contains(name) {
                 continue;
             }
-            let entry = numeric_only.entry(name.as_str()).or_insert(true);
+            let entry = numeric_only.entry(name).or_insert(true);
             if matches!(value, Value::Text(text) if text.trim().parse::<f64>().is_err()) {
                 *entry = false;
             }
@@ -257,7 +257,7 @@ mod tests {
             .map(|row| {
                 let mut row = row.clone();
                 row.values
-                    .insert("extra".into(), Value::Number(row.time_ms as f64 % 7.0));
+                    .insert("extra", Value::Number(row.time_ms as f64 % 7.0));
                 row
             })
             .collect();

@@ -178,7 +178,7 @@ pub fn produced_by(meta: &pb::VersionMetadata, event_ids: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use std::collections::BTreeMap;
+    use mend_core::record::Values;
 
     use mend_core::record::Value;
 
@@ -188,7 +188,7 @@ mod tests {
         RowRecord {
             id: id.into(),
             time_ms: 1,
-            values: BTreeMap::from([("x".to_owned(), Value::Number(x))]),
+            values: Values::from([("x", Value::Number(x))]),
         }
     }
 

@@ -11,7 +11,9 @@
 //! - predictions: per class, a histogram of predicted probabilities over the reference's bins,
 //!   their sum, and counts of the predicted class.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +24,7 @@ use crate::metrics::argmax;
 use crate::profile::{PROBABILITY_BINS, bin_of, probability_bin};
 use crate::record::{PredictionRecord, RowRecord, Value};
 use crate::schema::{FeatureKind, Schema, is_missing};
+use crate::values::{Name, Values};
 
 /// Sizes of a summary.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -560,6 +563,8 @@ pub struct WindowSummary {
     /// Feature indices in name order, so a row's values (a map sorted by name) are matched to
     /// features in one walk instead of a lookup per feature.
     in_name_order: Vec<usize>,
+    /// Per feature in name order, the shared name rows were last seen to use for it.
+    known_names: Vec<Option<Name>>,
 }
 
 impl WindowSummary {
@@ -603,6 +608,7 @@ impl WindowSummary {
                 order.sort_by(|&a, &b| layout[a].name.cmp(&layout[b].name));
                 order
             },
+            known_names: vec![None; layout.len()],
         }
     }
 
@@ -762,25 +768,35 @@ impl WindowSummary {
 
     /// Adds one row of values by feature name, as the data log carries them; features the row
     /// lacks count as missing, names the summary does not know are ignored.
-    pub fn push_values(&mut self, values: &BTreeMap<String, Value>) {
+    pub fn push_values(&mut self, values: &Values) {
         // Both sides sorted by name: one merge walk (each feature's summary is independent, so
-        // the order features are fed in does not change the result).
-        let mut entries = values.iter().peekable();
+        // the order features are fed in does not change the result). A row's names are shared
+        // with the rows decoded before it, so a name is usually recognised by its pointer,
+        // without reading it.
+        let entries = values.entries();
+        let mut e = 0;
         for k in 0..self.in_name_order.len() {
             let i = self.in_name_order[k];
-            let name = self.features[i].name();
-            // Rows usually hold exactly the features: test for the match first.
             let value = loop {
-                match entries.peek() {
-                    Some((key, value)) if key.as_str() == name => {
-                        let value = *value;
-                        entries.next();
+                let Some((key, value)) = entries.get(e) else {
+                    break None;
+                };
+                if self.known_names[k]
+                    .as_ref()
+                    .is_some_and(|known| Arc::ptr_eq(known, key))
+                {
+                    e += 1;
+                    break Some(value);
+                }
+                match (**key).cmp(self.features[i].name()) {
+                    Ordering::Equal => {
+                        // Holding it keeps the pointer from being reused for another name.
+                        self.known_names[k] = Some(Arc::clone(key));
+                        e += 1;
                         break Some(value);
                     }
-                    Some((key, _)) if key.as_str() < name => {
-                        entries.next();
-                    }
-                    _ => break None,
+                    Ordering::Less => e += 1,
+                    Ordering::Greater => break None,
                 }
             };
             match value {
@@ -1040,13 +1056,23 @@ mod tests {
         let mut by_name = WindowSummary::new(&layout, &[], config);
         let mut by_index = WindowSummary::new(&layout, &[], config);
         for i in 0..50 {
-            let mut row = BTreeMap::new();
-            row.insert("zeta".to_owned(), Value::Number(f64::from(i)));
-            row.insert("unknown".to_owned(), Value::Number(-1.0));
-            if i % 3 != 0 {
-                row.insert("colour".to_owned(), Value::Text(format!("c{}", i % 2)));
-            }
-            row.insert("alpha".to_owned(), Value::Number(f64::from(i) * 0.5));
+            let build = move || {
+                let mut row = Values::new();
+                row.insert("zeta", Value::Number(f64::from(i)));
+                row.insert("unknown", Value::Number(-1.0));
+                if i % 3 != 0 {
+                    row.insert("colour", Value::Text(format!("c{}", i % 2)));
+                }
+                row.insert("alpha", Value::Number(f64::from(i) * 0.5));
+                row
+            };
+            // Rows built on another thread name the features with other shared copies: they
+            // must be recognised by their text.
+            let row = if i % 10 == 7 {
+                std::thread::spawn(build).join().unwrap()
+            } else {
+                build()
+            };
             by_name.push_values(&row);
             by_index.push_number(0, f64::from(i));
             if i % 3 != 0 {
