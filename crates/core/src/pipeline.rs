@@ -56,7 +56,14 @@ pub fn train(schema: &Schema, frame: &Frame, settings: &TrainSettings) -> Result
     let proba = model.predict_proba(x_hold.view());
     let y_hold: Vec<usize> = hold_idx.iter().map(|&i| labels[i]).collect();
     let metrics = Metrics::compute(&y_hold, proba.view(), &schema.classes);
-    let profile = ReferenceProfile::build(schema, &train, proba.view(), metrics.clone());
+    // The prediction reference covers every row, not only the holdout: a 400-row holdout's
+    // histogram alone sits ~0.08 JS distance from the truth, next to the 0.1 threshold.
+    let proba_train = model.predict_proba(x_train.view());
+    let proba_all = ndarray::concatenate(ndarray::Axis(0), &[proba_train.view(), proba.view()])
+        .map_err(|e| {
+            CoreError::Training(format!("cannot join the predicted probabilities: {e}"))
+        })?;
+    let profile = ReferenceProfile::build(schema, &train, proba_all.view(), metrics.clone());
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -1,6 +1,6 @@
 //! The reference profile of a model's training data, kept in its artifact so drift detection
 //! never needs the training rows again: bounded summaries per feature, the distribution of
-//! predicted probabilities on the holdout, and the holdout metrics.
+//! predicted probabilities on the rows it was trained and judged on, and the holdout metrics.
 
 use std::collections::BTreeMap;
 
@@ -71,7 +71,7 @@ impl FeatureProfile {
     }
 }
 
-/// Distribution of predictions on the holdout.
+/// Distribution of the model's predictions on the rows it was trained and judged on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PredictionProfile {
     pub classes: Vec<String>,
@@ -230,11 +230,13 @@ impl CategoricalProfile {
 }
 
 impl ReferenceProfile {
-    /// Profiles the training rows, the holdout predictions and metrics.
+    /// Profiles the training rows, the model's predicted probabilities (`proba`: on every row
+    /// it was trained and judged on, training split and holdout, so the reference histogram is
+    /// not the few hundred rows of a small holdout) and the holdout metrics.
     pub fn build(
         schema: &Schema,
         train: &Frame,
-        holdout_proba: ArrayView2<'_, f64>,
+        proba: ArrayView2<'_, f64>,
         holdout_metrics: Metrics,
     ) -> ReferenceProfile {
         // Sorting each column dominates on large data: profile features on every core.
@@ -248,7 +250,7 @@ impl ReferenceProfile {
         ReferenceProfile {
             rows: train.len(),
             features,
-            prediction: PredictionProfile::from_probabilities(holdout_proba, &schema.classes),
+            prediction: PredictionProfile::from_probabilities(proba, &schema.classes),
             holdout_metrics,
         }
     }
