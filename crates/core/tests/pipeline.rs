@@ -370,3 +370,27 @@ fn artifact_round_trips_and_refuses_tampering() {
             .contains("not a mend model")
     );
 }
+
+#[test]
+fn the_prediction_reference_covers_every_row_trained_and_judged_on() {
+    let (schema, frame) = load(&synthetic_csv(1_000, SyntheticSpec::default()));
+    let artifact = train(&schema, &frame, &TrainSettings::default()).unwrap();
+    let proba = artifact.predict_proba(&frame).unwrap();
+    let all = profile::PredictionProfile::from_probabilities(proba.view(), &schema.classes);
+    let got = &artifact.profile.prediction;
+    for (a, b) in got.probability_bins.iter().zip(&all.probability_bins) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-9, "{got:?} vs {all:?}");
+        }
+    }
+    for (x, y) in got.mean_probability.iter().zip(&all.mean_probability) {
+        assert!((x - y).abs() < 1e-9);
+    }
+    // Not the holdout alone (200 of the 1,000 rows): its shares are multiples of 1/200.
+    let holdout_only = got
+        .probability_bins
+        .iter()
+        .flatten()
+        .all(|share| (share * 200.0 - (share * 200.0).round()).abs() < 1e-9);
+    assert!(!holdout_only);
+}
