@@ -3,7 +3,9 @@
 //! champion move wakes the loop of the model that moved so it switches its reference at
 //! once; the periodic champion check catches whatever a bus outage made this miss (the
 //! registry's alias is the truth). A rejection is handed to the model's loop, which re-arms
-//! the open drift episodes (see [`crate::episode`]).
+//! the open drift episodes (see [`crate::episode`]) and saves that; only then is the
+//! rejection acknowledged, so a monitor that stops in between hears it again (re-arming is
+//! idempotent).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +16,7 @@ use mend_bus::{
     Bus, BusError, ConsumerSpec, Envelope, Event, EventSubscription, HandlerError, SubjectKind,
     run_event_loop,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// A failed subscription is retried after this long.
@@ -33,7 +35,22 @@ pub(crate) struct Signals {
     /// Set by a champion move: the loop re-checks the champion.
     champion_moved: AtomicBool,
     /// Rejections not yet applied, each with the champion its candidate was meant to replace.
-    rejections: Mutex<Vec<Option<u64>>>,
+    rejections: Mutex<Vec<Rejection>>,
+}
+
+/// How long a rejection's handler waits for the model's loop to apply and save it before the
+/// delivery is handed back to the bus.
+const REJECTION_APPLY_WAIT: Duration = Duration::from_secs(10);
+/// When a rejection could not be applied, the bus delivers it again after this long.
+const REJECTION_RETRY: Duration = Duration::from_secs(2);
+
+/// A rejection waiting for the model's loop.
+#[derive(Debug)]
+pub(crate) struct Rejection {
+    /// The champion the rejected candidate was meant to replace (`None`: not named).
+    pub champion_version: Option<u64>,
+    /// Told whether the re-arm is durable (saved, or nothing to re-arm).
+    pub applied: oneshot::Sender<bool>,
 }
 
 impl Signals {
@@ -43,11 +60,17 @@ impl Signals {
         self.wake.notify_one();
     }
 
-    fn rejected(&self, champion_version: Option<u64>) {
+    /// Hands a rejection to the loop; the receiver hears whether its re-arm is durable.
+    fn rejected(&self, champion_version: Option<u64>) -> oneshot::Receiver<bool> {
+        let (applied, heard) = oneshot::channel();
         if let Ok(mut rejections) = self.rejections.lock() {
-            rejections.push(champion_version);
+            rejections.push(Rejection {
+                champion_version,
+                applied,
+            });
         }
         self.wake.notify_one();
+        heard
     }
 
     /// Whether the champion moved since the last call.
@@ -56,7 +79,7 @@ impl Signals {
     }
 
     /// The rejections heard since the last call.
-    pub fn take_rejections(&self) -> Vec<Option<u64>> {
+    pub fn take_rejections(&self) -> Vec<Rejection> {
         self.rejections
             .lock()
             .map(|mut rejections| std::mem::take(&mut *rejections))
@@ -127,7 +150,22 @@ async fn follow_once(
             match &envelope.event {
                 Event::ModelRejected(rejected) => {
                     tracing::info!(model = %envelope.model, event_id = %envelope.id, champion_version = ?rejected.champion_version, reason = %rejected.reason, "candidate rejected; re-arming open drift episodes");
-                    signals.rejected(rejected.champion_version);
+                    let applied = signals.rejected(rejected.champion_version);
+                    match tokio::time::timeout(REJECTION_APPLY_WAIT, applied).await {
+                        Ok(Ok(true)) => {}
+                        outcome => {
+                            let reason = match outcome {
+                                Ok(Ok(_)) => "the re-armed episodes could not be saved",
+                                Ok(Err(_)) => "the model's loop stopped before applying it",
+                                Err(_) => "the model's loop did not apply it in time",
+                            };
+                            tracing::warn!(model = %envelope.model, event_id = %envelope.id, reason, "rejection not applied; it will be delivered again");
+                            return Err(HandlerError::Retry {
+                                reason: reason.to_owned(),
+                                delay: Some(REJECTION_RETRY),
+                            });
+                        }
+                    }
                 }
                 _ => {
                     tracing::info!(model = %envelope.model, event_id = %envelope.id, "champion moved; re-checking it");

@@ -82,9 +82,7 @@ impl Worker {
                 tracker = self.follow_champion(tracker).await;
             }
             check_champion = false;
-            if let Some(current) = tracker.as_mut() {
-                self.apply_rejections(current).await;
-            }
+            self.apply_rejections(tracker.as_mut()).await;
             if let Some(current) = tracker.take() {
                 match self.tick(current).await {
                     Ok(current) => tracker = Some(current),
@@ -106,20 +104,43 @@ impl Worker {
         }
     }
 
-    /// Re-arms the open episodes for each rejection heard, and saves that at once so a
-    /// restart keeps it. Rejections heard before there is a champion have no episode to
-    /// re-arm.
-    async fn apply_rejections(&self, tracker: &mut Tracker) {
-        let mut rearmed = Vec::new();
-        for champion_version in self.signals.take_rejections() {
-            rearmed.extend(tracker.rearm(champion_version));
-        }
-        if rearmed.is_empty() {
+    /// Re-arms the open episodes for each rejection heard, saves that at once, and only then
+    /// tells each rejection it is durable (its delivery is acknowledged then, so a restart in
+    /// between hears it again). Without a tracker (no champion known yet, or the registry out
+    /// of reach) a rejection that names a champion waits for one; one that names none has no
+    /// episode to re-arm.
+    async fn apply_rejections(&self, tracker: Option<&mut Tracker>) {
+        let rejections = self.signals.take_rejections();
+        if rejections.is_empty() {
             return;
         }
-        tracing::info!(model = %self.model, kinds = ?rearmed.iter().map(|kind| kind_name(*kind)).collect::<Vec<_>>(), "retrain rejected: the next drifted verdict announces again");
-        if let Err(error) = self.states.save(&self.model, &tracker.state).await {
-            tracing::warn!(model = %self.model, %error, "cannot save the monitor state");
+        let Some(tracker) = tracker else {
+            for rejection in rejections {
+                // A dropped sender hands the delivery back to the bus.
+                if rejection.champion_version.is_none() {
+                    let _ = rejection.applied.send(true);
+                }
+            }
+            return;
+        };
+        let mut rearmed = Vec::new();
+        for rejection in &rejections {
+            rearmed.extend(tracker.rearm(rejection.champion_version));
+        }
+        let durable = if rearmed.is_empty() {
+            true
+        } else {
+            tracing::info!(model = %self.model, kinds = ?rearmed.iter().map(|kind| kind_name(*kind)).collect::<Vec<_>>(), "retrain rejected: the next drifted verdict announces again");
+            match self.states.save(&self.model, &tracker.state).await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(model = %self.model, %error, "cannot save the monitor state");
+                    false
+                }
+            }
+        };
+        for rejection in rejections {
+            let _ = rejection.applied.send(durable);
         }
     }
 

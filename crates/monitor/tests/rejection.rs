@@ -119,6 +119,66 @@ async fn a_rejection_makes_the_next_drifted_window_announce_again_from_the_same_
     monitor.stop().await;
 }
 
+/// The monitor acknowledges a rejection only once the re-arm it causes is saved: one that
+/// stops in between (here: it cannot save) hears the rejection again when it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_is_acknowledged_only_once_its_rearm_is_saved() {
+    let nats = nats().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (champions, mut observer, monitor) = start_over_nats(&nats, dir.path()).await;
+    let mut world = World::new();
+    let log = &nats.data_log;
+    let (rows, _) = world.draw(1_000, &Regime::default());
+    log.append_rows(&model(), &rows).await.unwrap();
+    let (rows, _) = world.draw(2_000, &shift(1.0));
+    log.append_rows(&model(), &rows).await.unwrap();
+    reports_reach(dir.path(), 3).await;
+    observer.drain(QUIET).await;
+    assert_eq!(observer.of_kind(DriftKind::Data).len(), 1);
+    let states = StateStore::new(dir.path());
+    eventually("the open episode saved", || async {
+        states.load(&model()).await.episodes.data.then_some(())
+    })
+    .await;
+
+    // From here the state cannot be saved: its temporary file's name is taken by a directory.
+    let blocker = dir
+        .path()
+        .join("monitor")
+        .join(format!("{}.json.tmp", model().as_str()));
+    std::fs::create_dir_all(&blocker).unwrap();
+    publish_event(nats.bus.as_ref(), &rejected(Some(1)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    monitor.stop().await;
+    assert!(
+        !states.load(&model()).await.episodes.rearmed.data,
+        "the re-arm was never saved"
+    );
+
+    // The same replica comes back with a working disk and hears the rejection again.
+    std::fs::remove_dir(&blocker).unwrap();
+    let monitor = start(
+        config(dir.path()),
+        champions,
+        Arc::clone(&nats.data_log),
+        Some(Arc::clone(&nats.bus)),
+    )
+    .await;
+    eventually("the re-arm saved after the restart", || async {
+        states
+            .load(&model())
+            .await
+            .episodes
+            .rearmed
+            .data
+            .then_some(())
+    })
+    .await;
+    monitor.stop().await;
+}
+
 fn tracker() -> Tracker {
     let settings = TrackerSettings {
         window_rows: 1_000,
