@@ -35,6 +35,26 @@ fn rejected(champion_version: Option<u64>) -> Envelope {
     )
 }
 
+/// One calm window, then two shifted ones: the episode is confirmed and announced, from the
+/// first shifted row (sequence 1,001). Returns the announcement.
+async fn open_data_episode(
+    nats: &Nats,
+    data_dir: &std::path::Path,
+    world: &mut World,
+    observer: &mut Observer,
+) -> DriftDetected {
+    let log = &nats.data_log;
+    let (rows, _) = world.draw(1_000, &Regime::default());
+    log.append_rows(&model(), &rows).await.unwrap();
+    let (rows, _) = world.draw(2_000, &shift(1.0));
+    log.append_rows(&model(), &rows).await.unwrap();
+    reports_reach(data_dir, 3).await;
+    observer.drain(QUIET).await;
+    let data = observer.of_kind(DriftKind::Data);
+    assert_eq!(data.len(), 1, "the episode is announced: {data:?}");
+    data[0].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejection_makes_the_next_drifted_window_announce_again_from_the_same_start() {
     let nats = nats().await;
@@ -42,18 +62,7 @@ async fn a_rejection_makes_the_next_drifted_window_announce_again_from_the_same_
     let (_champions, mut observer, monitor) = start_over_nats(&nats, dir.path()).await;
     let mut world = World::new();
     let log = &nats.data_log;
-
-    // One calm window, then two shifted ones: the episode is confirmed and announced, from
-    // the first shifted row (sequence 1,001).
-    let (rows, _) = world.draw(1_000, &Regime::default());
-    log.append_rows(&model(), &rows).await.unwrap();
-    let (rows, _) = world.draw(2_000, &shift(1.0));
-    log.append_rows(&model(), &rows).await.unwrap();
-    reports_reach(dir.path(), 3).await;
-    observer.drain(QUIET).await;
-    let data = observer.of_kind(DriftKind::Data);
-    assert_eq!(data.len(), 1, "the episode is announced: {data:?}");
-    let first = data[0].clone();
+    let first = open_data_episode(&nats, dir.path(), &mut world, &mut observer).await;
     assert_eq!(first.window.from_seq, Some(1_001));
 
     // Without a rejection the drift goes on unannounced.
@@ -127,14 +136,7 @@ async fn a_rejection_is_acknowledged_only_once_its_rearm_is_saved() {
     let dir = tempfile::tempdir().unwrap();
     let (champions, mut observer, monitor) = start_over_nats(&nats, dir.path()).await;
     let mut world = World::new();
-    let log = &nats.data_log;
-    let (rows, _) = world.draw(1_000, &Regime::default());
-    log.append_rows(&model(), &rows).await.unwrap();
-    let (rows, _) = world.draw(2_000, &shift(1.0));
-    log.append_rows(&model(), &rows).await.unwrap();
-    reports_reach(dir.path(), 3).await;
-    observer.drain(QUIET).await;
-    assert_eq!(observer.of_kind(DriftKind::Data).len(), 1);
+    open_data_episode(&nats, dir.path(), &mut world, &mut observer).await;
     let states = StateStore::new(dir.path());
     eventually("the open episode saved", || async {
         states.load(&model()).await.episodes.data.then_some(())
