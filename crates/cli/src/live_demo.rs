@@ -347,10 +347,19 @@ fn describe(
                 .or_else(|| t.metrics.get("accuracy"))
                 .copied()
                 .unwrap_or(f64::NAN);
-            format!(
-                "trainer: v{} trained ({}), holdout accuracy {acc:.3}",
-                t.version,
+            // The trainer's own follow-up comes as a request; name it for what it is.
+            let trigger = if t
+                .trigger_event_id
+                .as_deref()
+                .is_some_and(|id| id.starts_with(mend_trainer::follow_up::ID_PREFIX))
+            {
+                "follow-up: is accuracy still sliding?".to_owned()
+            } else {
                 t.trigger.clone().unwrap_or_default()
+            };
+            format!(
+                "trainer: v{} trained ({trigger}), holdout accuracy {acc:.3}",
+                t.version
             )
         }
         Event::ModelRejected(r) => {

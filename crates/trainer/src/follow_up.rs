@@ -30,6 +30,9 @@ use crate::registry;
 use crate::trigger::{FOLLOW_UP_REASON, RetrainTrigger, TriggerKind};
 use mend_bus::events::DriftKind;
 
+/// How the id of a follow-up request begins (`follow-up-<model>-v<version>`).
+pub const ID_PREFIX: &str = "follow-up-";
+
 /// When and on what a promotion for performance drift is followed up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FollowUpPolicy {
@@ -176,7 +179,7 @@ async fn publish(
             requested_by: Some("mend-trainer follow-up".to_owned()),
         },
     );
-    envelope.id = format!("follow-up-{model}-v{version}");
+    envelope.id = format!("{ID_PREFIX}{model}-v{version}");
     publish_event(inner.bus.as_ref(), &envelope).await?;
     tracing::info!(%model, version, from_seq, to_seq, rows, "follow-up retrain requested");
     Ok(())
