@@ -10,42 +10,13 @@ use anyhow::Context;
 use mend_bus::{Bus, DataLog, JetStreamBus, JetStreamDataLog, SqliteDataLog};
 use mend_client::RegistryClient;
 use mend_ingest::{IngestConfig, IngestDeps, RegistrySchemaSource};
-use mend_runtime::config::Env;
 use mend_runtime::{Health, MendConfig, Metrics, Readiness, Shutdown};
 
 fn main() -> ExitCode {
-    let env = Env::from_process();
-    let (config, ingest_config) = match MendConfig::load(env)
-        .and_then(|config| IngestConfig::from_mend(&config).map(|ingest| (config, ingest)))
-    {
-        Ok(configs) => configs,
-        Err(error) => {
-            eprintln!("mend-ingest: invalid configuration: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("mend-ingest: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(config, ingest_config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("mend-ingest: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    mend_runtime::service::service_main("mend-ingest", IngestConfig::from_mend, serve)
 }
 
 async fn serve(config: MendConfig, ingest_config: IngestConfig) -> anyhow::Result<()> {
-    let telemetry = mend_runtime::telemetry::init(&config, "mend-ingest")
-        .context("failed to start telemetry")?;
     let grpc = config
         .ingest_addr
         .bind()
@@ -108,7 +79,6 @@ async fn serve(config: MendConfig, ingest_config: IngestConfig) -> anyhow::Resul
     if let Ok(Err(error)) = ops.await {
         tracing::warn!(%error, "the ops http server failed");
     }
-    telemetry.shutdown().await.ok();
     match served {
         Ok(result) => result.context("the ingest service failed"),
         Err(expired) => Err(expired).context("the ingest service did not drain in time"),

@@ -10,42 +10,13 @@ use anyhow::Context;
 use mend_bus::{Bus, DataLog, JetStreamBus, JetStreamDataLog, SqliteDataLog};
 use mend_client::RegistryClient;
 use mend_monitor::{MonitorConfig, MonitorDeps, RegistryChampionSource};
-use mend_runtime::config::Env;
 use mend_runtime::{MendConfig, Metrics, Readiness, Shutdown};
 
 fn main() -> ExitCode {
-    let env = Env::from_process();
-    let (config, monitor_config) = match MendConfig::load(env)
-        .and_then(|config| MonitorConfig::from_mend(&config).map(|monitor| (config, monitor)))
-    {
-        Ok(configs) => configs,
-        Err(error) => {
-            eprintln!("mend-monitor: invalid configuration: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("mend-monitor: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(config, monitor_config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("mend-monitor: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    mend_runtime::service::service_main("mend-monitor", MonitorConfig::from_mend, serve)
 }
 
 async fn serve(config: MendConfig, monitor_config: MonitorConfig) -> anyhow::Result<()> {
-    let telemetry = mend_runtime::telemetry::init(&config, "mend-monitor")
-        .context("failed to start telemetry")?;
     let http = config
         .http_addr
         .bind()
@@ -96,7 +67,6 @@ async fn serve(config: MendConfig, monitor_config: MonitorConfig) -> anyhow::Res
             config.shutdown_grace,
         )
         .await;
-    telemetry.shutdown().await.ok();
     match served {
         Ok(result) => result.context("the monitor service failed"),
         Err(expired) => Err(expired).context("the monitor service did not drain in time"),

@@ -10,38 +10,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use mend_bus::{Bus, JetStreamBus};
 use mend_registry::{JetStreamConfig, JetStreamStore, RegistryDeps, RegistrySettings, SqliteStore};
-use mend_runtime::config::{Env, MendConfig};
-use mend_runtime::{Metrics, Shutdown, telemetry};
+use mend_runtime::config::MendConfig;
+use mend_runtime::{Metrics, Shutdown};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let config = match MendConfig::load(Env::from_process())
-        .and_then(|config| RegistrySettings::from_config(&config).map(|_| config))
-    {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("mend-registry: invalid configuration: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let telemetry = match telemetry::init(&config, "mend-registry") {
-        Ok(guard) => guard,
-        Err(error) => {
-            eprintln!("mend-registry: failed to set up telemetry: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = serve(config).await;
-    if let Err(error) = telemetry.shutdown().await {
-        eprintln!("mend-registry: {error}");
-    }
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "mend-registry failed");
-            ExitCode::FAILURE
-        }
-    }
+fn main() -> ExitCode {
+    mend_runtime::service::service_main(
+        "mend-registry",
+        RegistrySettings::from_config,
+        |config, _settings| serve(config),
+    )
 }
 
 async fn serve(config: MendConfig) -> anyhow::Result<()> {

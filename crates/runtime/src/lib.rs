@@ -13,9 +13,9 @@
 //! - [`grpc`]: a configured tonic server builder (request spans, TLS) and client endpoint.
 //! - [`nats`]: async-nats connect options (auth, TLS) from `MEND_NATS_*`.
 //!
-//! A service binary's `main`, in order: load [`config::MendConfig`] (bad config: print,
-//! exit non-zero) → [`telemetry::init`] → bind → serve under [`shutdown::Shutdown`] →
-//! flush telemetry.
+//! - [`service`]: a service binary's `main`, in order: load [`config::MendConfig`] and the
+//!   service's settings (bad config: print, exit 2) → [`telemetry::init`] → bind → serve
+//!   under [`shutdown::Shutdown`] → flush telemetry ([`service::service_main`]).
 
 pub mod config;
 pub mod grpc;
@@ -24,6 +24,7 @@ pub mod http;
 pub mod metrics;
 pub mod nats;
 pub mod readiness;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 

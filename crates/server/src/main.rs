@@ -8,43 +8,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mend_bus::{Bus, DataLog, JetStreamBus, JetStreamDataLog};
-use mend_runtime::config::Env;
 use mend_runtime::{Health, MendConfig, Metrics, Readiness, Shutdown};
 use mend_server::{Listeners, RegistryModelSource, ServerConfig, ServerDeps};
 
 fn main() -> ExitCode {
-    let env = Env::from_process();
-    let (config, server_config) = match MendConfig::load(env)
-        .and_then(|config| ServerConfig::from_mend(&config).map(|server| (config, server)))
-    {
-        Ok(configs) => configs,
-        Err(error) => {
-            eprintln!("mend-server: invalid configuration: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("mend-server: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(config, server_config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("mend-server: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    mend_runtime::service::service_main("mend-server", ServerConfig::from_mend, serve)
 }
 
 async fn serve(config: MendConfig, server_config: ServerConfig) -> anyhow::Result<()> {
-    let telemetry = mend_runtime::telemetry::init(&config, "mend-server")
-        .context("failed to start telemetry")?;
     let grpc = config
         .server_addr
         .bind()
@@ -98,7 +69,6 @@ async fn serve(config: MendConfig, server_config: ServerConfig) -> anyhow::Resul
             config.shutdown_grace,
         )
         .await;
-    telemetry.shutdown().await.ok();
     match served {
         Ok(result) => result.context("the inference server failed"),
         Err(expired) => Err(expired).context("the inference server did not drain in time"),

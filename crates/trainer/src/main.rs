@@ -11,45 +11,24 @@ use std::sync::Arc;
 use anyhow::Context;
 use mend_bus::{JetStreamBus, JetStreamDataLog};
 use mend_client::RegistryClient;
-use mend_runtime::config::{Env, MendConfig};
-use mend_runtime::{Metrics, Shutdown, telemetry};
+use mend_runtime::config::MendConfig;
+use mend_runtime::{Metrics, Shutdown};
 use mend_trainer::{TrainerConfig, TrainerDeps};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let config = match MendConfig::load(Env::from_process())
-        .and_then(|config| TrainerConfig::from_mend(&config).map(|_| config))
-    {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("mend-trainer: invalid configuration: {error}");
-            return ExitCode::from(2);
-        }
-    };
+fn main() -> ExitCode {
+    mend_runtime::service::service_main("mend-trainer", trainer_settings, |config, _| serve(config))
+}
+
+/// The trainer's own settings, checked before anything starts; as its own process it needs
+/// NATS (there is no in-process bus to share).
+fn trainer_settings(config: &MendConfig) -> Result<TrainerConfig, String> {
+    let settings = TrainerConfig::from_mend(config).map_err(|error| error.to_string())?;
     if config.nats.is_none() {
-        eprintln!(
-            "mend-trainer: MEND_NATS_URL must be set: as its own process the trainer hears triggers over NATS JetStream (use `mend up` for the embedded bus)"
+        return Err(
+            "MEND_NATS_URL must be set: as its own process the trainer hears triggers over NATS JetStream (use `mend up` for the embedded bus)".to_owned(),
         );
-        return ExitCode::from(2);
     }
-    let telemetry = match telemetry::init(&config, "mend-trainer") {
-        Ok(guard) => guard,
-        Err(error) => {
-            eprintln!("mend-trainer: failed to set up telemetry: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = serve(config).await;
-    if let Err(error) = telemetry.shutdown().await {
-        eprintln!("mend-trainer: {error}");
-    }
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "mend-trainer failed");
-            ExitCode::FAILURE
-        }
-    }
+    Ok(settings)
 }
 
 async fn serve(config: MendConfig) -> anyhow::Result<()> {
