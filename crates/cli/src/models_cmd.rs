@@ -10,32 +10,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use mend_client::{CHAMPION, ClientError, RegistryClient};
 use mend_core::artifact::Artifact;
 use mend_proto::registry::v1 as pb;
 use mend_proto::registry::v1::alias_precondition::State;
 use mend_proto::registry::v1::get_version_request::Selector;
-use mend_proto::registry::v1::register_version_request::Part;
-use mend_proto::registry::v1::registry_client::RegistryClient;
 use mend_runtime::config::{Env, MendConfig};
 use mend_runtime::grpc::grpc_client_endpoint;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tonic::metadata::MetadataValue;
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
 
 use crate::output::{f4, table};
-
-/// The alias servers follow.
-const CHAMPION: &str = "champion";
-/// Upload chunk size (the registry's own download chunk size).
-const CHUNK_BYTES: usize = 1024 * 1024;
-/// Page size of listings.
-const PAGE_SIZE: u32 = 500;
-/// Artifacts can be large (100 MB and more).
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Arguments of `mend models`.
 #[derive(Debug, Args)]
@@ -171,23 +156,8 @@ struct Output {
     json: Value,
 }
 
-/// Adds the bearer token (when configured) to every call; reads ignore it.
-#[derive(Clone)]
-struct BearerToken(Option<MetadataValue<tonic::metadata::Ascii>>);
-
-impl Interceptor for BearerToken {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
 struct Registry {
-    client: RegistryClient<InterceptedService<Channel, BearerToken>>,
+    client: RegistryClient,
     addr: String,
 }
 
@@ -199,35 +169,35 @@ impl Registry {
         let channel = endpoint.connect().await.with_context(|| {
             format!("cannot reach the registry at {addr} (set MEND_REGISTRY_ADDR)")
         })?;
-        let token = match &config.registry_token {
-            Some(token) => Some(
-                format!("Bearer {}", token.expose())
-                    .parse()
-                    .context("MEND_REGISTRY_TOKEN is not a valid header value")?,
-            ),
-            None => None,
-        };
-        let client = RegistryClient::with_interceptor(channel, BearerToken(token))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self { client, addr })
+        let token = config
+            .registry_token
+            .as_ref()
+            .map(|token| token.expose().to_owned());
+        Ok(Self {
+            client: RegistryClient::new(channel, token),
+            addr,
+        })
     }
 
-    /// The error a refused call reports: the registry's own words.
-    fn refused(&self, status: &Status) -> anyhow::Error {
-        let hint = match status.code() {
-            Code::Unauthenticated if !status.message().contains("MEND_REGISTRY_TOKEN") => {
+    /// The error a refused call reports: the registry's own words, with a hint.
+    fn refused(&self, error: &ClientError) -> anyhow::Error {
+        let (kind, message) = match error {
+            ClientError::NotFound(m) => ("NotFound", m.as_str()),
+            ClientError::Conflict(m) => ("Conflict", m.as_str()),
+            ClientError::Unauthenticated(m) => ("Unauthenticated", m.as_str()),
+            ClientError::InvalidArgument(m) => ("InvalidArgument", m.as_str()),
+            ClientError::Unavailable(m) => ("Unavailable", m.as_str()),
+            ClientError::InvalidResponse(m) => ("InvalidResponse", m.as_str()),
+            ClientError::Other(m) => ("Error", m.as_str()),
+        };
+        let hint = match error {
+            ClientError::Unauthenticated(m) if !m.contains("MEND_REGISTRY_TOKEN") => {
                 " (check MEND_REGISTRY_TOKEN)"
             }
-            Code::Unavailable => " (is it running? MEND_REGISTRY_ADDR)",
+            ClientError::Unavailable(_) => " (is it running? MEND_REGISTRY_ADDR)",
             _ => "",
         };
-        anyhow::anyhow!(
-            "registry at {} answered {:?}: {}{hint}",
-            self.addr,
-            status.code(),
-            status.message()
-        )
+        anyhow::anyhow!("registry at {} answered {kind}: {message}{hint}", self.addr)
     }
 
     async fn register(
@@ -245,24 +215,11 @@ impl Registry {
         let artifact = Artifact::from_bytes(&bytes)
             .with_context(|| format!("{} is not a usable mend model artifact", path.display()))?;
         let header = header_for(model, &artifact, &bytes, reason, actor, tags)?;
-        let mut messages = vec![pb::RegisterVersionRequest {
-            part: Some(Part::Header(header)),
-        }];
-        let bytes = bytes::Bytes::from(bytes);
-        for start in (0..bytes.len()).step_by(CHUNK_BYTES) {
-            let end = (start + CHUNK_BYTES).min(bytes.len());
-            messages.push(pb::RegisterVersionRequest {
-                part: Some(Part::Chunk(bytes.slice(start..end))),
-            });
-        }
         let version = self
             .client
-            .register_version(futures::stream::iter(messages))
+            .register(header, bytes::Bytes::from(bytes))
             .await
-            .map_err(|status| self.refused(&status))?
-            .into_inner()
-            .version
-            .context("the registry answered without the version")?;
+            .map_err(|error| self.refused(&error))?;
         let mut text = format!(
             "registered {model} version {} ({} bytes, sha256 {})",
             version.version, version.artifact_size, version.artifact_sha256
@@ -291,30 +248,14 @@ impl Registry {
 
     /// Where `alias` points now (`None`: nowhere yet).
     async fn alias_version(&mut self, model: &str, alias: &str) -> anyhow::Result<Option<u64>> {
-        let request = pb::GetVersionRequest {
-            model: model.to_owned(),
-            selector: Some(Selector::Alias(alias.to_owned())),
-            skip_artifact: true,
-        };
-        match self.metadata(request).await {
+        match self
+            .client
+            .metadata(model, Selector::Alias(alias.to_owned()))
+            .await
+        {
             Ok(meta) => Ok(Some(meta.version)),
-            Err(status) if status.code() == Code::NotFound => Ok(None),
-            Err(status) => Err(self.refused(&status)),
-        }
-    }
-
-    async fn metadata(
-        &mut self,
-        request: pb::GetVersionRequest,
-    ) -> Result<pb::VersionMetadata, Status> {
-        let mut stream = self.client.get_version(request).await?.into_inner();
-        match stream.message().await? {
-            Some(pb::GetVersionResponse {
-                part: Some(pb::get_version_response::Part::Metadata(meta)),
-            }) => Ok(meta),
-            _ => Err(Status::internal(
-                "the registry did not send the metadata first",
-            )),
+            Err(ClientError::NotFound(_)) => Ok(None),
+            Err(error) => Err(self.refused(&error)),
         }
     }
 
@@ -356,41 +297,20 @@ impl Registry {
             reason: reason.to_owned(),
             trigger_event_id: String::new(),
         };
-        let response = self.client.set_alias(request).await.map_err(|status| {
-            if status.code() == Code::Aborted {
-                anyhow::anyhow!(
-                    "{alias} of {model} moved while this command ran ({}); check `mend models audit {model}` and retry",
-                    status.message()
-                )
-            } else {
-                self.refused(&status)
-            }
-        })?;
-        response
-            .into_inner()
-            .record
-            .context("the registry answered without the audit record")
+        self.client.set_alias(request).await.map_err(|error| match error {
+            ClientError::Conflict(message) => anyhow::anyhow!(
+                "{alias} of {model} moved while this command ran ({message}); check `mend models audit {model}` and retry"
+            ),
+            error => self.refused(&error),
+        })
     }
 
     async fn list_models(&mut self) -> anyhow::Result<Output> {
-        let mut models = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .client
-                .list_models(pb::ListModelsRequest {
-                    page_size: PAGE_SIZE,
-                    page_token,
-                })
-                .await
-                .map_err(|status| self.refused(&status))?
-                .into_inner();
-            models.extend(page.models);
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
+        let models = self
+            .client
+            .list_models()
+            .await
+            .map_err(|error| self.refused(&error))?;
         let rows: Vec<Vec<String>> = models
             .iter()
             .map(|summary| {
@@ -420,25 +340,11 @@ impl Registry {
     }
 
     async fn list_versions(&mut self, model: &str) -> anyhow::Result<Output> {
-        let mut versions = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .client
-                .list_versions(pb::ListVersionsRequest {
-                    model: model.to_owned(),
-                    page_size: PAGE_SIZE,
-                    page_token,
-                })
-                .await
-                .map_err(|status| self.refused(&status))?
-                .into_inner();
-            versions.extend(page.versions);
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
+        let versions = self
+            .client
+            .list_versions(model)
+            .await
+            .map_err(|error| self.refused(&error))?;
         let rows: Vec<Vec<String>> = versions
             .iter()
             .map(|meta| {
@@ -474,13 +380,10 @@ impl Registry {
             },
         };
         let meta = self
-            .metadata(pb::GetVersionRequest {
-                model: model.to_owned(),
-                selector,
-                skip_artifact: true,
-            })
+            .client
+            .version_metadata(model, selector)
             .await
-            .map_err(|status| self.refused(&status))?;
+            .map_err(|error| self.refused(&error))?;
         let mut lines = vec![
             ("model", meta.model.clone()),
             ("version", meta.version.to_string()),
@@ -580,25 +483,10 @@ impl Registry {
     }
 
     async fn audit_records(&mut self, model: &str) -> anyhow::Result<Vec<pb::AuditRecord>> {
-        let mut records = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .client
-                .get_audit(pb::GetAuditRequest {
-                    model: model.to_owned(),
-                    page_size: PAGE_SIZE,
-                    page_token,
-                })
-                .await
-                .map_err(|status| self.refused(&status))?
-                .into_inner();
-            records.extend(page.records);
-            if page.next_page_token.is_empty() {
-                return Ok(records);
-            }
-            page_token = page.next_page_token;
-        }
+        self.client
+            .audit(model)
+            .await
+            .map_err(|error| self.refused(&error))
     }
 
     async fn audit(&mut self, model: &str) -> anyhow::Result<Output> {

@@ -157,10 +157,19 @@ impl RegistryClient {
         model: &str,
         selector: Selector,
     ) -> Result<pb::VersionMetadata, ClientError> {
+        self.version_metadata(model, Some(selector)).await
+    }
+
+    /// Metadata of the version `selector` names, or of the newest version (`None`).
+    pub async fn version_metadata(
+        &self,
+        model: &str,
+        selector: Option<Selector>,
+    ) -> Result<pb::VersionMetadata, ClientError> {
         let request = self.request(
             pb::GetVersionRequest {
                 model: model.to_owned(),
-                selector: Some(selector),
+                selector,
                 skip_artifact: true,
             },
             false,
