@@ -21,6 +21,7 @@ pub mod events;
 mod inprocess;
 mod jetstream;
 pub mod message;
+mod open;
 pub mod subjects;
 pub mod trace;
 pub mod typed;
@@ -34,6 +35,7 @@ pub use events::{Envelope, Event};
 pub use inprocess::{InProcessBus, InProcessConfig};
 pub use jetstream::{JetStreamBus, JetStreamConfig, StreamLimits};
 pub use message::{Delivery, Headers, OutgoingMessage, PublishReceipt};
+pub use open::{OpenError, open_configured};
 pub use subjects::{ModelName, SubjectKind};
 pub use typed::{
     EventDelivery, EventHandler, EventRecorder, EventSubscription, HandlerError, publish_event,

@@ -64,6 +64,23 @@ impl RegistryClient {
         Self::new(endpoint.connect_lazy(), token)
     }
 
+    /// The registry `config` names (`MEND_REGISTRY_ADDR`, TLS from `MEND_TLS_*`), dialled
+    /// lazily, with `MEND_REGISTRY_TOKEN` for writes.
+    pub fn from_config(config: &mend_runtime::MendConfig) -> Result<Self, ClientError> {
+        let endpoint = mend_runtime::grpc::grpc_client_endpoint(&config.registry_addr, &config.tls)
+            .map_err(|error| {
+                ClientError::InvalidArgument(format!(
+                    "cannot set up the registry client for MEND_REGISTRY_ADDR {}: {error}",
+                    config.registry_addr
+                ))
+            })?;
+        let token = config
+            .registry_token
+            .as_ref()
+            .map(|token| token.expose().to_owned());
+        Ok(Self::connect_lazy(&endpoint, token))
+    }
+
     fn request<T>(&self, message: T, write: bool) -> Result<Request<T>, ClientError> {
         let mut request = Request::new(message);
         mend_runtime::telemetry::propagation::inject_current_context(request.metadata_mut());

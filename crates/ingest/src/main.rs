@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use mend_bus::{Bus, DataLog, JetStreamBus, JetStreamDataLog, SqliteDataLog};
 use mend_client::RegistryClient;
 use mend_ingest::{IngestConfig, IngestDeps, RegistrySchemaSource};
 use mend_runtime::{Health, MendConfig, Metrics, Readiness, Shutdown};
@@ -28,29 +27,14 @@ async fn serve(config: MendConfig, ingest_config: IngestConfig) -> anyhow::Resul
         .await
         .with_context(|| format!("failed to bind MEND_HTTP_ADDR {}", config.http_addr))?;
 
-    let endpoint = mend_runtime::grpc::grpc_client_endpoint(&config.registry_addr, &config.tls)
-        .context("failed to set up the registry client")?;
-    let registry = RegistryClient::connect_lazy(&endpoint, None);
-    let (bus, data_log): (Option<Arc<dyn Bus>>, Arc<dyn DataLog>) = match &config.nats {
-        Some(nats) => {
-            let jetstream = JetStreamBus::connect_configured(nats)
-                .await
-                .context("failed to connect to NATS (MEND_NATS_URL)")?;
-            (
-                Some(Arc::new(jetstream.clone())),
-                Arc::new(JetStreamDataLog::new(jetstream)),
-            )
-        }
-        None => {
-            tracing::warn!(
-                data_dir = %config.data_dir.display(),
-                "MEND_NATS_URL is not set: appending to the SQLite data log, no bus door, schemas re-checked on their time to live"
-            );
-            let data_log = SqliteDataLog::open(&config.data_dir)
-                .context("failed to open the data log in MEND_DATA_DIR")?;
-            (None, Arc::new(data_log))
-        }
-    };
+    let registry = RegistryClient::from_config(&config)?;
+    let (bus, data_log) = mend_bus::open_configured(&config).await?;
+    if bus.is_none() {
+        tracing::warn!(
+            data_dir = %config.data_dir.display(),
+            "MEND_NATS_URL is not set: appending to the SQLite data log, no bus door, schemas re-checked on their time to live"
+        );
+    }
 
     let readiness = Readiness::new();
     let shutdown = Shutdown::with_readiness(readiness.clone());

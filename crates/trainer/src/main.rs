@@ -36,17 +36,11 @@ async fn serve(config: MendConfig) -> anyhow::Result<()> {
     let bus = JetStreamBus::connect_configured(nats)
         .await
         .context("failed to connect to NATS (MEND_NATS_URL)")?;
-    let endpoint = mend_runtime::grpc::grpc_client_endpoint(&config.registry_addr, &config.tls)
-        .context("failed to set up the registry client (MEND_REGISTRY_ADDR)")?;
-    let token = config
-        .registry_token
-        .as_ref()
-        .map(|token| token.expose().to_owned());
     let metrics = Metrics::new();
     let deps = TrainerDeps {
         bus: Arc::new(bus.clone()),
         data_log: Arc::new(JetStreamDataLog::new(bus)),
-        registry: RegistryClient::connect_lazy(&endpoint, token),
+        registry: RegistryClient::from_config(&config)?,
         metrics: metrics.clone(),
     };
     let http = config
