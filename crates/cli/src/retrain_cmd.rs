@@ -10,7 +10,6 @@ use clap::Args;
 use mend_client::RegistryClient;
 use mend_proto::registry::v1 as pb;
 use mend_runtime::config::{Env, MendConfig};
-use mend_runtime::grpc::grpc_client_endpoint;
 use serde_json::json;
 
 /// Arguments of `mend retrain`.
@@ -65,13 +64,7 @@ pub fn run(args: RetrainArgs, json: bool) -> anyhow::Result<()> {
     let model = args.model;
     let response = runtime.block_on(async {
         let config = MendConfig::load(Env::from_process()).context("invalid configuration")?;
-        let endpoint = grpc_client_endpoint(&config.registry_addr, &config.tls)
-            .context("invalid registry address or TLS settings")?;
-        let token = config
-            .registry_token
-            .as_ref()
-            .map(|token| token.expose().to_owned());
-        let registry = RegistryClient::connect_lazy(&endpoint, token);
+        let registry = RegistryClient::from_config(&config)?;
         registry.request_retrain(request).await.with_context(|| {
             format!(
                 "the registry at {} did not accept the retrain request for {}",
