@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use mend_runtime::MendConfig;
-use mend_runtime::config::{ConfigError, ConfigSource, Origin, TlsConfig};
+use mend_runtime::config::{ConfigError, ConfigSource, TlsConfig};
 
 /// Most rows (or labels) one batch may carry; a larger batch fails the stream with
 /// INVALID_ARGUMENT (gRPC) or is dead-lettered whole (NATS).
@@ -89,8 +89,7 @@ impl IngestConfig {
             defaults::MAX_BATCH_ROWS,
         )?;
         if max_batch_rows == 0 {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_INGEST_MAX_BATCH_ROWS,
                 "ingest.max_batch_rows",
                 "must be at least 1",
@@ -103,8 +102,7 @@ impl IngestConfig {
         )?;
         // Below 1 KiB not even a small batch fits; above 1 GiB is almost surely a typo.
         if !(1024..=1 << 30).contains(&max_message_bytes) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_INGEST_MAX_MESSAGE_BYTES,
                 "ingest.max_message_bytes",
                 "must be between 1024 and 1073741824 bytes",
@@ -116,9 +114,7 @@ impl IngestConfig {
             defaults::MAX_IN_FLIGHT_BYTES.max(max_message_bytes),
         )?;
         if max_in_flight_bytes < max_message_bytes {
-            return Err(invalid(
-                source,
-                MEND_INGEST_MAX_IN_FLIGHT_BYTES,
+            return Err(source.invalid(MEND_INGEST_MAX_IN_FLIGHT_BYTES,
                 "ingest.max_in_flight_bytes",
                 "must be at least MEND_INGEST_MAX_MESSAGE_BYTES, or no batch of the largest size could ever be admitted",
             ));
@@ -134,8 +130,7 @@ impl IngestConfig {
             defaults::SCHEMA_TTL.as_millis() as u64,
         )?;
         if schema_ttl_ms < 10 {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_INGEST_SCHEMA_TTL_MS,
                 "ingest.schema_ttl_ms",
                 "must be at least 10 milliseconds",
@@ -159,19 +154,6 @@ impl IngestConfig {
             instance,
             tls: TlsConfig::default(),
         })
-    }
-}
-
-fn invalid(source: &ConfigSource, var: &str, file_key: &str, reason: &str) -> ConfigError {
-    let (value, origin) = match source.raw(var, file_key) {
-        Ok(Some(raw)) => (raw.text, raw.origin),
-        _ => (String::new(), Origin::Env),
-    };
-    ConfigError::Invalid {
-        var: var.to_owned(),
-        value,
-        origin,
-        reason: reason.to_owned(),
     }
 }
 

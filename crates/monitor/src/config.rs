@@ -9,7 +9,7 @@ use std::time::Duration;
 use mend_bus::ModelName;
 use mend_core::drift::DriftPolicy;
 use mend_runtime::MendConfig;
-use mend_runtime::config::{ConfigError, ConfigSource, Origin};
+use mend_runtime::config::{ConfigError, ConfigSource};
 
 use crate::detector::PageHinkleyConfig;
 
@@ -174,8 +174,7 @@ impl MonitorConfig {
         )?;
         if let Some(ms) = source.parse::<u64>(MEND_MONITOR_WINDOW_MS, "monitor.window_ms")? {
             if ms == 0 {
-                return Err(invalid(
-                    source,
+                return Err(source.invalid(
                     MEND_MONITOR_WINDOW_MS,
                     "monitor.window_ms",
                     "must be at least 1",
@@ -232,8 +231,7 @@ impl MonitorConfig {
             defaults::ACCURACY_TOLERANCE,
         )?;
         if !(0.0..=1.0).contains(&tolerance) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_MONITOR_ACCURACY_TOLERANCE,
                 "monitor.accuracy_tolerance",
                 "must be between 0 and 1",
@@ -244,8 +242,7 @@ impl MonitorConfig {
         if let Some(path) = source.readable_file(MEND_MONITOR_POLICY_FILE, "monitor.policy_file")? {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             config.policy = DriftPolicy::from_json(&text).map_err(|error| {
-                invalid(
-                    source,
+                source.invalid(
                     MEND_MONITOR_POLICY_FILE,
                     "monitor.policy_file",
                     &error.to_string(),
@@ -272,8 +269,7 @@ fn page_hinkley(source: &ConfigSource) -> Result<PageHinkleyConfig, ConfigError>
     let defaults = PageHinkleyConfig::default();
     let delta: f64 = source.parse_or(MEND_MONITOR_PH_DELTA, "monitor.ph_delta", defaults.delta)?;
     if !(delta.is_finite() && delta >= 0.0) {
-        return Err(invalid(
-            source,
+        return Err(source.invalid(
             MEND_MONITOR_PH_DELTA,
             "monitor.ph_delta",
             "must be a number >= 0",
@@ -286,8 +282,7 @@ fn page_hinkley(source: &ConfigSource) -> Result<PageHinkleyConfig, ConfigError>
     )?;
     // `inf` is allowed: it switches the detector off (the rolling accuracy still judges).
     if threshold.is_nan() || threshold <= 0.0 {
-        return Err(invalid(
-            source,
+        return Err(source.invalid(
             MEND_MONITOR_PH_THRESHOLD,
             "monitor.ph_threshold",
             "must be a number > 0 (inf switches the detector off)",
@@ -295,8 +290,7 @@ fn page_hinkley(source: &ConfigSource) -> Result<PageHinkleyConfig, ConfigError>
     }
     let alpha: f64 = source.parse_or(MEND_MONITOR_PH_ALPHA, "monitor.ph_alpha", defaults.alpha)?;
     if !(alpha > 0.0 && alpha <= 1.0) {
-        return Err(invalid(
-            source,
+        return Err(source.invalid(
             MEND_MONITOR_PH_ALPHA,
             "monitor.ph_alpha",
             "must be greater than 0 and at most 1",
@@ -324,22 +318,9 @@ fn at_least_one(
 ) -> Result<usize, ConfigError> {
     let value: usize = source.parse_or(var, file_key, default)?;
     if value == 0 {
-        return Err(invalid(source, var, file_key, "must be at least 1"));
+        return Err(source.invalid(var, file_key, "must be at least 1"));
     }
     Ok(value)
-}
-
-fn invalid(source: &ConfigSource, var: &str, file_key: &str, reason: &str) -> ConfigError {
-    let (value, origin) = match source.raw(var, file_key) {
-        Ok(Some(raw)) => (raw.text, raw.origin),
-        _ => (String::new(), Origin::Env),
-    };
-    ConfigError::Invalid {
-        var: var.to_owned(),
-        value,
-        origin,
-        reason: reason.to_owned(),
-    }
 }
 
 /// `churn,fraud`: valid model names, at least one.

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use mend_runtime::MendConfig;
-use mend_runtime::config::{ConfigError, ConfigSource, Origin, TlsConfig};
+use mend_runtime::config::{ConfigError, ConfigSource, TlsConfig};
 
 /// Share of served rows whose inputs and outputs go to `predictions.<model>` (0 to 1).
 pub const MEND_SERVER_SAMPLE_RATE: &str = "MEND_SERVER_SAMPLE_RATE";
@@ -99,8 +99,7 @@ impl ServerConfig {
             defaults::SAMPLE_RATE,
         )?;
         if !(0.0..=1.0).contains(&sample_rate) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_SERVER_SAMPLE_RATE,
                 "server.sample_rate",
                 "must be a share between 0 and 1, e.g. 0.01 for 1% of rows",
@@ -109,8 +108,7 @@ impl ServerConfig {
         let max_rows: usize =
             source.parse_or(MEND_SERVER_MAX_ROWS, "server.max_rows", defaults::MAX_ROWS)?;
         if max_rows == 0 {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_SERVER_MAX_ROWS,
                 "server.max_rows",
                 "must be at least 1",
@@ -123,8 +121,7 @@ impl ServerConfig {
         )?;
         // Below 1 KiB not even a small request fits; above 1 GiB is almost surely a typo.
         if !(1024..=1 << 30).contains(&max_message_bytes) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_SERVER_MAX_MESSAGE_BYTES,
                 "server.max_message_bytes",
                 "must be between 1024 and 1073741824 bytes",
@@ -136,8 +133,7 @@ impl ServerConfig {
             defaults::RECONCILE_INTERVAL.as_millis() as u64,
         )?;
         if reconcile_ms < 10 {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_SERVER_RECONCILE_MS,
                 "server.reconcile_ms",
                 "must be at least 10 milliseconds",
@@ -158,8 +154,7 @@ impl ServerConfig {
             defaults::LOG_QUEUE,
         )?;
         if log_queue == 0 {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_SERVER_LOG_QUEUE,
                 "server.log_queue",
                 "must be at least 1",
@@ -185,19 +180,6 @@ impl ServerConfig {
             instance,
             tls: TlsConfig::default(),
         })
-    }
-}
-
-fn invalid(source: &ConfigSource, var: &str, file_key: &str, reason: &str) -> ConfigError {
-    let (value, origin) = match source.raw(var, file_key) {
-        Ok(Some(raw)) => (raw.text, raw.origin),
-        _ => (String::new(), Origin::Env),
-    };
-    ConfigError::Invalid {
-        var: var.to_owned(),
-        value,
-        origin,
-        reason: reason.to_owned(),
     }
 }
 

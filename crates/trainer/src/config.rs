@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mend_bus::ModelName;
 use mend_core::TrainSettings;
-use mend_runtime::config::{ConfigError, ConfigSource, Origin};
+use mend_runtime::config::{ConfigError, ConfigSource};
 use mend_runtime::{MendConfig, Secret};
 
 use crate::follow_up::FollowUpPolicy;
@@ -201,7 +201,7 @@ impl TrainerConfig {
     pub fn from_source(source: &ConfigSource) -> Result<TrainerConfig, ConfigError> {
         let at_least_one = |var: &str, key: &str, value: usize| {
             if value == 0 {
-                return Err(invalid(source, var, key, "must be at least 1"));
+                return Err(source.invalid(var, key, "must be at least 1"));
             }
             Ok(value)
         };
@@ -220,8 +220,7 @@ impl TrainerConfig {
             PerModel::default(),
         )?;
         if model_window_rows.0.values().any(|rows| *rows == 0) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_MODEL_WINDOW_ROWS,
                 "trainer.model_window_rows",
                 "every window must hold at least 1 row",
@@ -234,8 +233,7 @@ impl TrainerConfig {
         )?;
         // `time_split` needs 4 rows to train on some and hold some out.
         if min_rows < 4 {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_MIN_ROWS,
                 "trainer.min_rows",
                 "must be at least 4 (rows to train on and to hold out)",
@@ -247,8 +245,7 @@ impl TrainerConfig {
             defaults::HOLDOUT_FRACTION,
         )?;
         if !(holdout_fraction > 0.0 && holdout_fraction < 1.0) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_HOLDOUT_FRACTION,
                 "trainer.holdout_fraction",
                 "must be a share strictly between 0 and 1, e.g. 0.2",
@@ -257,8 +254,7 @@ impl TrainerConfig {
         let l2: f64 =
             source.parse_or(MEND_TRAINER_L2, "trainer.l2", TrainSettings::default().l2)?;
         if !(l2.is_finite() && l2 >= 0.0) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_L2,
                 "trainer.l2",
                 "must be a finite number >= 0",
@@ -282,8 +278,7 @@ impl TrainerConfig {
             defaults::MAX_ATTEMPTS,
         )?;
         if max_attempts == 0 {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_MAX_ATTEMPTS,
                 "trainer.max_attempts",
                 "must be at least 1",
@@ -301,8 +296,7 @@ impl TrainerConfig {
             defaults::METRIC.to_owned(),
         )?;
         if !crate::gate::KNOWN_METRICS.contains(&metric.as_str()) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_METRIC,
                 "trainer.metric",
                 &format!("must be one of {}", crate::gate::KNOWN_METRICS.join(", ")),
@@ -311,8 +305,7 @@ impl TrainerConfig {
         let margin: f64 =
             source.parse_or(MEND_TRAINER_MARGIN, "trainer.margin", defaults::MARGIN)?;
         if !(margin.is_finite() && margin >= 0.0) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_MARGIN,
                 "trainer.margin",
                 "must be a finite number >= 0",
@@ -320,8 +313,7 @@ impl TrainerConfig {
         }
         let floor: Option<f64> = source.parse(MEND_TRAINER_FLOOR, "trainer.floor")?;
         if floor.is_some_and(|floor| !floor.is_finite()) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_FLOOR,
                 "trainer.floor",
                 "must be a finite number",
@@ -338,8 +330,7 @@ impl TrainerConfig {
             defaults::GUARD_MARGIN,
         )?;
         if !(guard_margin.is_finite() && guard_margin >= 0.0) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_GUARD_MARGIN,
                 "trainer.guard_margin",
                 "must be a finite number >= 0",
@@ -352,8 +343,7 @@ impl TrainerConfig {
             defaults::GUARD_POLL_MS,
         )?;
         if guard_poll.is_zero() {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_GUARD_POLL_MS,
                 "trainer.guard_poll_ms",
                 "must be at least 1 ms",
@@ -379,8 +369,7 @@ impl TrainerConfig {
             defaults::FOLLOW_UP_MARGIN,
         )?;
         if !(follow_up_margin.is_finite() && follow_up_margin >= 0.0) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_FOLLOW_UP_MARGIN,
                 "trainer.follow_up_margin",
                 "must be a finite number >= 0",
@@ -396,8 +385,7 @@ impl TrainerConfig {
             .values()
             .any(|every| every.0 < Duration::from_secs(1))
         {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_SCHEDULE,
                 "trainer.schedule",
                 "every interval must be at least 1s",
@@ -417,8 +405,7 @@ impl TrainerConfig {
             defaults::WEBHOOK_TIMEOUT_MS,
         )?;
         if webhook_timeout.is_zero() {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_WEBHOOK_TIMEOUT_MS,
                 "trainer.webhook_timeout_ms",
                 "must be at least 1 ms",
@@ -430,8 +417,7 @@ impl TrainerConfig {
             defaults::WEBHOOK_ATTEMPTS,
         )?;
         if webhook_attempts == 0 {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_WEBHOOK_ATTEMPTS,
                 "trainer.webhook_attempts",
                 "must be at least 1",
@@ -448,8 +434,7 @@ impl TrainerConfig {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !durable_ok {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_DURABLE,
                 "trainer.durable",
                 "must be 1 to 39 characters of [A-Za-z0-9_-]",
@@ -462,8 +447,7 @@ impl TrainerConfig {
             defaults::ACK_WAIT_MS,
         )?;
         if ack_wait < Duration::from_millis(defaults::MIN_ACK_WAIT_MS) {
-            return Err(invalid(
-                source,
+            return Err(source.invalid(
                 MEND_TRAINER_ACK_WAIT_MS,
                 "trainer.ack_wait_ms",
                 "must be at least 1000 ms",
@@ -531,16 +515,6 @@ fn millis(
 ) -> Result<Duration, ConfigError> {
     let ms: u64 = source.parse_or(var, key, default)?;
     Ok(Duration::from_millis(ms))
-}
-
-fn invalid(source: &ConfigSource, var: &str, key: &str, reason: &str) -> ConfigError {
-    let raw = source.raw(var, key).ok().flatten();
-    ConfigError::Invalid {
-        var: var.to_owned(),
-        value: raw.as_ref().map(|raw| raw.text.clone()).unwrap_or_default(),
-        origin: raw.map_or(Origin::Env, |raw| raw.origin),
-        reason: reason.to_owned(),
-    }
 }
 
 /// `model=value,model=value`, for settings that differ per model.

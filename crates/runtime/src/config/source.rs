@@ -36,6 +36,21 @@ impl ConfigSource {
         self.file.as_ref()
     }
 
+    /// The error for a setting whose value parsed but is out of range: names the variable,
+    /// the value as given and where it came from, and `reason`.
+    pub fn invalid(&self, var: &str, file_key: &str, reason: &str) -> ConfigError {
+        let (value, origin) = match self.raw(var, file_key) {
+            Ok(Some(raw)) => (raw.text, raw.origin),
+            _ => (String::new(), Origin::Env),
+        };
+        ConfigError::Invalid {
+            var: var.to_owned(),
+            value,
+            origin,
+            reason: reason.to_owned(),
+        }
+    }
+
     /// The raw text of a setting: the variable when set, else the file key, else `None`.
     pub fn raw(&self, var: &str, file_key: &str) -> Result<Option<RawValue>, ConfigError> {
         if let Some(text) = self.env.get(var) {
