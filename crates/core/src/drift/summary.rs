@@ -105,6 +105,8 @@ pub struct QuantileCounts {
 /// so counting a value is a table read and a short scan instead of a binary search.
 #[derive(Debug, Clone, PartialEq)]
 struct CellLookup {
+    /// The points, then [`LOOKUP_PAD`] infinities.
+    padded: Vec<f64>,
     first: f64,
     /// Grid cells per unit of value (0 when the points span nothing).
     scale: f64,
@@ -113,11 +115,19 @@ struct CellLookup {
 
 /// Grid cells per quantile point: a few, so a cell rarely holds more than one point.
 const LOOKUP_CELLS_PER_POINT: usize = 4;
+/// Steps [`CellLookup::points_below`] takes without branches.
+const LOOKUP_PAD: usize = 2;
 
 impl CellLookup {
     fn new(points: &[f64]) -> CellLookup {
+        let padded: Vec<f64> = points
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n(f64::INFINITY, LOOKUP_PAD))
+            .collect();
         let (Some(&first), Some(&last)) = (points.first(), points.last()) else {
             return CellLookup {
+                padded,
                 first: 0.0,
                 scale: 0.0,
                 starts: Vec::new(),
@@ -127,6 +137,7 @@ impl CellLookup {
         let span = last - first;
         if !(span > 0.0 && span.is_finite()) {
             return CellLookup {
+                padded,
                 first,
                 scale: 0.0,
                 starts: Vec::new(),
@@ -142,6 +153,7 @@ impl CellLookup {
             })
             .collect();
         CellLookup {
+            padded,
             first,
             scale,
             starts,
@@ -149,8 +161,12 @@ impl CellLookup {
     }
 
     /// How many points lie strictly below `x` (finite): `points.partition_point(|p| p < x)`.
+    /// The points are kept followed by [`LOOKUP_PAD`] infinities: the first steps past the
+    /// grid's lower bound are taken without branches (whether a value passes the next point is
+    /// as random as the data, so a loop's exit was mispredicted about once a value).
     #[inline]
-    fn points_below(&self, points: &[f64], x: f64) -> usize {
+    fn points_below(&self, x: f64) -> usize {
+        let padded = &self.padded;
         let mut below = if self.starts.is_empty() || x < self.first {
             0
         } else {
@@ -160,10 +176,16 @@ impl CellLookup {
                 None => self.starts.last().map_or(0, |&s| s as usize),
             }
         };
-        while below < points.len() && points[below] < x {
+        let points = padded.len().saturating_sub(LOOKUP_PAD);
+        if below + LOOKUP_PAD < padded.len() {
+            for _ in 0..LOOKUP_PAD {
+                below += usize::from(padded[below] < x);
+            }
+        }
+        while below < points && padded[below] < x {
             below += 1;
         }
-        below
+        below.min(points)
     }
 }
 
@@ -180,7 +202,7 @@ impl QuantileCounts {
     }
 
     fn push(&mut self, x: f64) {
-        let cell = self.lookup.points_below(&self.points, x);
+        let cell = self.lookup.points_below(x);
         self.counts[cell] += 1;
         if let (Some(&first), Some(&last)) = (self.points.first(), self.points.last()) {
             if x < first {
@@ -940,7 +962,7 @@ mod tests {
             probes.extend([-1e300, 1e300, f64::MIN_POSITIVE, -0.0]);
             for x in probes {
                 assert_eq!(
-                    lookup.points_below(&points, x),
+                    lookup.points_below(x),
                     points.partition_point(|&p| p < x),
                     "x = {x} in {points:?}"
                 );
