@@ -14,18 +14,25 @@
 //! that stops costs one extra candidate, and a calm model is never retrained by this.
 //!
 //! The request's id names the promoted version, so replicas of the trainer ask once. A
-//! follow-up waiting when the trainer stops is not resumed; the monitor still watches.
+//! promotion that is followed up is tagged so (`follow_up: armed`) and its champion move
+//! carries the label mark the guard uses, so a restarted trainer follows the champion up again
+//! ([`FollowUps::resume_on_start`]); if that follow-up had already run, asking again under the
+//! same id finds the version it produced instead of training twice.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use mend_bus::events::{DataWindow, RetrainRequested};
 use mend_bus::{Bus, DataLog, DataLogExt, Envelope, ModelName, Window, publish_event};
-use mend_client::RegistryClient;
+use mend_client::{CHAMPION, RegistryClient};
+use mend_proto::registry::v1 as pb;
+use pb::get_version_request::Selector;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::TrainerError;
-use crate::per_model::PerModel;
+use crate::guard::labels_seq_in;
+use crate::lineage::{ACTOR, tags};
+use crate::per_model::{PerModel, resume_with_backoff};
 use crate::registry;
 use crate::trigger::{FOLLOW_UP_REASON, RetrainTrigger, TriggerKind};
 use mend_bus::events::DriftKind;
@@ -121,6 +128,54 @@ impl FollowUps {
             }
             inner.running.end(&model, id);
         });
+    }
+}
+
+impl FollowUps {
+    /// Follows up again the champion of every model whose last champion move was the
+    /// trainer's, tagged for a follow-up; returns what it resumed.
+    pub async fn resume_all(&self) -> Result<Vec<(ModelName, u64)>, TrainerError> {
+        let mut resumed = Vec::new();
+        if !self.enabled() {
+            return Ok(resumed);
+        }
+        let client = &self.inner.registry;
+        for summary in client.list_models().await? {
+            if !summary.aliases.contains_key(CHAMPION) {
+                continue;
+            }
+            let Ok(model) = ModelName::new(summary.name.as_str()) else {
+                continue;
+            };
+            let audit = registry::audit(client, model.as_str()).await?;
+            let Some(promotion) = audit.iter().rev().find(|record| {
+                record.action == pb::AuditAction::SetAlias as i32 && record.alias == CHAMPION
+            }) else {
+                continue;
+            };
+            let Some(labels_seq) = labels_seq_in(&promotion.reason) else {
+                continue;
+            };
+            if promotion.actor != ACTOR {
+                continue;
+            }
+            let meta = client
+                .metadata(model.as_str(), Selector::Version(promotion.version))
+                .await?;
+            if meta.tags.get(tags::FOLLOW_UP).map(String::as_str) != Some(tags::ARMED) {
+                continue;
+            }
+            self.start(model.clone(), promotion.version, labels_seq);
+            resumed.push((model, promotion.version));
+        }
+        Ok(resumed)
+    }
+
+    /// At trainer start: [`FollowUps::resume_all`], tried again with backoff while the registry
+    /// cannot be reached, until it succeeds or `shutdown`.
+    pub async fn resume_on_start(self, shutdown: CancellationToken) {
+        let first_delay = self.inner.policy.poll;
+        resume_with_backoff("follow-ups", first_delay, shutdown, || self.resume_all()).await;
     }
 }
 

@@ -12,7 +12,6 @@
 //! same label sequence.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use mend_bus::events::Severity;
 use mend_bus::{Bus, DataLog, ModelName, Window};
@@ -26,7 +25,7 @@ use crate::error::TrainerError;
 use crate::evaluate::live_accuracy;
 use crate::lineage::ACTOR;
 use crate::metrics::TrainerMetrics;
-use crate::per_model::PerModel;
+use crate::per_model::{PerModel, resume_with_backoff};
 use crate::registry::{self, LoadedVersion, MoveOutcome};
 use crate::window::load_labeled;
 
@@ -37,11 +36,9 @@ pub const GUARDED_ALIAS: &str = "guarded";
 /// Opens the mark a trainer's champion move carries in its audit reason.
 const LABELS_SEQ_MARK: &str = " (rollback guard from label seq ";
 
-/// Longest pause between attempts to resume guards while the registry is unreachable.
-const RESUME_MAX_DELAY: Duration = Duration::from_secs(30);
-
-/// The reason recorded with a champion move the guard will watch: `reason` plus the newest
-/// label sequence before the move, which a restarted trainer reads back to resume the guard.
+/// The reason recorded with a champion move a guard or a follow-up will watch: `reason` plus
+/// the newest label sequence before the move, which a restarted trainer reads back to resume
+/// them.
 pub fn promotion_reason(reason: &str, labels_seq: u64) -> String {
     format!("{reason}{LABELS_SEQ_MARK}{labels_seq})")
 }
@@ -136,16 +133,6 @@ impl Guards {
         self.inner.policy.rows > 0
     }
 
-    /// The reason to record with a champion move: marked with `labels_seq` when a guard
-    /// will watch it, so the guard can be resumed after a restart.
-    pub fn promotion_reason(&self, reason: &str, labels_seq: u64) -> String {
-        if self.enabled() {
-            promotion_reason(reason, labels_seq)
-        } else {
-            reason.to_owned()
-        }
-    }
-
     /// Starts watching a promotion; `labels_seq` is the newest label before the move.
     pub fn start(&self, model: ModelName, start: GuardStart, labels_seq: u64) {
         if !self.enabled() {
@@ -215,23 +202,11 @@ impl Guards {
     /// At trainer start: [`Guards::resume_all`], tried again with backoff while the
     /// registry cannot be reached, until it succeeds or `shutdown`.
     pub async fn resume_on_start(self, shutdown: CancellationToken) {
-        let mut delay = self.inner.policy.poll.max(Duration::from_millis(100));
-        loop {
-            match self.resume_all().await {
-                Ok(resumed) => {
-                    tracing::info!(resumed = resumed.len(), "pending rollback guards resumed");
-                    return;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, retry_ms = delay.as_millis() as u64, "cannot resume rollback guards yet");
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(RESUME_MAX_DELAY);
-        }
+        let first_delay = self.inner.policy.poll;
+        resume_with_backoff("rollback guards", first_delay, shutdown, || {
+            self.resume_all()
+        })
+        .await;
     }
 
     /// Spawns a guard of `new` against `predecessor`; false when `replace` is off and one runs.

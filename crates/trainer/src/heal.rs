@@ -123,7 +123,8 @@ impl Healer {
             "candidate judged"
         );
         let parent = champion.as_ref().map(|c| c.meta.version);
-        let header = Lineage {
+        let follow_up = decision.promote && self.follows_up(batch, &comparison);
+        let mut header = Lineage {
             model: model.as_str(),
             primary,
             coalesced: batch.get(1..).unwrap_or_default(),
@@ -136,12 +137,17 @@ impl Healer {
             drift_from_seq,
         }
         .header();
+        if follow_up {
+            // Read back by a restarted trainer, which follows the champion up again.
+            header
+                .tags
+                .insert(tags::FOLLOW_UP.to_owned(), tags::ARMED.to_owned());
+        }
         let bytes = Bytes::from(comparison.candidate.to_bytes()?);
         let meta = self.registry.register(header, bytes).await?;
         tracing::info!(version = meta.version, "candidate registered");
         self.announce_trained(model, &meta).await?;
         if decision.promote {
-            let follow_up = self.follows_up(batch, &comparison);
             let start = GuardStart {
                 new: LoadedVersion {
                     meta: meta.clone(),
@@ -269,7 +275,9 @@ impl Healer {
                     &trigger,
                     Watch {
                         guard: None,
-                        follow_up: false,
+                        follow_up: self.follow_ups.enabled()
+                            && meta.tags.get(tags::FOLLOW_UP).map(String::as_str)
+                                == Some(tags::ARMED),
                     },
                 )
                 .await;
@@ -308,7 +316,11 @@ impl Healer {
             model.as_str(),
             version,
             parent,
-            &self.guards.promotion_reason(reason, labels_seq),
+            &if self.guards.enabled() || follow_up {
+                crate::guard::promotion_reason(reason, labels_seq)
+            } else {
+                reason.to_owned()
+            },
             trigger_event_id,
         )
         .await?;

@@ -33,6 +33,9 @@ pub mod tags {
     /// The drift start the window was cut at: the run answered drift and trained only on
     /// labels logged from this data-log sequence on (absent: the newest or a named window).
     pub const DRIFT_FROM_SEQ: &str = "drift_from_seq";
+    /// Set to [`ARMED`] on a version whose promotion is followed up (see `crate::follow_up`).
+    pub const FOLLOW_UP: &str = "follow_up";
+    pub const ARMED: &str = "armed";
     pub const PASS: &str = "pass";
     pub const FAIL: &str = "fail";
 }

@@ -2,8 +2,10 @@
 //! the follow-up each watch only a model's latest promotion).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use mend_bus::ModelName;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +47,40 @@ impl PerModel {
         {
             running.remove(model);
         }
+    }
+}
+
+/// Longest pause between attempts to resume while the registry is unreachable.
+const RESUME_MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// At trainer start: runs `resume` (which resumes what an earlier trainer left running and
+/// returns what it resumed), again with doubling pauses from `first_delay` while it fails
+/// (the registry not up yet), until it succeeds or `shutdown`. `what` names it in the logs.
+pub async fn resume_with_backoff<T, E, Fut>(
+    what: &str,
+    first_delay: Duration,
+    shutdown: CancellationToken,
+    mut resume: impl FnMut() -> Fut,
+) where
+    Fut: Future<Output = Result<Vec<T>, E>>,
+    E: std::fmt::Display,
+{
+    let mut delay = first_delay.max(Duration::from_millis(100));
+    loop {
+        match resume().await {
+            Ok(resumed) => {
+                tracing::info!(resumed = resumed.len(), "pending {what} resumed");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, retry_ms = delay.as_millis() as u64, "cannot resume {what} yet");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(RESUME_MAX_DELAY);
     }
 }
 

@@ -79,12 +79,14 @@ impl Trainer {
             registry: deps.registry.clone(),
             config: Arc::clone(&config),
             guards: guards.clone(),
-            follow_ups,
+            follow_ups: follow_ups.clone(),
             metrics,
         };
         let flights = Flights::new(healer, shutdown.clone());
         // Guards of promotions an earlier trainer made and never concluded.
         tasks.spawn(guards.clone().resume_on_start(shutdown.clone()));
+        // Follow-ups an earlier trainer armed.
+        tasks.spawn(follow_ups.clone().resume_on_start(shutdown.clone()));
         let subscription =
             intake::subscribe(Arc::clone(&deps.bus), &config.durable, config.ack_wait).await?;
         tasks.spawn(intake::consume(

@@ -148,3 +148,22 @@ async fn a_promotion_for_data_drift_is_not_followed_up() {
     assert_eq!(harness.champion_version().await, Some(2));
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_trainer_follows_up_the_promotion_the_last_one_armed() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    harness.start_trainer(config(0.02)).await;
+    performance_drift_promotes_v2(&mut harness, &mut world).await;
+    let versions = harness.versions().await;
+    let v2 = versions.iter().find(|v| v.version == 2).unwrap();
+    assert_eq!(v2.tags["follow_up"], "armed");
+
+    // The trainer that armed the follow-up stops before the labels come; the next one reads
+    // it back from the registry.
+    harness.restart_trainer(config(0.02)).await;
+    harness.append(&world.records(LABELS, &concept_a())).await;
+    harness.wait_for(30, follow_up_of(2)).await;
+    harness.wait_for(30, promoted(3)).await;
+    harness.stop().await;
+}
