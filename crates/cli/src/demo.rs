@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
-use mend_core::{Artifact, Frame, Schema, SchemaOverride, TrainSettings, time_split};
+use mend_core::{Artifact, Frame, Schema, TrainSettings, time_split};
 use serde_json::json;
 
 #[derive(Debug, Args)]
@@ -109,15 +109,8 @@ pub fn run(args: DemoArgs, json_out: bool) -> Result<()> {
     let namer = Generator::new(spec);
     let first = stream.sample(args.window, &Regime::default());
     let table = namer.to_table(&first, true, 0, 0);
-    let schema = Schema::infer(
-        &table.headers,
-        &table.rows,
-        "label",
-        &SchemaOverride::default(),
-    )?;
-    let initial = Frame::from_table(&schema, &table, true)?;
     let settings = TrainSettings::default();
-    let mut champion = mend_core::train(&schema, &initial, &settings)?;
+    let (schema, mut champion) = crate::world_client::train_first(&table, &settings)?;
     let static_model = champion.clone();
     let mut version = 1u32;
     let say = |line: String| {

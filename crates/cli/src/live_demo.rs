@@ -19,7 +19,7 @@ use mend_bus::events::Event;
 use mend_bus::{ConsumerSpec, EventSubscription};
 use mend_client::RegistryClient;
 use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
-use mend_core::{Frame, Schema, SchemaOverride, TrainSettings};
+use mend_core::{Frame, TrainSettings};
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use mend_proto::ingest::v1 as ingest_pb;
 use mend_runtime::{MendConfig, Shutdown};
@@ -172,17 +172,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
     let mut world = Generator::new(spec);
     let first = world.sample(args.batch * 4, &Regime::default());
     let table = world.to_table(&first, true, 0, 0);
-    let schema = Schema::infer(
-        &table.headers,
-        &table.rows,
-        "label",
-        &SchemaOverride::default(),
-    )?;
-    let v1 = mend_core::train(
-        &schema,
-        &Frame::from_table(&schema, &table, true)?,
-        &TrainSettings::default(),
-    )?;
+    let (schema, v1) = crate::world_client::train_first(&table, &TrainSettings::default())?;
     let registry = RegistryClient::connect_lazy(
         &Endpoint::from_shared(format!("http://{registry_addr}"))?,
         None,

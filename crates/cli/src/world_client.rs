@@ -93,6 +93,23 @@ pub async fn send(
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
+/// A first model for a synthetic world: the schema inferred from `table` (labels in `label`)
+/// and a model trained on it.
+pub fn train_first(
+    table: &mend_core::RawTable,
+    settings: &mend_core::TrainSettings,
+) -> Result<(mend_core::Schema, mend_core::Artifact)> {
+    let schema = mend_core::Schema::infer(
+        &table.headers,
+        &table.rows,
+        "label",
+        &mend_core::SchemaOverride::default(),
+    )?;
+    let frame = mend_core::Frame::from_table(&schema, table, true)?;
+    let model = mend_core::train(&schema, &frame, settings)?;
+    Ok((schema, model))
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

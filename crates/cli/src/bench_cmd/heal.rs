@@ -33,7 +33,7 @@ use mend_bus::events::Event;
 use mend_bus::{Bus, ConsumerSpec, EventSubscription};
 use mend_client::RegistryClient;
 use mend_core::synthetic::{Generator, Regime, Sample, SyntheticSpec};
-use mend_core::{Artifact, Frame, RawTable, Schema, SchemaOverride, TrainSettings};
+use mend_core::{Artifact, Frame, RawTable, Schema, TrainSettings};
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use mend_proto::ingest::v1 as ingest_pb;
 use mend_runtime::{MendConfig, Shutdown};
@@ -421,18 +421,7 @@ pub(super) fn first_model(
 ) -> Result<(Schema, Artifact)> {
     let first = world.sample(rows, &Regime::default());
     let table = table_of(world, &[&first], 0);
-    let schema = Schema::infer(
-        &table.headers,
-        &table.rows,
-        "label",
-        &SchemaOverride::default(),
-    )?;
-    let model = mend_core::train(
-        &schema,
-        &Frame::from_table(&schema, &table, true)?,
-        settings,
-    )?;
-    Ok((schema, model))
+    crate::world_client::train_first(&table, settings)
 }
 
 /// A directory for one run under `parent`.

@@ -15,9 +15,8 @@ use mend_bus::{
     Bus, DataKind, DataLog, DataLogError, Envelope, InProcessBus, ModelName, RawEntry, Window,
     publish_event,
 };
-use mend_core::frame::Frame;
 use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
-use mend_core::{Artifact, Schema, SchemaOverride, TrainSettings};
+use mend_core::{Artifact, TrainSettings};
 use mend_proto::inference::ServerReadyRequest;
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use mend_runtime::{Health, Metrics, Shutdown};
@@ -216,18 +215,8 @@ fn train(numeric: usize, categorical: usize) -> anyhow::Result<Artifact> {
     let mut generator = Generator::new(spec);
     let sample = generator.sample(TRAINING_ROWS, &Regime::default());
     let table = generator.to_table(&sample, true, 0, 0);
-    let schema = Schema::infer(
-        &table.headers,
-        &table.rows,
-        "label",
-        &SchemaOverride::default(),
-    )?;
-    let frame = Frame::from_table(&schema, &table, true)?;
-    Ok(mend_core::train(
-        &schema,
-        &frame,
-        &TrainSettings::default(),
-    )?)
+    let (_, model) = crate::world_client::train_first(&table, &TrainSettings::default())?;
+    Ok(model)
 }
 
 async fn wait_ready(addr: SocketAddr) -> anyhow::Result<()> {
