@@ -167,6 +167,18 @@ impl EventRecorder {
         None
     }
 
+    /// What was seen so far, one `(event, id)` per line: for the message of a wait that
+    /// found nothing.
+    pub fn describe_seen(&self) -> String {
+        format!(
+            "{:#?}",
+            self.seen
+                .iter()
+                .map(|e| (&e.event, &e.id))
+                .collect::<Vec<_>>()
+        )
+    }
+
     /// Takes in every event announced within `wait`.
     pub async fn drain(&mut self, wait: Duration) {
         let deadline = tokio::time::Instant::now() + wait;

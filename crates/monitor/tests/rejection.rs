@@ -35,6 +35,20 @@ fn rejected(champion_version: Option<u64>) -> Envelope {
     )
 }
 
+/// Waits until the saved state shows the data episode re-armed.
+async fn data_rearm_saved(states: &StateStore, what: &str) {
+    eventually(what, || async {
+        states
+            .load(&model())
+            .await
+            .episodes
+            .rearmed
+            .data
+            .then_some(())
+    })
+    .await;
+}
+
 /// One calm window, then two shifted ones: the episode is confirmed and announced, from the
 /// first shifted row (sequence 1,001). Returns the announcement.
 async fn open_data_episode(
@@ -82,16 +96,7 @@ async fn a_rejection_makes_the_next_drifted_window_announce_again_from_the_same_
         .await
         .unwrap();
     let states = StateStore::new(dir.path());
-    eventually("the episode re-armed", || async {
-        states
-            .load(&model())
-            .await
-            .episodes
-            .rearmed
-            .data
-            .then_some(())
-    })
-    .await;
+    data_rearm_saved(&states, "the episode re-armed").await;
 
     // The next shifted window announces again, from the episode's original start.
     let (rows, _) = world.draw(1_000, &shift(1.0));
@@ -168,16 +173,7 @@ async fn a_rejection_is_acknowledged_only_once_its_rearm_is_saved() {
         Some(Arc::clone(&nats.bus)),
     )
     .await;
-    eventually("the re-arm saved after the restart", || async {
-        states
-            .load(&model())
-            .await
-            .episodes
-            .rearmed
-            .data
-            .then_some(())
-    })
-    .await;
+    data_rearm_saved(&states, "the re-arm saved after the restart").await;
     monitor.stop().await;
 }
 

@@ -463,12 +463,8 @@ impl Stack {
             .await;
         found.unwrap_or_else(|| {
             panic!(
-                "no matching event within {seconds} s; seen: {:#?}",
-                self.events
-                    .seen
-                    .iter()
-                    .map(|e| (&e.event, &e.id))
-                    .collect::<Vec<_>>()
+                "no matching event within {seconds} s; seen: {}",
+                self.events.describe_seen()
             )
         })
     }
