@@ -22,20 +22,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mend_bus::events::{DataWindow, RetrainRequested};
+use mend_bus::events::{DataWindow, DriftKind, RetrainRequested};
 use mend_bus::{Bus, DataLog, DataLogExt, Envelope, ModelName, Window, publish_event};
-use mend_client::{CHAMPION, RegistryClient};
-use mend_proto::registry::v1 as pb;
-use pb::get_version_request::Selector;
+use mend_client::RegistryClient;
+use mend_proto::registry::v1::get_version_request::Selector;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::TrainerError;
-use crate::guard::labels_seq_in;
-use crate::lineage::{ACTOR, tags};
+use crate::guard::trainer_promotion;
+use crate::lineage::tags;
 use crate::per_model::{PerModel, resume_with_backoff};
 use crate::registry;
 use crate::trigger::{FOLLOW_UP_REASON, RetrainTrigger, TriggerKind};
-use mend_bus::events::DriftKind;
 
 /// How the id of a follow-up request begins (`follow-up-<model>-v<version>`).
 pub const ID_PREFIX: &str = "follow-up-";
@@ -129,9 +127,7 @@ impl FollowUps {
             inner.running.end(&model, id);
         });
     }
-}
 
-impl FollowUps {
     /// Follows up again the champion of every model whose last champion move was the
     /// trainer's, tagged for a follow-up; returns what it resumed.
     pub async fn resume_all(&self) -> Result<Vec<(ModelName, u64)>, TrainerError> {
@@ -140,25 +136,11 @@ impl FollowUps {
             return Ok(resumed);
         }
         let client = &self.inner.registry;
-        for summary in client.list_models().await? {
-            if !summary.aliases.contains_key(CHAMPION) {
-                continue;
-            }
-            let Ok(model) = ModelName::new(summary.name.as_str()) else {
-                continue;
-            };
+        for model in registry::champion_models(client).await? {
             let audit = registry::audit(client, model.as_str()).await?;
-            let Some(promotion) = audit.iter().rev().find(|record| {
-                record.action == pb::AuditAction::SetAlias as i32 && record.alias == CHAMPION
-            }) else {
+            let Some((promotion, labels_seq)) = trainer_promotion(&audit) else {
                 continue;
             };
-            let Some(labels_seq) = labels_seq_in(&promotion.reason) else {
-                continue;
-            };
-            if promotion.actor != ACTOR {
-                continue;
-            }
             let meta = client
                 .metadata(model.as_str(), Selector::Version(promotion.version))
                 .await?;
@@ -180,10 +162,12 @@ impl FollowUps {
 }
 
 /// Waits for the labels, then asks for the retrain; ends early when the champion moves on.
+/// Each look reads only the labels logged since the last one, and keeps their sequences.
 async fn follow_up(inner: &Inner, model: &ModelName, version: u64, labels_seq: u64) {
     let policy = &inner.policy;
-    let window = Window::sequence(labels_seq + 1, None).with_limit(policy.labels);
-    let labels = loop {
+    let mut seqs: Vec<u64> = Vec::with_capacity(policy.labels);
+    let mut next = labels_seq + 1;
+    while seqs.len() < policy.labels {
         tokio::time::sleep(policy.poll).await;
         match registry::champion_version(&inner.registry, model.as_str()).await {
             Ok(Some(champion)) if champion == version => {}
@@ -196,21 +180,23 @@ async fn follow_up(inner: &Inner, model: &ModelName, version: u64, labels_seq: u
                 continue;
             }
         }
+        let window = Window::sequence(next, None).with_limit(policy.labels - seqs.len());
         match inner.data_log.read_labels(model, &window).await {
-            Ok(labels) if labels.len() >= policy.labels => break labels,
             Ok(labels) => {
-                tracing::debug!(%model, labeled = labels.len(), needed = policy.labels, "follow-up waiting for labels");
+                seqs.extend(labels.iter().map(|logged| logged.seq));
+                next = seqs.last().map_or(next, |last| last + 1);
+                tracing::debug!(%model, labeled = seqs.len(), needed = policy.labels, "follow-up waiting for labels");
             }
             Err(error) => {
                 tracing::warn!(%model, %error, "follow-up cannot read labels; trying again");
             }
         }
-    };
-    let newest = &labels[labels.len().saturating_sub(policy.window.max(1))..];
-    let (Some(first), Some(last)) = (newest.first(), newest.last()) else {
+    }
+    let newest = &seqs[seqs.len().saturating_sub(policy.window.max(1))..];
+    let (Some(&first), Some(&last)) = (newest.first(), newest.last()) else {
         return;
     };
-    if let Err(error) = publish(inner, model, version, first.seq, last.seq, newest.len()).await {
+    if let Err(error) = publish(inner, model, version, first, last, newest.len()).await {
         tracing::warn!(%model, version, %error, "could not request the follow-up retrain");
     }
 }

@@ -181,17 +181,7 @@ impl Guards {
         if !self.enabled() {
             return Ok(resumed);
         }
-        for summary in self.inner.registry.list_models().await? {
-            if !summary.aliases.contains_key(CHAMPION) {
-                continue;
-            }
-            let model = match ModelName::new(summary.name.as_str()) {
-                Ok(model) => model,
-                Err(error) => {
-                    tracing::warn!(model = %summary.name, %error, "not guarding a model with an invalid name");
-                    continue;
-                }
-            };
+        for model in registry::champion_models(&self.inner.registry).await? {
             if let Some(version) = self.resume(&model, false).await? {
                 resumed.push((model, version));
             }
@@ -252,26 +242,33 @@ impl Guards {
 /// trainer's, carries the label mark, had a predecessor, and no `guarded` move to the same
 /// version followed it.
 fn pending_guard(audit: &[pb::AuditRecord]) -> Option<PendingGuard> {
-    let moves = |alias: &'static str| {
-        move |record: &&pb::AuditRecord| {
-            record.action == pb::AuditAction::SetAlias as i32 && record.alias == alias
-        }
-    };
-    let promotion = audit.iter().rev().find(moves(CHAMPION))?;
-    if promotion.actor != ACTOR {
-        return None;
-    }
-    let labels_seq = labels_seq_in(&promotion.reason)?;
+    let (promotion, labels_seq) = trainer_promotion(audit)?;
     let predecessor = promotion.previous_version?;
-    let concluded = audit
-        .iter()
-        .filter(moves(GUARDED_ALIAS))
-        .any(|record| record.seq > promotion.seq && record.version == promotion.version);
+    let concluded = audit.iter().any(|record| {
+        moves(record, GUARDED_ALIAS)
+            && record.seq > promotion.seq
+            && record.version == promotion.version
+    });
     (!concluded).then_some(PendingGuard {
         version: promotion.version,
         predecessor,
         labels_seq,
     })
+}
+
+/// The champion's last move, if the trainer made it carrying a label mark
+/// ([`promotion_reason`]): the record and the newest label sequence before the move, which a
+/// restarted trainer's guard and follow-up count from.
+pub(crate) fn trainer_promotion(audit: &[pb::AuditRecord]) -> Option<(&pb::AuditRecord, u64)> {
+    let promotion = audit.iter().rev().find(|record| moves(record, CHAMPION))?;
+    if promotion.actor != ACTOR {
+        return None;
+    }
+    Some((promotion, labels_seq_in(&promotion.reason)?))
+}
+
+fn moves(record: &pb::AuditRecord, alias: &str) -> bool {
+    record.action == pb::AuditAction::SetAlias as i32 && record.alias == alias
 }
 
 /// Points [`GUARDED_ALIAS`] at `version`: the guard's durable verdict. A failure only means

@@ -33,6 +33,26 @@ pub async fn champion(
 }
 
 /// Where the champion points now, without its artifact.
+/// The models that have a champion (names that are not valid model names are skipped with a
+/// warning): what guards and follow-ups look through when a trainer starts.
+pub async fn champion_models(
+    registry: &RegistryClient,
+) -> Result<Vec<mend_bus::ModelName>, TrainerError> {
+    let mut models = Vec::new();
+    for summary in registry.list_models().await? {
+        if !summary.aliases.contains_key(CHAMPION) {
+            continue;
+        }
+        match mend_bus::ModelName::new(summary.name.as_str()) {
+            Ok(model) => models.push(model),
+            Err(error) => {
+                tracing::warn!(model = %summary.name, %error, "skipping a model with an invalid name");
+            }
+        }
+    }
+    Ok(models)
+}
+
 pub async fn champion_version(
     registry: &RegistryClient,
     model: &str,
