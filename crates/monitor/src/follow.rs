@@ -156,7 +156,8 @@ async fn follow_once(
                         outcome => {
                             let reason = match outcome {
                                 Ok(Ok(_)) => "the re-armed episodes could not be saved",
-                                Ok(Err(_)) => "the model's loop stopped before applying it",
+                                // Dropped unapplied: no champion known yet, or the loop stopped.
+                                Ok(Err(_)) => "the model's loop could not apply it yet",
                                 Err(_) => "the model's loop did not apply it in time",
                             };
                             tracing::warn!(model = %envelope.model, event_id = %envelope.id, reason, "rejection not applied; it will be delivered again");
