@@ -12,6 +12,7 @@ use mend_runtime::MendConfig;
 use mend_runtime::config::{ConfigError, ConfigSource};
 
 use crate::detector::PageHinkleyConfig;
+use crate::performance::TrendConfig;
 
 /// Models to watch, comma separated (e.g. `churn,fraud`).
 pub const MEND_MONITOR_MODELS: &str = "MEND_MONITOR_MODELS";
@@ -49,6 +50,12 @@ pub const MEND_MONITOR_PH_ALPHA: &str = "MEND_MONITOR_PH_ALPHA";
 /// Page-Hinkley `min_instances`: labels seen before a change may be declared (>= 1).
 pub const MEND_MONITOR_PH_MIN_INSTANCES: &str = "MEND_MONITOR_PH_MIN_INSTANCES";
 
+/// The accuracy-trend test: the champion's newest this many labels are compared against all
+/// its older ones (two-proportion z-test, STEPD); 0 switches it off. Default 1000.
+pub const MEND_MONITOR_TREND_WINDOW: &str = "MEND_MONITOR_TREND_WINDOW";
+/// The z-score at which the trend test declares a slide (> 0). Default 3.5.
+pub const MEND_MONITOR_TREND_Z: &str = "MEND_MONITOR_TREND_Z";
+
 /// Every variable above, for `--help` texts and docs.
 pub const ALL: &[&str] = &[
     MEND_MONITOR_MODELS,
@@ -68,6 +75,8 @@ pub const ALL: &[&str] = &[
     MEND_MONITOR_PH_THRESHOLD,
     MEND_MONITOR_PH_ALPHA,
     MEND_MONITOR_PH_MIN_INSTANCES,
+    MEND_MONITOR_TREND_WINDOW,
+    MEND_MONITOR_TREND_Z,
 ];
 
 /// Defaults: windows of 2,000 rows and 500 labels, polled every second, 200 reports kept.
@@ -123,6 +132,8 @@ pub struct MonitorConfig {
     /// The Page-Hinkley detector on the error stream (`MEND_MONITOR_PH_*`; mend's measured
     /// defaults, not River's: see [`crate::detector`]).
     pub page_hinkley: PageHinkleyConfig,
+    /// The accuracy-trend test on live labels (`MEND_MONITOR_TREND_*`).
+    pub trend: TrendConfig,
     /// Reports and the saved positions live here (`MEND_DATA_DIR`).
     pub data_dir: PathBuf,
     /// Names this replica's durable promotion consumer (`mend-monitor-<instance>`).
@@ -147,6 +158,7 @@ impl MonitorConfig {
             read_chunk: defaults::READ_CHUNK,
             policy: DriftPolicy::default(),
             page_hinkley: PageHinkleyConfig::default(),
+            trend: TrendConfig::default(),
             data_dir: data_dir.into(),
             instance: random_instance(),
         }
@@ -239,6 +251,7 @@ impl MonitorConfig {
         }
         config.accuracy_tolerance = tolerance;
         config.page_hinkley = page_hinkley(source)?;
+        config.trend = trend(source)?;
         if let Some(path) = source.readable_file(MEND_MONITOR_POLICY_FILE, "monitor.policy_file")? {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             config.policy = DriftPolicy::from_json(&text).map_err(|error| {
@@ -308,6 +321,26 @@ fn page_hinkley(source: &ConfigSource) -> Result<PageHinkleyConfig, ConfigError>
         threshold,
         alpha,
     })
+}
+
+/// The `MEND_MONITOR_TREND_*` settings: a window of 0 switches the test off; the z-score
+/// must be a number > 0.
+fn trend(source: &ConfigSource) -> Result<TrendConfig, ConfigError> {
+    let defaults = TrendConfig::default();
+    let window: usize = source.parse_or(
+        MEND_MONITOR_TREND_WINDOW,
+        "monitor.trend_window",
+        defaults.window,
+    )?;
+    let z: f64 = source.parse_or(MEND_MONITOR_TREND_Z, "monitor.trend_z", defaults.z)?;
+    if !(z.is_finite() && z > 0.0) {
+        return Err(source.invalid(
+            MEND_MONITOR_TREND_Z,
+            "monitor.trend_z",
+            "must be a number > 0",
+        ));
+    }
+    Ok(TrendConfig { window, z })
 }
 
 fn at_least_one(
@@ -419,6 +452,9 @@ mod tests {
             (MEND_MONITOR_PH_ALPHA, "1.5"),
             (MEND_MONITOR_PH_ALPHA, "often"),
             (MEND_MONITOR_PH_MIN_INSTANCES, "0"),
+            (MEND_MONITOR_TREND_Z, "0"),
+            (MEND_MONITOR_TREND_Z, "inf"),
+            (MEND_MONITOR_TREND_WINDOW, "-1"),
         ] {
             let error = MonitorConfig::from_source(&source(&[(var, value)]), PathBuf::from("d"))
                 .unwrap_err();
@@ -476,6 +512,27 @@ mod tests {
             config.page_hinkley.threshold.is_infinite(),
             "inf switches the detector off"
         );
+    }
+
+    #[test]
+    fn the_trend_test_is_on_by_default_and_configurable() {
+        let config = MonitorConfig::from_source(&source(&[]), PathBuf::from("d")).unwrap();
+        assert_eq!(
+            config.trend,
+            TrendConfig {
+                window: 1_000,
+                z: 3.5
+            }
+        );
+        let config = MonitorConfig::from_source(
+            &source(&[
+                (MEND_MONITOR_TREND_WINDOW, "0"),
+                (MEND_MONITOR_TREND_Z, "4"),
+            ]),
+            PathBuf::from("d"),
+        )
+        .unwrap();
+        assert_eq!(config.trend, TrendConfig { window: 0, z: 4.0 }, "0 is off");
     }
 
     #[test]

@@ -121,6 +121,108 @@ pub fn confidence(probabilities: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The accuracy-trend test (STEPD, Nishida & Yamauchi 2007): the champion's accuracy on its
+/// newest `window` labels against its accuracy on every older label it was scored on (since it
+/// became champion), by a one-sided two-proportion z-test. It finds the slow slide of a
+/// gradually moving concept, which a fixed tolerance against the holdout sees late: the older
+/// labels are live ones, thousands of them, so their accuracy is known far better than a
+/// 400-row holdout's, and the test compares like with like.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrendConfig {
+    /// Newest labels compared against the older ones; 0 switches the test off.
+    pub window: usize,
+    /// The z-score the drop must reach (one-sided).
+    pub z: f64,
+}
+
+impl Default for TrendConfig {
+    fn default() -> Self {
+        TrendConfig {
+            window: 1_000,
+            z: 3.5,
+        }
+    }
+}
+
+/// The trend test's verdict at one point of the label stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendVerdict {
+    pub recent_labels: u64,
+    pub recent_accuracy: f64,
+    pub older_labels: u64,
+    pub older_accuracy: f64,
+    /// How many standard errors the recent accuracy lies below the older one.
+    pub z: f64,
+    pub threshold: f64,
+    pub drifted: bool,
+    /// Data-log sequence of the first recent label: where the slide shows, at the latest.
+    pub from_seq: u64,
+}
+
+/// The labels the trend test keeps: the newest `window` (with their sequences) and counts of
+/// all older ones.
+#[derive(Debug, Default)]
+pub struct AccuracyTrend {
+    config: Option<TrendConfig>,
+    recent: VecDeque<(u64, bool)>,
+    recent_correct: u64,
+    older_labels: u64,
+    older_correct: u64,
+}
+
+impl AccuracyTrend {
+    pub fn new(config: TrendConfig) -> Self {
+        AccuracyTrend {
+            config: (config.window > 0).then_some(config),
+            ..AccuracyTrend::default()
+        }
+    }
+
+    pub fn push(&mut self, seq: u64, correct: bool) {
+        let Some(config) = self.config else {
+            return;
+        };
+        self.recent.push_back((seq, correct));
+        self.recent_correct += u64::from(correct);
+        while self.recent.len() > config.window {
+            if let Some((_, old)) = self.recent.pop_front() {
+                self.recent_correct -= u64::from(old);
+                self.older_labels += 1;
+                self.older_correct += u64::from(old);
+            }
+        }
+    }
+
+    /// The test, once there are a full window of recent labels and at least as many older
+    /// ones; `None` before that, or when the test is off.
+    pub fn judge(&self) -> Option<TrendVerdict> {
+        let config = self.config?;
+        let (&(from_seq, _), n_recent) = (self.recent.front()?, self.recent.len() as u64);
+        if n_recent < config.window as u64 || self.older_labels < n_recent {
+            return None;
+        }
+        let n_older = self.older_labels;
+        let recent_accuracy = self.recent_correct as f64 / n_recent as f64;
+        let older_accuracy = self.older_correct as f64 / n_older as f64;
+        let pooled =
+            (self.recent_correct + self.older_correct) as f64 / (n_recent + n_older) as f64;
+        let se = (pooled * (1.0 - pooled) * (1.0 / n_recent as f64 + 1.0 / n_older as f64)).sqrt();
+        let drop = older_accuracy - recent_accuracy;
+        // Every label right or every label wrong: no spread to measure a drop against.
+        let z = if se > 0.0 { drop / se } else { 0.0 };
+        Some(TrendVerdict {
+            recent_labels: n_recent,
+            recent_accuracy,
+            older_labels: n_older,
+            older_accuracy,
+            z,
+            threshold: config.z,
+            drifted: z >= config.z,
+            from_seq,
+        })
+    }
+}
+
 /// Live performance over a run of labels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PerformanceWindow {
@@ -138,6 +240,19 @@ pub struct PerformanceWindow {
     /// latest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seq: Option<u64>,
+    /// The accuracy-trend test at the end of the run (`None` before it has enough labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend: Option<TrendVerdict>,
+}
+
+impl PerformanceWindow {
+    /// Whether the run shows drift only through the trend test (neither the tolerance against
+    /// the holdout nor the detector saw it).
+    pub fn drifted_by_trend_only(&self) -> bool {
+        self.drifted
+            && !self.detector_alarm
+            && self.accuracy >= self.baseline_accuracy - self.tolerance
+    }
 }
 
 /// Accumulates scored labels until a window is full.
@@ -168,12 +283,13 @@ impl LabelWindow {
     }
 
     /// The window so far, judged: drifted when accuracy fell more than `tolerance` below the
-    /// baseline, or the detector alarmed.
+    /// baseline, the detector alarmed, or the trend test (`trend`) found a slide.
     pub fn judge(
         &self,
         baseline_accuracy: f64,
         baseline_log_loss: f64,
         tolerance: f64,
+        trend: Option<TrendVerdict>,
     ) -> PerformanceWindow {
         let n = self.labels.max(1) as f64;
         let accuracy = self.correct as f64 / n;
@@ -185,8 +301,11 @@ impl LabelWindow {
             baseline_log_loss,
             tolerance,
             detector_alarm: self.alarm,
-            drifted: self.alarm || accuracy < baseline_accuracy - tolerance,
+            drifted: self.alarm
+                || accuracy < baseline_accuracy - tolerance
+                || trend.as_ref().is_some_and(|t| t.drifted),
             first_seq: self.first_seq,
+            trend,
         }
     }
 }
@@ -230,16 +349,100 @@ mod tests {
                 },
             );
         }
-        let judged = window.judge(0.9, 0.3, 0.05);
+        let judged = window.judge(0.9, 0.3, 0.05, None);
         assert_eq!(judged.first_seq, Some(91), "the earliest label's sequence");
         assert!((judged.accuracy - 0.8).abs() < 1e-12);
         assert!(judged.drifted, "0.8 is more than 0.05 under 0.9");
-        assert!(!window.judge(0.84, 0.3, 0.05).drifted);
+        assert!(!window.judge(0.84, 0.3, 0.05, None).drifted);
         window.mark_alarm();
         assert!(
-            window.judge(0.5, 0.3, 0.05).drifted,
+            window.judge(0.5, 0.3, 0.05, None).drifted,
             "an alarm drifts on its own"
         );
+    }
+
+    #[test]
+    fn the_trend_test_waits_for_enough_labels_then_finds_a_slide() {
+        let config = TrendConfig {
+            window: 100,
+            z: 3.0,
+        };
+        let mut trend = AccuracyTrend::new(config);
+        // 9 in 10 right for 150 labels: not yet a full window plus as many older ones.
+        for seq in 0..150 {
+            trend.push(seq, seq % 10 != 0);
+        }
+        assert_eq!(trend.judge(), None);
+        for seq in 150..300 {
+            trend.push(seq, seq % 10 != 0);
+        }
+        let calm = trend.judge().unwrap();
+        assert!(!calm.drifted, "{calm:?}");
+        assert_eq!((calm.recent_labels, calm.older_labels), (100, 200));
+        assert!((calm.recent_accuracy - 0.9).abs() < 1e-12);
+        assert_eq!(calm.from_seq, 200, "the first of the newest 100");
+        // Then 6 in 10 right: the newest 100 against 300 older at 0.9.
+        for seq in 300..400 {
+            trend.push(seq, seq % 10 >= 4);
+        }
+        let slid = trend.judge().unwrap();
+        assert!(slid.drifted, "{slid:?}");
+        assert!((slid.recent_accuracy - 0.6).abs() < 1e-12);
+        assert!((slid.older_accuracy - 0.9).abs() < 1e-12);
+        assert!(slid.z > 3.0);
+        assert_eq!(slid.from_seq, 300);
+        // Better than before is not a slide (the test is one-sided).
+        let mut better = AccuracyTrend::new(config);
+        for seq in 0..200 {
+            better.push(seq, seq % 2 == 0);
+        }
+        for seq in 200..300 {
+            better.push(seq, true);
+        }
+        let judged = better.judge().unwrap();
+        assert!(!judged.drifted && judged.z < 0.0, "{judged:?}");
+        // A window of 0 is off.
+        let mut off = AccuracyTrend::new(TrendConfig { window: 0, z: 3.0 });
+        for seq in 0..1_000 {
+            off.push(seq, seq > 500);
+        }
+        assert_eq!(off.judge(), None);
+    }
+
+    #[test]
+    fn a_window_drifts_on_the_trend_alone_and_says_so() {
+        let mut window = LabelWindow::default();
+        for i in 0..10 {
+            window.push(
+                i,
+                Scored {
+                    correct: i < 9,
+                    log_loss: 0.1,
+                },
+            );
+        }
+        let slide = TrendVerdict {
+            recent_labels: 100,
+            recent_accuracy: 0.8,
+            older_labels: 400,
+            older_accuracy: 0.9,
+            z: 4.0,
+            threshold: 3.5,
+            drifted: true,
+            from_seq: 3,
+        };
+        let judged = window.judge(0.9, 0.3, 0.1, Some(slide.clone()));
+        assert!(judged.drifted && judged.drifted_by_trend_only());
+        let calm = TrendVerdict {
+            drifted: false,
+            z: 1.0,
+            ..slide
+        };
+        let judged = window.judge(0.9, 0.3, 0.1, Some(calm));
+        assert!(!judged.drifted && !judged.drifted_by_trend_only());
+        // Under the tolerance it is the tolerance's verdict, trend or not.
+        let judged = window.judge(1.0, 0.3, 0.05, None);
+        assert!(judged.drifted && !judged.drifted_by_trend_only());
     }
 
     #[test]

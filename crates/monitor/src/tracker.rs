@@ -20,7 +20,8 @@ use crate::champion::Champion;
 use crate::detector::{PageHinkley, PageHinkleyConfig};
 use crate::episode::EpisodeStart;
 use crate::performance::{
-    LabelWindow, PendingLabels, PerformanceWindow, RecentRows, confidence, score,
+    AccuracyTrend, LabelWindow, PendingLabels, PerformanceWindow, RecentRows, TrendConfig,
+    confidence, score,
 };
 use crate::reports::{MonitorReport, report_id};
 use crate::state::{ModelState, StreakStart};
@@ -44,6 +45,7 @@ pub struct TrackerSettings {
     pub join_rows: usize,
     pub policy: DriftPolicy,
     pub detector: PageHinkleyConfig,
+    pub trend: TrendConfig,
     pub summary: SummaryConfig,
 }
 
@@ -113,6 +115,9 @@ pub struct Tracker {
     pending: PendingLabels,
     labels: LabelWindow,
     detector: PageHinkley,
+    /// The champion's accuracy on its newest labels against its older ones (since the
+    /// tracker began with it: a restart starts the count again, as it does Page-Hinkley's).
+    trend: AccuracyTrend,
     last_performance: Option<PerformanceWindow>,
     history: VecDeque<(String, f64)>,
 }
@@ -140,6 +145,7 @@ impl Tracker {
             recent: RecentRows::new(settings.join_rows),
             pending: PendingLabels::new(settings.join_rows),
             detector: PageHinkley::new(settings.detector),
+            trend: AccuracyTrend::new(settings.trend),
             settings,
             champion,
             reference,
@@ -304,6 +310,7 @@ impl Tracker {
             return;
         };
         self.labels.push(label_seq, scored);
+        self.trend.push(label_seq, scored.correct);
         let (baseline_accuracy, baseline_log_loss) = self.baselines();
         let tolerance = self.settings.accuracy_tolerance;
         let error = if scored.correct { 0.0 } else { 1.0 };
@@ -311,25 +318,37 @@ impl Tracker {
             self.labels.mark_alarm();
             tracing::info!(model = %self.model, seq, change_seq, "page-hinkley alarm on the error stream");
             if self.state.episodes.alarm(DriftKind::Performance) {
-                let judged = self
-                    .labels
-                    .judge(baseline_accuracy, baseline_log_loss, tolerance);
+                let judged = self.labels.judge(
+                    baseline_accuracy,
+                    baseline_log_loss,
+                    tolerance,
+                    self.trend.judge(),
+                );
                 let event = self.performance_event(change_seq, seq, &judged, "page_hinkley");
                 self.announce(event, out);
             }
         }
         if self.labels.labels() as usize >= self.settings.label_window {
-            let judged = self
-                .labels
-                .judge(baseline_accuracy, baseline_log_loss, tolerance);
+            let judged = self.labels.judge(
+                baseline_accuracy,
+                baseline_log_loss,
+                tolerance,
+                self.trend.judge(),
+            );
             self.labels = LabelWindow::default();
             if self
                 .state
                 .episodes
                 .observe(DriftKind::Performance, judged.drifted)
             {
-                let from_seq = judged.first_seq.unwrap_or(seq);
-                let event = self.performance_event(from_seq, seq, &judged, "accuracy");
+                // A slide only the trend test sees began within its recent labels.
+                let (from_seq, method) = match &judged.trend {
+                    Some(trend) if judged.drifted_by_trend_only() => {
+                        (trend.from_seq, "accuracy_trend")
+                    }
+                    _ => (judged.first_seq.unwrap_or(seq), "accuracy"),
+                };
+                let event = self.performance_event(from_seq, seq, &judged, method);
                 self.announce(event, out);
             }
             out.accuracy = Some(judged.accuracy);
@@ -357,7 +376,19 @@ impl Tracker {
         metrics.insert("baseline_accuracy".to_owned(), judged.baseline_accuracy);
         metrics.insert("baseline_log_loss".to_owned(), judged.baseline_log_loss);
         metrics.insert("labels".to_owned(), judged.labels as f64);
-        let drop = (judged.baseline_accuracy - judged.accuracy).max(0.0);
+        if let Some(trend) = &judged.trend {
+            metrics.insert("trend.recent_accuracy".to_owned(), trend.recent_accuracy);
+            metrics.insert("trend.older_accuracy".to_owned(), trend.older_accuracy);
+            metrics.insert("trend.older_labels".to_owned(), trend.older_labels as f64);
+            metrics.insert("trend.z".to_owned(), trend.z);
+        }
+        let (score, threshold) = match &judged.trend {
+            Some(trend) if method == "accuracy_trend" => (trend.z, trend.threshold),
+            _ => (
+                (judged.baseline_accuracy - judged.accuracy).max(0.0),
+                judged.tolerance,
+            ),
+        };
         Announcement {
             id: self.event_id("performance", seq),
             event: DriftDetected {
@@ -371,8 +402,8 @@ impl Tracker {
                 features: vec![FeatureDrift {
                     feature: "accuracy".to_owned(),
                     method: method.to_owned(),
-                    score: drop,
-                    threshold: judged.tolerance,
+                    score,
+                    threshold,
                     drifted: true,
                 }],
                 dataset_share: 0.0,

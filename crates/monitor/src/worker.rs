@@ -65,6 +65,7 @@ impl Worker {
             join_rows: self.config.join_rows,
             policy: self.config.policy.clone(),
             detector: self.config.page_hinkley,
+            trend: self.config.trend,
             summary: Default::default(),
         }
     }

@@ -15,6 +15,7 @@ use mend_core::record::{LabelRecord, RowRecord};
 use mend_core::synthetic::Regime;
 use mend_monitor::Champion;
 use mend_monitor::detector::PageHinkleyConfig;
+use mend_monitor::performance::TrendConfig;
 use mend_monitor::state::ModelState;
 use mend_monitor::tracker::{Entry, Tracker, TrackerSettings};
 
@@ -29,6 +30,7 @@ fn settings() -> TrackerSettings {
         join_rows: 100_000,
         policy: Default::default(),
         detector: PageHinkleyConfig::default(),
+        trend: TrendConfig::default(),
         summary: Default::default(),
     }
 }
@@ -228,4 +230,69 @@ fn a_label_waiting_for_its_row_keeps_its_own_sequence() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].window.from_seq, Some(10));
     assert_eq!(events[0].window.to_seq, Some(5_999));
+}
+
+#[test]
+fn the_trend_test_finds_a_slide_the_tolerance_does_not_and_names_its_recent_labels() {
+    // Neither Page-Hinkley nor the tolerance judge here: only the accuracy-trend test.
+    let trend_only = TrackerSettings {
+        detector: PageHinkleyConfig {
+            threshold: f64::INFINITY,
+            ..PageHinkleyConfig::default()
+        },
+        accuracy_tolerance: 1.0,
+        trend: TrendConfig {
+            window: 1_000,
+            z: 3.5,
+        },
+        ..settings()
+    };
+    // 3,000 labels of the trained concept, then 2,000 with the boundary turned 50 degrees.
+    let run = |settings: TrackerSettings| {
+        let mut tracker = tracker(settings);
+        let mut world = World::new();
+        let (rows, labels) = world.draw(3_000, &Regime::default());
+        let mut entries = interleave(1, rows, Some(labels));
+        let next = entries.last().map_or(1, |entry| entry.seq() + 1);
+        let turned = Regime {
+            rotation: 50f64.to_radians(),
+            ..Regime::default()
+        };
+        let (rows, labels) = world.draw(2_000, &turned);
+        entries.extend(interleave(next, rows, Some(labels)));
+        let read_to = entries.last().unwrap().seq();
+        let out = tracker.process(entries, read_to);
+        out.announcements
+            .into_iter()
+            .map(|a| a.event)
+            .filter(|event| event.kind == DriftKind::Performance)
+            .collect::<Vec<_>>()
+    };
+    let events = run(trend_only.clone());
+    assert_eq!(events.len(), 1, "once per episode: {events:?}");
+    let event = &events[0];
+    assert_eq!(event.features[0].method, "accuracy_trend");
+    assert!(event.features[0].score >= 3.5, "{:?}", event.features[0]);
+    assert!(event.metrics["trend.recent_accuracy"] < event.metrics["trend.older_accuracy"]);
+    // Tested every 500 labels: the window it fired on ends at label 3,500, 4,000, 4,500 or
+    // 5,000, and its start is the first of the newest 1,000 labels there (label k at
+    // sequence 2k).
+    let to = event.window.to_seq.unwrap();
+    let from = event.window.from_seq.unwrap();
+    assert_eq!(to % 1_000, 0, "a window boundary: {to}");
+    assert!((7_000..=10_000).contains(&to), "{to}");
+    assert_eq!(
+        from,
+        to - 2 * 1_000 + 2,
+        "the newest 1,000 labels: {from}..={to}"
+    );
+    // With the trend test off, the same labels raise nothing.
+    let off = TrackerSettings {
+        trend: TrendConfig {
+            window: 0,
+            ..TrendConfig::default()
+        },
+        ..trend_only
+    };
+    assert!(run(off).is_empty());
 }

@@ -11,10 +11,12 @@ mod measure;
 use std::sync::Arc;
 
 use measure::{
-    Knobs, calm, flip_delay, page_hinkley_calm_alarms, page_hinkley_delay, shift_delay, train_model,
+    Knobs, calm, flip_delay, page_hinkley_calm_alarms, page_hinkley_delay, rotation_delay,
+    shift_delay, train_model,
 };
 use mend_monitor::config::defaults;
 use mend_monitor::detector::PageHinkleyConfig;
+use mend_monitor::performance::TrendConfig;
 
 fn default_knobs() -> Knobs {
     Knobs {
@@ -23,6 +25,7 @@ fn default_knobs() -> Knobs {
         label_window: defaults::LABEL_WINDOW,
         accuracy_tolerance: defaults::ACCURACY_TOLERANCE,
         page_hinkley: true,
+        trend: Some((TrendConfig::default().window, TrendConfig::default().z)),
     }
 }
 
@@ -72,6 +75,27 @@ fn a_flipped_concept_is_found_within_a_few_hundred_labels() {
         flip_delay(&model, default_knobs(), 3_000, 5_000, 12).expect("the flip is found");
     assert_eq!(method, "page_hinkley");
     assert!(labels <= 300, "found after {labels} labels");
+}
+
+#[test]
+fn a_gradual_rotation_is_found_by_the_trend_test_before_the_tolerance_sees_it() {
+    let model = small_reference_model();
+    // The heal bench's gradual stream: the boundary turns 180 degrees over 20,000 rows.
+    let with_trend = rotation_delay(&model, default_knobs(), 20_000, 13).expect("found");
+    let without = rotation_delay(
+        &model,
+        Knobs {
+            trend: None,
+            ..default_knobs()
+        },
+        20_000,
+        13,
+    );
+    assert!(with_trend <= 6_500, "found after {with_trend} rows");
+    assert!(
+        without.is_none_or(|rows| rows > with_trend),
+        "the trend test finds it first: {with_trend} against {without:?}"
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ use mend_bus::{DataLogExt, Envelope, publish_event};
 use mend_core::synthetic::Regime;
 use mend_monitor::Champion;
 use mend_monitor::detector::PageHinkleyConfig;
+use mend_monitor::performance::TrendConfig;
 use mend_monitor::state::{ModelState, StateStore};
 use mend_monitor::tracker::{Entry, Tracker, TrackerSettings};
 
@@ -188,6 +189,7 @@ fn tracker() -> Tracker {
         join_rows: 100_000,
         policy: Default::default(),
         detector: PageHinkleyConfig::default(),
+        trend: TrendConfig::default(),
         summary: Default::default(),
     };
     let champion = Champion {

@@ -12,6 +12,7 @@ use mend_core::record::PredictionRecord;
 use mend_core::synthetic::Regime;
 use mend_monitor::Champion;
 use mend_monitor::detector::PageHinkleyConfig;
+use mend_monitor::performance::TrendConfig;
 use mend_monitor::state::ModelState;
 use mend_monitor::tracker::{Entry, Tracker, TrackerSettings};
 
@@ -26,6 +27,7 @@ fn settings() -> TrackerSettings {
         join_rows: 10_000,
         policy: Default::default(),
         detector: PageHinkleyConfig::default(),
+        trend: TrendConfig::default(),
         summary: Default::default(),
     }
 }

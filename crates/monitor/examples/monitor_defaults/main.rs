@@ -20,9 +20,10 @@ use std::time::Instant;
 
 use measure::{
     Knobs, calm, flip_delay, page_hinkley_calm_alarms, page_hinkley_delay, replay_alarms,
-    shift_delay, train_model,
+    rotation_delay, shift_delay, train_model,
 };
 use mend_monitor::detector::PageHinkleyConfig;
+use mend_monitor::performance::TrendConfig;
 
 /// Page-Hinkley settings tried (delta, threshold, alpha): River's defaults first.
 const DETECTORS: [(f64, f64, f64); 12] = [
@@ -122,6 +123,11 @@ fn main() {
     if section("performance") {
         performance_table(rows, seeds, &reference_rows, &label_windows, &tolerances);
     }
+    if section("trend") {
+        let trend_windows: Vec<usize> = list("--trend-windows", "500,1000,2000");
+        let trend_z: Vec<f64> = list("--trend-z", "3,3.5,4");
+        trend_table(rows, seeds, &reference_rows, &trend_windows, &trend_z);
+    }
     println!("\nmeasured in {:.1} s", started.elapsed().as_secs_f64());
 }
 
@@ -135,6 +141,7 @@ fn defaults_table(rows: usize, seeds: u64, reference_rows: &[usize]) {
         label_window: defaults::LABEL_WINDOW,
         accuracy_tolerance: defaults::ACCURACY_TOLERANCE,
         page_hinkley: true,
+        trend: Some((TrendConfig::default().window, TrendConfig::default().z)),
     };
     println!(
         "## The defaults (window {} rows, confirm {}, label window {}, tolerance {}, Page-Hinkley {:?})\n",
@@ -238,6 +245,7 @@ fn data_knobs(window_rows: usize, confirm_windows: u32) -> Knobs {
         label_window: 1_000_000,
         accuracy_tolerance: 1.0,
         page_hinkley: false,
+        trend: None,
     }
 }
 
@@ -333,6 +341,7 @@ fn performance_table(
                 label_window,
                 accuracy_tolerance: tolerance,
                 page_hinkley,
+                trend: None,
             };
             let tallies: Vec<_> = models
                 .iter()
@@ -367,6 +376,59 @@ fn performance_table(
                 summary(&delays),
                 methods.join("/"),
             );
+        }
+    }
+}
+
+/// The accuracy-trend test alone (tolerance and Page-Hinkley off): alarms on calm labels, and
+/// how far into a gradual rotation of the boundary (0 to 180 degrees over 20,000 rows, the
+/// heal bench's stream) it first fires.
+fn trend_table(rows: usize, seeds: u64, reference_rows: &[usize], windows: &[usize], zs: &[f64]) {
+    println!("\n## Performance drift: the accuracy-trend test alone\n");
+    println!(
+        "| reference rows | trend window | z | alarms /1M calm labels | gradual rotation found after rows: mean (max) | flip found after labels: mean (max) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for &reference in reference_rows {
+        let models: Vec<Arc<_>> = (0..seeds)
+            .map(|seed| Arc::new(train_model(reference, seed).expect("trains")))
+            .collect();
+        for &window in windows {
+            for &z in zs {
+                let knobs = Knobs {
+                    window_rows: 1_000_000,
+                    confirm_windows: 1,
+                    label_window: mend_monitor::config::defaults::LABEL_WINDOW,
+                    accuracy_tolerance: 1.0,
+                    page_hinkley: false,
+                    trend: Some((window, z)),
+                };
+                let tallies: Vec<_> = models
+                    .iter()
+                    .enumerate()
+                    .map(|(seed, model)| calm(model, knobs, rows, true, seed as u64))
+                    .collect();
+                let labels: usize = tallies.iter().map(|t| t.labels).sum();
+                let alarms: usize = tallies.iter().map(|t| t.performance_accuracy).sum();
+                let rotations: Vec<Option<usize>> = models
+                    .iter()
+                    .enumerate()
+                    .map(|(seed, model)| rotation_delay(model, knobs, 20_000, 600 + seed as u64))
+                    .collect();
+                let flips: Vec<Option<usize>> = models
+                    .iter()
+                    .enumerate()
+                    .map(|(seed, model)| {
+                        flip_delay(model, knobs, 3_000, 20_000, 200 + seed as u64).map(|f| f.0)
+                    })
+                    .collect();
+                println!(
+                    "| {reference} | {window} | {z} | {:.1} ({alarms}) | {} | {} |",
+                    per_million(alarms, labels),
+                    summary(&rotations),
+                    summary(&flips),
+                );
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_core::{Artifact, Frame, Schema, SchemaOverride, TrainSettings};
 use mend_monitor::Champion;
 use mend_monitor::detector::PageHinkleyConfig;
+use mend_monitor::performance::TrendConfig;
 use mend_monitor::state::ModelState;
 use mend_monitor::tracker::{Entry, Tracker, TrackerSettings};
 
@@ -100,6 +101,8 @@ pub struct Knobs {
     pub accuracy_tolerance: f64,
     /// Page-Hinkley on the error stream (River's defaults) or off.
     pub page_hinkley: bool,
+    /// The accuracy-trend test (recent window, z), or off.
+    pub trend: Option<(usize, f64)>,
 }
 
 pub fn settings(knobs: Knobs) -> TrackerSettings {
@@ -120,6 +123,13 @@ pub fn settings(knobs: Knobs) -> TrackerSettings {
             },
             ..PageHinkleyConfig::default()
         },
+        trend: knobs.trend.map_or(
+            TrendConfig {
+                window: 0,
+                ..TrendConfig::default()
+            },
+            |(window, z)| TrendConfig { window, z },
+        ),
         summary: Default::default(),
     }
 }
@@ -266,6 +276,37 @@ pub fn shift_delay(
         }) {
             let to = event.event.window.to_seq.unwrap_or(start);
             return Some((to + 1 - start) as usize);
+        }
+    }
+    None
+}
+
+/// Rows into a gradual rotation of the decision boundary (0 to 180 degrees over `total`
+/// rows, labeled as they come) until the first performance event (`None`: not at all).
+pub fn rotation_delay(
+    artifact: &Arc<Artifact>,
+    knobs: Knobs,
+    total: usize,
+    seed: u64,
+) -> Option<usize> {
+    let mut tracker = tracker(artifact, knobs);
+    let mut stream = Stream::new(seed);
+    let step = 50;
+    let mut sent = 0;
+    while sent < total {
+        let regime = Regime {
+            rotation: std::f64::consts::PI * sent as f64 / total as f64,
+            ..Regime::default()
+        };
+        let entries = stream.entries(step, &regime, true);
+        sent += step;
+        let out = tracker.process(entries, stream.last_seq());
+        if out
+            .announcements
+            .iter()
+            .any(|a| a.event.kind == DriftKind::Performance)
+        {
+            return Some(sent);
         }
     }
     None
