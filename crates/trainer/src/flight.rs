@@ -165,7 +165,14 @@ impl Flight {
             if self.pending.is_empty() {
                 continue;
             }
-            let debounce_end = Instant::now() + self.healer.config.debounce;
+            // A request that names its own window runs alone (see `take_batch`): nothing can
+            // be coalesced into it, so waiting out the debounce would only delay it.
+            let debounce = if self.head_runs_alone() {
+                Duration::ZERO
+            } else {
+                self.healer.config.debounce
+            };
+            let debounce_end = Instant::now() + debounce;
             let start_at = self
                 .cooldown_until
                 .map_or(debounce_end, |cooldown| cooldown.max(debounce_end));
@@ -230,14 +237,17 @@ impl Flight {
         }
     }
 
+    /// Whether the next run is a request naming its own window (which runs alone).
+    fn head_runs_alone(&self) -> bool {
+        self.pending
+            .first()
+            .is_some_and(|job| job.trigger.window.is_some())
+    }
+
     /// The next run's triggers: a request naming its own window runs alone; every other
     /// trigger is coalesced into one run.
     fn take_batch(&mut self) -> Vec<Job> {
-        if self
-            .pending
-            .first()
-            .is_some_and(|job| job.trigger.window.is_some())
-        {
+        if self.head_runs_alone() {
             return vec![self.pending.remove(0)];
         }
         let (batch, rest): (Vec<Job>, Vec<Job>) = std::mem::take(&mut self.pending)

@@ -397,15 +397,12 @@ async fn a_version_retrained_from_its_recorded_window_gets_the_same_rows_and_res
     let v2 = harness.versions().await.pop().unwrap();
     let recorded = v2.data_window.clone().unwrap();
     harness
-        .publish(RetrainRequested {
-            reason: "reproduce v2".into(),
-            window: Some(mend_bus::events::DataWindow::sequence(
-                recorded.from_seq,
-                recorded.to_seq,
-                recorded.row_count,
-            )),
-            requested_by: Some("test".into()),
-        })
+        .publish(request_for(
+            "reproduce v2",
+            recorded.from_seq,
+            recorded.to_seq,
+            recorded.row_count,
+        ))
         .await;
     harness
         .wait_for(
@@ -425,6 +422,17 @@ async fn a_version_retrained_from_its_recorded_window_gets_the_same_rows_and_res
     assert_eq!(v3.tags[tags::GATE], tags::FAIL);
     assert_eq!(harness.champion_version().await, Some(2));
     harness.stop().await;
+}
+
+/// A request naming its window: labels `from_seq..=to_seq`, `rows` of them.
+fn request_for(reason: &str, from_seq: u64, to_seq: u64, rows: u64) -> RetrainRequested {
+    RetrainRequested {
+        reason: reason.into(),
+        window: Some(mend_bus::events::DataWindow::sequence(
+            from_seq, to_seq, rows,
+        )),
+        requested_by: Some("test".into()),
+    }
 }
 
 /// A data-drift event whose window starts where the drift began (as the monitor sends it).
@@ -493,5 +501,53 @@ async fn after_an_abrupt_change_the_retrain_trains_only_on_rows_since_the_drift_
     let v3 = harness.versions().await.pop().unwrap();
     assert_eq!(v3.data_window.unwrap().row_count, 3_000);
     assert!(!v3.tags.contains_key(tags::DRIFT_FROM_SEQ));
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_naming_its_window_skips_the_debounce_and_others_wait_it_out() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    harness
+        .seed_champion(&world.records(1_000, &concept_a()))
+        .await;
+    harness.append(&world.records(1_000, &concept_b())).await;
+    let mut config = test_config();
+    config.guard.rows = 0;
+    // A debounce no test waits out: only a run that skips it can finish here.
+    config.debounce = Duration::from_secs(600);
+    harness.start_trainer(config).await;
+    let labels = harness
+        .data_log
+        .read_labels(&model(), &mend_bus::Window::last(1_000))
+        .await
+        .unwrap();
+    let (first, last) = (labels[0].seq, labels[labels.len() - 1].seq);
+    harness
+        .publish(request_for(
+            "on the newest 1,000",
+            first,
+            last,
+            labels.len() as u64,
+        ))
+        .await;
+    // It runs alone whatever the debounce, so it does not wait for one.
+    harness
+        .wait_for(
+            60,
+            |e| matches!(&e.event, Event::ModelTrained(t) if t.version == 2),
+        )
+        .await;
+    assert_eq!(harness.runs(), 1);
+    // A request without a window could be coalesced with others: it waits the debounce out.
+    harness
+        .publish(RetrainRequested {
+            reason: "the newest rows".into(),
+            window: None,
+            requested_by: Some("test".into()),
+        })
+        .await;
+    harness.drain(Duration::from_secs(2)).await;
+    assert_eq!(harness.runs(), 1);
     harness.stop().await;
 }
