@@ -50,6 +50,8 @@ pub const MEND_TRAINER_FOLLOW_UP_LABELS: &str = "MEND_TRAINER_FOLLOW_UP_LABELS";
 pub const MEND_TRAINER_FOLLOW_UP_WINDOW: &str = "MEND_TRAINER_FOLLOW_UP_WINDOW";
 /// A follow-up candidate that beats the champion by at least this is followed up in turn.
 pub const MEND_TRAINER_FOLLOW_UP_MARGIN: &str = "MEND_TRAINER_FOLLOW_UP_MARGIN";
+/// Rejected follow-ups of one champion in a row before the chain ends (0: the first does).
+pub const MEND_TRAINER_FOLLOW_UP_PATIENCE: &str = "MEND_TRAINER_FOLLOW_UP_PATIENCE";
 /// Scheduled retrains: `churn=1h,fraud=30m` (units ms, s, m, h, d).
 pub const MEND_TRAINER_SCHEDULE: &str = "MEND_TRAINER_SCHEDULE";
 /// Comma-separated `http://` URLs every alert is POSTed to.
@@ -88,6 +90,7 @@ pub const ALL: &[&str] = &[
     MEND_TRAINER_FOLLOW_UP_LABELS,
     MEND_TRAINER_FOLLOW_UP_WINDOW,
     MEND_TRAINER_FOLLOW_UP_MARGIN,
+    MEND_TRAINER_FOLLOW_UP_PATIENCE,
     MEND_TRAINER_SCHEDULE,
     MEND_TRAINER_WEBHOOKS,
     MEND_TRAINER_WEBHOOK_SECRET,
@@ -112,9 +115,10 @@ pub mod defaults {
     pub const GUARD_ROWS: usize = 500;
     pub const GUARD_MARGIN: f64 = 0.02;
     pub const GUARD_POLL_MS: u64 = 1_000;
-    pub const FOLLOW_UP_LABELS: usize = 2_500;
+    pub const FOLLOW_UP_LABELS: usize = 2_000;
     pub const FOLLOW_UP_WINDOW: usize = 1_000;
-    pub const FOLLOW_UP_MARGIN: f64 = 0.02;
+    pub const FOLLOW_UP_MARGIN: f64 = 0.0;
+    pub const FOLLOW_UP_PATIENCE: u32 = 1;
     pub const WEBHOOK_TIMEOUT_MS: u64 = 5_000;
     pub const WEBHOOK_ATTEMPTS: u32 = 3;
     pub const DURABLE: &str = "mend-trainer";
@@ -181,6 +185,7 @@ impl Default for TrainerConfig {
                 labels: defaults::FOLLOW_UP_LABELS,
                 window: defaults::FOLLOW_UP_WINDOW,
                 margin: defaults::FOLLOW_UP_MARGIN,
+                patience: defaults::FOLLOW_UP_PATIENCE,
                 poll: Duration::from_millis(defaults::GUARD_POLL_MS),
             },
             schedules: BTreeMap::new(),
@@ -363,6 +368,11 @@ impl TrainerConfig {
                 defaults::FOLLOW_UP_WINDOW,
             )?,
         )?;
+        let follow_up_patience: u32 = source.parse_or(
+            MEND_TRAINER_FOLLOW_UP_PATIENCE,
+            "trainer.follow_up_patience",
+            defaults::FOLLOW_UP_PATIENCE,
+        )?;
         let follow_up_margin: f64 = source.parse_or(
             MEND_TRAINER_FOLLOW_UP_MARGIN,
             "trainer.follow_up_margin",
@@ -480,6 +490,7 @@ impl TrainerConfig {
                 labels: follow_up_labels,
                 window: follow_up_window,
                 margin: follow_up_margin,
+                patience: follow_up_patience,
                 poll: guard_poll,
             },
             schedules: schedules
@@ -629,9 +640,10 @@ mod tests {
         assert!(config.webhooks.urls.is_empty());
         assert!(config.schedules.is_empty());
         assert_eq!(config.ack_wait, Duration::from_secs(60));
-        assert_eq!(config.follow_up.labels, 2_500);
+        assert_eq!(config.follow_up.labels, 2_000);
         assert_eq!(config.follow_up.window, 1_000);
-        assert!((config.follow_up.margin - 0.02).abs() < 1e-12);
+        assert!(config.follow_up.margin.abs() < 1e-12);
+        assert_eq!(config.follow_up.patience, 1);
     }
 
     #[test]
@@ -640,9 +652,11 @@ mod tests {
             (MEND_TRAINER_FOLLOW_UP_LABELS, "0"),
             (MEND_TRAINER_FOLLOW_UP_WINDOW, "300"),
             (MEND_TRAINER_FOLLOW_UP_MARGIN, "0.05"),
+            (MEND_TRAINER_FOLLOW_UP_PATIENCE, "3"),
             (MEND_TRAINER_GUARD_POLL_MS, "250"),
         ])
         .unwrap();
+        assert_eq!(config.follow_up.patience, 3);
         assert_eq!(config.follow_up.labels, 0);
         assert_eq!(config.follow_up.window, 300);
         assert!((config.follow_up.margin - 0.05).abs() < 1e-12);
@@ -682,6 +696,7 @@ mod tests {
             (MEND_TRAINER_FOLLOW_UP_WINDOW, "0"),
             (MEND_TRAINER_FOLLOW_UP_MARGIN, "-0.1"),
             (MEND_TRAINER_FOLLOW_UP_LABELS, "many"),
+            (MEND_TRAINER_FOLLOW_UP_PATIENCE, "-1"),
         ] {
             let error = load(&[(var, value)]).unwrap_err().to_string();
             assert!(error.contains(var), "{var}: {error}");

@@ -8,12 +8,15 @@
 //! have been labeled after the move (and the champion is still the one promoted), the
 //! trainer asks for a retrain on the newest `window` of them, by publishing
 //! `retrain.requested.<model>` with a `follow-up` reason and the label range, as anyone could.
-//! The gate judges the candidate as always. If it won by at least `margin`, performance was
-//! still sliding and the new champion is followed up in turn; if it won by less, or lost, the
-//! drift has settled and the chain ends (a rejected follow-up changes nothing). So a drift
-//! that stops costs one extra candidate, and a calm model is never retrained by this.
+//! The gate judges the candidate as always. If it won by at least `margin` (by default: if it
+//! was promoted), performance was still sliding and the new champion is followed up in turn.
+//! A rejected follow-up changes nothing, but one judged on a few hundred held-out rows can
+//! lose to a champion that is in truth sliding, so the champion is followed up once more
+//! (`patience` times); the chain ends at the next rejection in a row. So a drift that stops
+//! costs a few extra candidates, and a calm model is never retrained by this.
 //!
-//! The request's id names the promoted version, so replicas of the trainer ask once. A
+//! The request's id names the promoted version (and the attempt after rejections, see
+//! [`request_id`]), so replicas of the trainer ask once. A
 //! promotion that is followed up is tagged so (`follow_up: armed`) and its champion move
 //! carries the label mark the guard uses, so a restarted trainer follows the champion up again
 //! ([`FollowUps::resume_on_start`]); if that follow-up had already run, asking again under the
@@ -48,6 +51,10 @@ pub struct FollowUpPolicy {
     /// A follow-up candidate that beats the champion by at least this (on the gate's metric)
     /// is followed up in turn.
     pub margin: f64,
+    /// Rejected follow-ups of one champion in a row before the chain ends: a follow-up judged
+    /// on a few hundred held-out rows can lose to a champion that is in truth sliding, so the
+    /// champion is followed up again this many times (0: the first rejection ends the chain).
+    pub patience: u32,
     /// How often to look for new labels.
     pub poll: Duration,
 }
@@ -111,18 +118,34 @@ impl FollowUps {
 
     /// Follows up the promotion of `version`, moved when the newest label was `labels_seq`.
     pub fn start(&self, model: ModelName, version: u64, labels_seq: u64) {
+        self.start_attempt(model, version, labels_seq, 0);
+    }
+
+    /// After the follow-up `attempt` of champion `version` was rejected (the newest label
+    /// then being `labels_seq`): follows the champion up again while the policy's patience
+    /// lasts. Returns whether it did.
+    pub fn retry(&self, model: ModelName, version: u64, labels_seq: u64, attempt: u32) -> bool {
+        if attempt >= self.inner.policy.patience {
+            tracing::info!(%model, version, attempt, "follow-up rejected: the chain ends");
+            return false;
+        }
+        self.start_attempt(model, version, labels_seq, attempt + 1);
+        true
+    }
+
+    fn start_attempt(&self, model: ModelName, version: u64, labels_seq: u64, attempt: u32) {
         if !self.enabled() {
             return;
         }
         let Some((id, token)) = self.inner.running.begin(&model, &self.inner.shutdown, true) else {
             return;
         };
-        tracing::info!(%model, version, labels_seq, labels = self.inner.policy.labels, "follow-up armed");
+        tracing::info!(%model, version, labels_seq, attempt, labels = self.inner.policy.labels, "follow-up armed");
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
             tokio::select! {
                 () = token.cancelled() => return,
-                () = follow_up(&inner, &model, version, labels_seq) => {}
+                () = follow_up(&inner, &model, version, labels_seq, attempt) => {}
             }
             inner.running.end(&model, id);
         });
@@ -163,7 +186,7 @@ impl FollowUps {
 
 /// Waits for the labels, then asks for the retrain; ends early when the champion moves on.
 /// Each look reads only the labels logged since the last one, and keeps their sequences.
-async fn follow_up(inner: &Inner, model: &ModelName, version: u64, labels_seq: u64) {
+async fn follow_up(inner: &Inner, model: &ModelName, version: u64, labels_seq: u64, attempt: u32) {
     let policy = &inner.policy;
     let mut seqs: Vec<u64> = Vec::with_capacity(policy.labels);
     let mut next = labels_seq + 1;
@@ -196,33 +219,75 @@ async fn follow_up(inner: &Inner, model: &ModelName, version: u64, labels_seq: u
     let (Some(&first), Some(&last)) = (newest.first(), newest.last()) else {
         return;
     };
-    if let Err(error) = publish(inner, model, version, first, last, newest.len()).await {
+    let request = Request {
+        version,
+        attempt,
+        from_seq: first,
+        to_seq: last,
+        rows: newest.len(),
+    };
+    if let Err(error) = publish(inner, model, &request).await {
         tracing::warn!(%model, version, %error, "could not request the follow-up retrain");
     }
 }
 
-async fn publish(
-    inner: &Inner,
-    model: &ModelName,
+/// One follow-up request: of which champion, the how-many-th after rejections, on which labels.
+struct Request {
     version: u64,
+    attempt: u32,
     from_seq: u64,
     to_seq: u64,
     rows: usize,
-) -> Result<(), TrainerError> {
+}
+
+/// The id of follow-up `attempt` of champion `version`: `follow-up-<model>-v<version>`, and
+/// `…-retry<attempt>` after rejections. Replicas asking the same thing use the same id.
+pub fn request_id(model: &ModelName, version: u64, attempt: u32) -> String {
+    if attempt == 0 {
+        format!("{ID_PREFIX}{model}-v{version}")
+    } else {
+        format!("{ID_PREFIX}{model}-v{version}-retry{attempt}")
+    }
+}
+
+/// Which attempt a follow-up request id names for champion `version` of `model` (`None`:
+/// not a follow-up of that champion).
+pub fn attempt_of(event_id: &str, model: &ModelName, version: u64) -> Option<u32> {
+    let base = request_id(model, version, 0);
+    let rest = event_id.strip_prefix(base.as_str())?;
+    if rest.is_empty() {
+        return Some(0);
+    }
+    rest.strip_prefix("-retry")?.parse().ok()
+}
+
+async fn publish(inner: &Inner, model: &ModelName, request: &Request) -> Result<(), TrainerError> {
+    let Request {
+        version,
+        attempt,
+        from_seq,
+        to_seq,
+        rows,
+    } = *request;
+    let again = if attempt == 0 {
+        String::new()
+    } else {
+        format!(" (asked again after {attempt} rejected)")
+    };
     let mut envelope = Envelope::new(
         model.clone(),
         RetrainRequested {
             reason: format!(
-                "{FOLLOW_UP_REASON}: is performance still sliding {} labeled rows after version {version} was promoted for performance drift?",
+                "{FOLLOW_UP_REASON}: is performance still sliding {} labeled rows after version {version} was promoted for performance drift?{again}",
                 inner.policy.labels
             ),
             window: Some(DataWindow::sequence(from_seq, to_seq, rows as u64)),
             requested_by: Some("mend-trainer follow-up".to_owned()),
         },
     );
-    envelope.id = format!("{ID_PREFIX}{model}-v{version}");
+    envelope.id = request_id(model, version, attempt);
     publish_event(inner.bus.as_ref(), &envelope).await?;
-    tracing::info!(%model, version, from_seq, to_seq, rows, "follow-up retrain requested");
+    tracing::info!(%model, version, attempt, from_seq, to_seq, rows, "follow-up retrain requested");
     Ok(())
 }
 
@@ -272,5 +337,22 @@ mod tests {
         ));
         assert!(!follows_up(0.02, std::slice::from_ref(&follow_up), None));
         assert!(!follows_up(0.02, &[], Some(1.0)));
+    }
+
+    #[test]
+    fn request_ids_name_the_champion_and_the_attempt() {
+        let model = ModelName::new("churn").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(request_id(&model, 7, 0), "follow-up-churn-v7");
+        assert_eq!(request_id(&model, 7, 2), "follow-up-churn-v7-retry2");
+        assert_eq!(attempt_of("follow-up-churn-v7", &model, 7), Some(0));
+        assert_eq!(attempt_of("follow-up-churn-v7-retry2", &model, 7), Some(2));
+        assert_eq!(
+            attempt_of("follow-up-churn-v7", &model, 8),
+            None,
+            "another champion"
+        );
+        assert_eq!(attempt_of("follow-up-churn-v77", &model, 7), None);
+        assert_eq!(attempt_of("follow-up-churn-v7-retryx", &model, 7), None);
+        assert_eq!(attempt_of("monitor-churn-performance", &model, 7), None);
     }
 }

@@ -169,10 +169,37 @@ impl Healer {
             .await
         } else {
             self.reject(model, &meta, &decision.reason).await?;
+            self.follow_up_again(model, primary, parent).await;
             Ok(RunOutcome::Rejected {
                 version: meta.version,
                 reason: decision.reason,
             })
+        }
+    }
+
+    /// After a rejected follow-up of `champion`: follows the champion up again while the
+    /// follow-up patience lasts (see [`FollowUps::retry`]).
+    async fn follow_up_again(
+        &self,
+        model: &ModelName,
+        primary: &RetrainTrigger,
+        champion: Option<u64>,
+    ) {
+        let Some(champion) = champion else { return };
+        if primary.kind != TriggerKind::FollowUp {
+            return;
+        }
+        let Some(attempt) = follow_up::attempt_of(&primary.event_id, model, champion) else {
+            return;
+        };
+        match self.data_log.latest_seq(model, DataKind::Labels).await {
+            Ok(labels_seq) => {
+                self.follow_ups
+                    .retry(model.clone(), champion, labels_seq.unwrap_or(0), attempt);
+            }
+            Err(error) => {
+                tracing::warn!(%model, %error, "cannot read where labels stand; the follow-up chain ends");
+            }
         }
     }
 

@@ -13,16 +13,21 @@ use mend_proto::registry::v1 as pb;
 use mend_trainer::TrainerConfig;
 use mend_trainer::config::GuardPolicy;
 use mend_trainer::follow_up::FollowUpPolicy;
-use support::{Backend, Harness, World, concept_a, concept_b, model, test_config};
+use support::{Backend, Harness, World, concept_a, concept_b, model, noise, test_config};
 
 const LABELS: usize = 400;
 
 fn config(margin: f64) -> TrainerConfig {
+    with_patience(margin, 0)
+}
+
+fn with_patience(margin: f64, patience: u32) -> TrainerConfig {
     TrainerConfig {
         follow_up: FollowUpPolicy {
             labels: LABELS,
             window: 300,
             margin,
+            patience,
             poll: Duration::from_millis(100),
         },
         // The concept flips back and forth here, which the rollback guard would undo.
@@ -50,6 +55,15 @@ fn drift(kind: DriftKind) -> DriftDetected {
 fn follow_up_of(version: u64) -> impl Fn(&Envelope) -> bool {
     let id = format!("follow-up-{}-v{version}", model());
     move |e| e.id == id && matches!(&e.event, Event::RetrainRequested(_))
+}
+
+fn follow_up_again(version: u64, attempt: u32) -> impl Fn(&Envelope) -> bool {
+    let id = format!("follow-up-{}-v{version}-retry{attempt}", model());
+    move |e| e.id == id && matches!(&e.event, Event::RetrainRequested(_))
+}
+
+fn rejected(version: u64) -> impl Fn(&Envelope) -> bool {
+    move |e| matches!(&e.event, Event::ModelRejected(r) if r.version == Some(version))
 }
 
 fn promoted(version: u64) -> impl Fn(&Envelope) -> bool {
@@ -127,6 +141,40 @@ async fn a_follow_up_that_does_not_win_by_the_margin_ends_the_chain() {
         "version 3 won by less than the margin: no follow-up"
     );
     assert_eq!(harness.champion_version().await, Some(3));
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_follow_up_is_asked_again_while_the_patience_lasts() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    // Only the flip clears this gate: no candidate trained on noise beats a champion by 0.3.
+    let mut config = with_patience(0.0, 1);
+    config.gate.margin = 0.3;
+    harness.start_trainer(config).await;
+    performance_drift_promotes_v2(&mut harness, &mut world).await;
+
+    harness.append(&world.records(LABELS, &noise())).await;
+    harness.wait_for(30, follow_up_of(2)).await;
+    harness.wait_for(30, rejected(3)).await;
+    // Version 2 is followed up once more, on labels logged after the rejection...
+    harness.append(&world.records(LABELS, &noise())).await;
+    let again = harness.wait_for(30, follow_up_again(2, 1)).await;
+    let Event::RetrainRequested(again) = again.event else {
+        unreachable!()
+    };
+    assert!(
+        again.reason.contains("after 1 rejected"),
+        "{}",
+        again.reason
+    );
+    harness.wait_for(30, rejected(4)).await;
+    // ...and the second rejection in a row ends the chain.
+    harness.append(&world.records(LABELS, &noise())).await;
+    harness.drain(Duration::from_secs(2)).await;
+    assert!(!harness.events.seen.iter().any(follow_up_again(2, 2)));
+    assert_eq!(harness.champion_version().await, Some(2));
+    assert_eq!(harness.versions().await.len(), 4);
     harness.stop().await;
 }
 

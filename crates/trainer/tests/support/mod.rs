@@ -56,6 +56,7 @@ pub fn test_config() -> TrainerConfig {
             labels: 0,
             window: 400,
             margin: 0.02,
+            patience: 0,
             poll: Duration::from_millis(100),
         },
         durable: "trainer-test".into(),
