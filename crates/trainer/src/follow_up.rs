@@ -12,7 +12,8 @@
 //! was promoted), performance was still sliding and the new champion is followed up in turn.
 //! A rejected follow-up changes nothing, but one judged on a few hundred held-out rows can
 //! lose to a champion that is in truth sliding, so the champion is followed up once more
-//! (`patience` times); the chain ends at the next rejection in a row. So a drift that stops
+//! (`patience` times), as soon as a fresh `window` of labels is in; the chain ends at the
+//! next rejection in a row. So a drift that stops
 //! costs a few extra candidates, and a calm model is never retrained by this.
 //!
 //! The request's id names the promoted version (and the attempt after rejections, see
@@ -57,6 +58,18 @@ pub struct FollowUpPolicy {
     pub patience: u32,
     /// How often to look for new labels.
     pub poll: Duration,
+}
+
+impl FollowUpPolicy {
+    /// New labels a follow-up waits for: `labels` after a promotion; after a rejection, only a
+    /// fresh `window` (the retry judges on rows the rejected one never saw, and sooner).
+    pub fn labels_before(&self, attempt: u32) -> usize {
+        if attempt == 0 {
+            self.labels
+        } else {
+            self.window.min(self.labels)
+        }
+    }
 }
 
 /// Whether a promotion by a run of `batch` is followed up: the run answered performance
@@ -140,7 +153,7 @@ impl FollowUps {
         let Some((id, token)) = self.inner.running.begin(&model, &self.inner.shutdown, true) else {
             return;
         };
-        tracing::info!(%model, version, labels_seq, attempt, labels = self.inner.policy.labels, "follow-up armed");
+        tracing::info!(%model, version, labels_seq, attempt, labels = self.inner.policy.labels_before(attempt), "follow-up armed");
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
             tokio::select! {
@@ -188,9 +201,10 @@ impl FollowUps {
 /// Each look reads only the labels logged since the last one, and keeps their sequences.
 async fn follow_up(inner: &Inner, model: &ModelName, version: u64, labels_seq: u64, attempt: u32) {
     let policy = &inner.policy;
-    let mut seqs: Vec<u64> = Vec::with_capacity(policy.labels);
+    let needed = policy.labels_before(attempt);
+    let mut seqs: Vec<u64> = Vec::with_capacity(needed);
     let mut next = labels_seq + 1;
-    while seqs.len() < policy.labels {
+    while seqs.len() < needed {
         tokio::time::sleep(policy.poll).await;
         match registry::champion_version(&inner.registry, model.as_str()).await {
             Ok(Some(champion)) if champion == version => {}
@@ -203,12 +217,12 @@ async fn follow_up(inner: &Inner, model: &ModelName, version: u64, labels_seq: u
                 continue;
             }
         }
-        let window = Window::sequence(next, None).with_limit(policy.labels - seqs.len());
+        let window = Window::sequence(next, None).with_limit(needed - seqs.len());
         match inner.data_log.read_labels(model, &window).await {
             Ok(labels) => {
                 seqs.extend(labels.iter().map(|logged| logged.seq));
                 next = seqs.last().map_or(next, |last| last + 1);
-                tracing::debug!(%model, labeled = seqs.len(), needed = policy.labels, "follow-up waiting for labels");
+                tracing::debug!(%model, labeled = seqs.len(), needed, "follow-up waiting for labels");
             }
             Err(error) => {
                 tracing::warn!(%model, %error, "follow-up cannot read labels; trying again");

@@ -157,8 +157,9 @@ async fn a_rejected_follow_up_is_asked_again_while_the_patience_lasts() {
     harness.append(&world.records(LABELS, &noise())).await;
     harness.wait_for(30, follow_up_of(2)).await;
     harness.wait_for(30, rejected(3)).await;
-    // Version 2 is followed up once more, on labels logged after the rejection...
-    harness.append(&world.records(LABELS, &noise())).await;
+    // Version 2 is followed up once more, as soon as a fresh window (300) of labels is
+    // logged after the rejection...
+    harness.append(&world.records(300, &noise())).await;
     let again = harness.wait_for(30, follow_up_again(2, 1)).await;
     let Event::RetrainRequested(again) = again.event else {
         unreachable!()
