@@ -72,6 +72,11 @@ pub struct HealArgs {
     /// `MEND_TRAINER_WINDOW_ROWS` is set, that window (mend's and the blind's) is this many rows.
     #[arg(long, default_value_t = 2_000)]
     blind_every: usize,
+    /// More blind retrainers, one per cadence (rows), replayed on the same stream after it
+    /// ends (so they cost the live run nothing): how accuracy trades against retrains.
+    /// Empty: none.
+    #[arg(long, default_value = "1000,3000,4000,5000", value_delimiter = ',')]
+    blind_sweep: Vec<usize>,
     /// Seed of the synthetic world.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -476,6 +481,8 @@ async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String))
     let mut blind_retrains = 0usize;
     let mut blind_train_ms = Vec::new();
     let mut history: Vec<Sample> = Vec::new();
+    // Every batch, for the blind retrainers replayed after the stream.
+    let mut stream: Vec<Sample> = Vec::new();
     let mut since_blind = 0usize;
     let quarter = args.rows.div_ceil(4).max(1);
     let mut segments = [Tally::default(); 4];
@@ -516,6 +523,9 @@ async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String))
         .await?;
         row += n;
         position.store(row as u64, Ordering::Relaxed);
+        if !args.blind_sweep.is_empty() {
+            stream.push(sample.clone());
+        }
         history.push(sample);
         since_blind += n;
         if since_blind >= args.blind_every {
@@ -555,6 +565,22 @@ async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String))
     let audit = stack.registry.audit(MODEL).await.map(|a| a.len()).ok();
     let log: Vec<(Instant, u64, Event)> = events.lock().map(|l| l.clone()).unwrap_or_default();
     stack.stop().await?;
+    // The services are stopped: nothing else needs this thread while the sweep trains.
+    let sweep = args
+        .blind_sweep
+        .iter()
+        .map(|&every| {
+            replay_blind(
+                &world,
+                &schema,
+                &first,
+                &trainer.train,
+                &stream,
+                every,
+                window,
+            )
+        })
+        .collect::<Result<Vec<Json>>>()?;
 
     let (mut retrains, mut promotions, mut rejections, mut rollbacks, mut drifts) =
         (0u32, 0u32, 0u32, 0u32, 0u32);
@@ -615,6 +641,7 @@ async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String))
             "every_rows": args.blind_every,
             "train_ms": blind_train_ms,
         },
+        "blind_sweep": sweep,
         "segments": segments,
         "trainer_window_rows": window,
         "stream_ms": stream_ms,
@@ -633,6 +660,39 @@ async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String))
         say(line);
     }
     Ok(result)
+}
+
+/// A blind retrainer replayed on the recorded stream: it predicts each batch, then retrains
+/// every `every` rows on the newest `window` (as the live one does, with no latency).
+fn replay_blind(
+    world: &Generator,
+    schema: &Schema,
+    first: &Artifact,
+    settings: &TrainSettings,
+    stream: &[Sample],
+    every: usize,
+    window: usize,
+) -> Result<Json> {
+    let mut model = first.clone();
+    let (mut right, mut rows, mut since, mut retrains) = (0usize, 0usize, 0usize, 0usize);
+    for (k, sample) in stream.iter().enumerate() {
+        right += right_of(&model, schema, world, sample)?;
+        let n = sample.labels.len();
+        rows += n;
+        since += n;
+        if every > 0 && since >= every {
+            since = 0;
+            let table = blind_table(world, &stream[..=k], rows, window);
+            let frame = Frame::from_table(schema, &table, true)?;
+            model = mend_core::train(schema, &frame, settings).context("a blind retrain failed")?;
+            retrains += 1;
+        }
+    }
+    Ok(json!({
+        "every_rows": every,
+        "accuracy": Tally::share(right, rows),
+        "retrains": retrains,
+    }))
 }
 
 /// The blind retrainer's training rows: the newest `window` rows up to stream row `end`.
@@ -775,6 +835,36 @@ fn print_table(results: &[Json]) {
             f(r, &["mend", "promotions"]),
             f(r, &["mend", "rejections"]),
         );
+    }
+    if results
+        .iter()
+        .any(|r| r["blind_sweep"].as_array().is_some_and(|s| !s.is_empty()))
+    {
+        println!(
+            "\nblind retrainers every N rows, replayed on the same stream (accuracy, retrains):"
+        );
+        for r in results {
+            let parts: Vec<String> = r["blind_sweep"]
+                .as_array()
+                .map(|s| {
+                    s.iter()
+                        .map(|b| {
+                            format!(
+                                "every {}: {} ({})",
+                                f(b, &["every_rows"]),
+                                f(b, &["accuracy"]),
+                                f(b, &["retrains"])
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            println!(
+                "{:<10} {}",
+                f(r, &["name"]).trim_matches('"'),
+                parts.join("   ")
+            );
+        }
     }
     println!("\nper quarter of the stream (mend / static / blind):");
     for r in results {
