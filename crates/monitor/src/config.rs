@@ -53,7 +53,7 @@ pub const MEND_MONITOR_PH_MIN_INSTANCES: &str = "MEND_MONITOR_PH_MIN_INSTANCES";
 /// The accuracy-trend test: the champion's newest this many labels are compared against all
 /// its older ones (two-proportion z-test, STEPD); 0 switches it off. Default 1000.
 pub const MEND_MONITOR_TREND_WINDOW: &str = "MEND_MONITOR_TREND_WINDOW";
-/// The z-score at which the trend test declares a slide (> 0). Default 3.5.
+/// The z-score at which the trend test declares a slide (> 0). Default 4.
 pub const MEND_MONITOR_TREND_Z: &str = "MEND_MONITOR_TREND_Z";
 
 /// Every variable above, for `--help` texts and docs.
@@ -521,7 +521,7 @@ mod tests {
             config.trend,
             TrendConfig {
                 window: 1_000,
-                z: 3.5
+                z: 4.0
             }
         );
         let config = MonitorConfig::from_source(

@@ -139,7 +139,7 @@ impl Default for TrendConfig {
     fn default() -> Self {
         TrendConfig {
             window: 1_000,
-            z: 3.5,
+            z: 4.0,
         }
     }
 }
