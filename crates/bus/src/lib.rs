@@ -39,5 +39,5 @@ pub use open::{OpenError, open_configured};
 pub use subjects::{ModelName, SubjectKind};
 pub use typed::{
     EventDelivery, EventHandler, EventRecorder, EventSubscription, HandlerError, publish_event,
-    run_event_loop,
+    run_event_loop, run_event_loop_concurrent,
 };

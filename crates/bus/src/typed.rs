@@ -308,25 +308,55 @@ where
 /// Consumes events until `shutdown` is cancelled (finishing the event in hand first) or
 /// the bus closes: each event is handled in its own span and then acked, retried, or
 /// dead-lettered by the handler's answer.
-pub async fn run_event_loop<H: EventHandler>(
-    mut subscription: EventSubscription,
+pub async fn run_event_loop<H: EventHandler + 'static>(
+    subscription: EventSubscription,
     shutdown: CancellationToken,
     handler: H,
 ) {
+    run_event_loop_concurrent(subscription, shutdown, handler, 1).await;
+}
+
+/// [`run_event_loop`] with up to `limit` events handled at once, each in its own task: a
+/// handler that waits on something slow (another component's answer) holds back only its own
+/// event, not the ones behind it. At shutdown, or when the bus closes, the events in hand are
+/// finished first.
+pub async fn run_event_loop_concurrent<H>(
+    mut subscription: EventSubscription,
+    shutdown: CancellationToken,
+    handler: H,
+    limit: usize,
+) where
+    H: EventHandler + 'static,
+{
+    let handler = Arc::new(handler);
+    let limit = limit.max(1);
+    let mut running = tokio::task::JoinSet::new();
     loop {
+        while running.try_join_next().is_some() {}
+        if running.len() >= limit {
+            // Full: wait for one to finish (or for shutdown) before pulling more.
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = running.join_next() => continue,
+            }
+        }
+        // Only shutdown races the pull: a pull dropped half-way could hold a message back
+        // until its redelivery.
         let next = tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => break,
             next = subscription.next() => next,
         };
         let Some(event) = next else {
-            return;
+            break;
         };
         let span = event.span();
-        handle_one(event, &handler).instrument(span).await;
+        let handler = Arc::clone(&handler);
+        running.spawn(async move { handle_one(event, handler.as_ref()).await }.instrument(span));
     }
+    while running.join_next().await.is_some() {}
 }
 
-async fn handle_one<H: EventHandler>(event: EventDelivery, handler: &H) {
+async fn handle_one<H: EventHandler + ?Sized>(event: EventDelivery, handler: &H) {
     let delivered = event.delivered();
     let last_attempt = event.is_last_attempt();
     let outcome = handler.handle(event.envelope.clone(), delivered).await;

@@ -14,6 +14,7 @@ use mend_bus::message::header;
 use mend_bus::subjects;
 use mend_bus::typed::{
     EventRecorder, EventSubscription, HandlerError, publish_event, run_event_loop,
+    run_event_loop_concurrent,
 };
 use mend_bus::{ConsumerSpec, Envelope, Event, OutgoingMessage};
 use tokio_util::sync::CancellationToken;
@@ -47,6 +48,7 @@ for_each_backend!(
     the_same_msg_id_is_consumed_once,
     a_poison_message_is_dead_lettered_and_the_consumer_goes_on,
     the_event_loop_retries_then_dead_letters,
+    the_concurrent_event_loop_lets_later_events_pass_a_slow_one,
     a_durable_resumes_where_it_left_off,
     filters_span_streams_and_wildcards,
     subscriptions_of_one_durable_share_the_work,
@@ -462,6 +464,67 @@ mod tests {
         // flaky 2 + broken 3 + invalid 1 + fine 1
         tokio::time::sleep(Duration::from_millis(800)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 7);
+        shutdown.cancel();
+        within(5, loop_task).await.unwrap();
+    }
+
+    pub async fn the_concurrent_event_loop_lets_later_events_pass_a_slow_one(backend: Backend) {
+        let harness = Harness::start(backend).await;
+        let spec = ConsumerSpec::new("concurrent", ["alert.*"]).ack_wait(Duration::from_secs(5));
+        let subscription = EventSubscription::subscribe(harness.bus.clone(), spec)
+            .await
+            .unwrap();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let handled = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+        let calls = Arc::new(AtomicU32::new(0));
+        let shutdown = CancellationToken::new();
+        let loop_task = tokio::spawn({
+            let (release, handled, calls) = (release.clone(), handled.clone(), calls.clone());
+            run_event_loop_concurrent(
+                subscription,
+                shutdown.clone(),
+                move |event: Envelope, _delivered: u64| {
+                    let (release, handled, calls) =
+                        (release.clone(), handled.clone(), calls.clone());
+                    async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        let Event::Alert(alert) = &event.event else {
+                            return Err(HandlerError::reject("not an alert"));
+                        };
+                        if alert.text == "slow" {
+                            release.notified().await;
+                        }
+                        handled.lock().await.push(alert.text.clone());
+                        Ok(())
+                    }
+                },
+                4,
+            )
+        });
+        for text in ["slow", "quick 1", "quick 2"] {
+            publish_event(harness.bus.as_ref(), &alert(text))
+                .await
+                .unwrap();
+        }
+        // The two behind the slow one are handled while it still waits.
+        within(10, async {
+            while handled.lock().await.len() < 2 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert_eq!(*handled.lock().await, ["quick 1", "quick 2"]);
+        release.notify_one();
+        within(10, async {
+            while handled.lock().await.len() < 3 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert_eq!(handled.lock().await[2], "slow");
+        // Every event was acked once handled: none comes back after the ack wait.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
         shutdown.cancel();
         within(5, loop_task).await.unwrap();
     }

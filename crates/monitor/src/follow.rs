@@ -5,7 +5,8 @@
 //! registry's alias is the truth). A rejection is handed to the model's loop, which re-arms
 //! the open drift episodes (see [`crate::episode`]) and saves that; only then is the
 //! rejection acknowledged, so a monitor that stops in between hears it again (re-arming is
-//! idempotent).
+//! idempotent). Events are handled concurrently, so a rejection waiting for a busy model's
+//! loop does not hold back other models' events.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,10 +15,13 @@ use std::time::Duration;
 
 use mend_bus::{
     Bus, BusError, ConsumerSpec, Envelope, Event, EventSubscription, HandlerError, SubjectKind,
-    run_event_loop,
+    run_event_loop_concurrent,
 };
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
+
+/// Events pulled at once, and handled at once at most.
+const FOLLOW_BATCH: usize = 16;
 
 /// A failed subscription is retried after this long.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(2);
@@ -136,12 +140,14 @@ async fn follow_once(
     )
     .ack_wait(Duration::from_secs(30))
     .max_deliver(Some(3))
-    .batch(16)
+    .batch(FOLLOW_BATCH)
     // The durable is per replica: one that is gone (scaled down, rescheduled under another
     // name) must not leave its consumer behind in JetStream forever.
     .inactive_threshold(Some(CONSUMER_INACTIVE_THRESHOLD));
     let subscription = EventSubscription::subscribe(bus, spec).await?;
-    run_event_loop(subscription, shutdown, move |envelope: Envelope, _delivered: u64| {
+    // Concurrent: a rejection waits (up to REJECTION_APPLY_WAIT) for its model's loop to save
+    // the re-arm, which must not hold back other models' promotions and rejections.
+    let handler = move |envelope: Envelope, _delivered: u64| {
         let wake = Arc::clone(&wake);
         async move {
             let Some(signals) = wake.get(envelope.model.as_str()) else {
@@ -175,7 +181,7 @@ async fn follow_once(
             }
             Ok::<(), HandlerError>(())
         }
-    })
-    .await;
+    };
+    run_event_loop_concurrent(subscription, shutdown, handler, FOLLOW_BATCH).await;
     Ok(())
 }
