@@ -14,8 +14,9 @@
 use std::sync::Arc;
 
 use mend_bus::events::Severity;
-use mend_bus::{Bus, DataLog, ModelName, Window};
+use mend_bus::{Bus, DataLog, DataLogExt, Logged, ModelName, Window};
 use mend_client::{CHAMPION, RegistryClient};
+use mend_core::record::LabelRecord;
 use mend_proto::registry::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +28,7 @@ use crate::lineage::ACTOR;
 use crate::metrics::TrainerMetrics;
 use crate::per_model::{PerModel, resume_with_backoff};
 use crate::registry::{self, LoadedVersion, MoveOutcome};
-use crate::window::load_labeled;
+use crate::window::join_labels;
 
 /// The alias the trainer points at a champion once its rollback guard passed: the durable
 /// "this guard is over" record (a rollback needs none: it moves the champion away).
@@ -310,7 +311,10 @@ async fn watch(
     let policy = &inner.policy;
     let new_version = new.meta.version;
     let old_version = old.meta.version;
-    let window = Window::sequence(labels_seq + 1, None).with_limit(policy.rows);
+    // The first `rows` labels logged after the move, read as they come (each look reads only
+    // the new ones), then joined with their rows once all are in.
+    let mut labels: Vec<Logged<LabelRecord>> = Vec::with_capacity(policy.rows);
+    let mut next = labels_seq + 1;
     let data = loop {
         tokio::time::sleep(policy.poll).await;
         let champion = registry::champion_version(&inner.registry, model.as_str()).await;
@@ -326,12 +330,25 @@ async fn watch(
                 continue;
             }
         }
-        let data = load_labeled(inner.data_log.as_ref(), model, &window).await?;
-        if data.len() >= policy.rows {
+        if labels.len() < policy.rows {
+            let window = Window::sequence(next, None).with_limit(policy.rows - labels.len());
+            let fresh = inner.data_log.read_labels(model, &window).await?;
+            next = fresh.last().map_or(next, |last| last.seq + 1);
+            labels.extend(fresh);
+            if labels.len() < policy.rows {
+                tracing::debug!(%model, labeled = labels.len(), needed = policy.rows, "guard waiting for labels");
+                continue;
+            }
+        }
+        // A row labeled twice counts once (its newest label); a label whose row has not
+        // arrived yet is waited for.
+        let data = join_labels(inner.data_log.as_ref(), model, labels.clone()).await?;
+        if data.unmatched == 0 {
             break data;
         }
-        tracing::debug!(%model, labeled = data.len(), needed = policy.rows, "guard waiting for labels");
+        tracing::debug!(%model, unmatched = data.unmatched, "guard waiting for the rows of its labels");
     };
+    let data_rows = data.len();
     let (new_artifact, old_artifact) = (new.artifact.clone(), old.artifact.clone());
     let (new_accuracy, old_accuracy) = tokio::task::spawn_blocking(move || {
         Ok::<_, TrainerError>((
@@ -348,7 +365,7 @@ async fn watch(
     }
     let reason = format!(
         "rollback guard: live accuracy of version {new_version} is {new_accuracy:.4}, below version {old_version}'s {old_accuracy:.4} by more than {:.4} over {} labeled rows",
-        policy.margin, policy.rows
+        policy.margin, data_rows
     );
     let trigger = format!("guard-{model}-v{new_version}");
     match registry::move_champion(

@@ -73,6 +73,15 @@ pub async fn load_labeled_since(
     join_rows(log, model, labels).await
 }
 
+/// Joins labels already read (in log order) with their rows.
+pub async fn join_labels(
+    log: &dyn DataLog,
+    model: &ModelName,
+    labels: Vec<Logged<LabelRecord>>,
+) -> Result<LabeledWindow, DataLogError> {
+    join_rows(log, model, labels).await
+}
+
 /// Joins labels (in log order) with their rows.
 async fn join_rows(
     log: &dyn DataLog,

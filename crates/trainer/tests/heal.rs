@@ -283,6 +283,22 @@ async fn the_guard_rolls_back_a_promotion_that_does_worse_live() {
     harness.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_counts_a_row_labeled_twice_once_and_still_decides() {
+    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut world = World::new();
+    drift_promotes_version_2(&mut harness, &mut world).await;
+    // Back to the old concept, and the first row is labeled again right away: among the
+    // guard's first 200 labels there are only 199 rows.
+    let (rows, mut labels) = world.records(300, &concept_a());
+    let again = labels[0].clone();
+    labels.insert(1, again);
+    harness.append(&(rows, labels)).await;
+
+    assert_rolled_back_from_2_to_1(&mut harness).await;
+    harness.stop().await;
+}
+
 /// Seeds version 1 on the old concept, logs rows of a new one, starts a trainer, and lets
 /// drift promote version 2 (a guard starts watching it).
 async fn drift_promotes_version_2(harness: &mut Harness, world: &mut World) {
