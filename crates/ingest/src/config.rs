@@ -2,11 +2,12 @@
 //! its `MEND_INGEST_*` variable, else the `[ingest]` table of the `MEND_CONFIG` file, else the
 //! default here. Errors name the variable.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use mend_runtime::MendConfig;
-use mend_runtime::config::{ConfigError, ConfigSource, TlsConfig};
+use mend_runtime::config::{
+    ConfigError, ConfigSource, TlsConfig, random_instance, replica_instance,
+};
 
 /// Most rows (or labels) one batch may carry; a larger batch fails the stream with
 /// INVALID_ARGUMENT (gRPC) or is dead-lettered whole (NATS).
@@ -136,15 +137,12 @@ impl IngestConfig {
                 "must be at least 10 milliseconds",
             ));
         }
-        let instance = match source.parse::<Instance>(MEND_INGEST_INSTANCE, "ingest.instance")? {
-            Some(instance) => instance.0,
-            // Kubernetes sets HOSTNAME to the pod name: one promotion consumer per replica.
-            None => source
-                .env()
-                .get("HOSTNAME")
-                .and_then(|host| Instance::from_str(host).ok())
-                .map_or_else(random_instance, |instance| instance.0),
-        };
+        let instance = replica_instance(
+            source,
+            MEND_INGEST_INSTANCE,
+            "ingest.instance",
+            mend_bus::MAX_DURABLE_LEN - crate::follow::consumer_name("").len(),
+        )?;
         Ok(IngestConfig {
             max_batch_rows,
             max_message_bytes,
@@ -155,30 +153,6 @@ impl IngestConfig {
             tls: TlsConfig::default(),
         })
     }
-}
-
-/// An instance name that fits a durable consumer name: `[A-Za-z0-9_-]`, at most 30 chars.
-struct Instance(String);
-
-impl FromStr for Instance {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let valid = !text.is_empty()
-            && text.len() <= 30
-            && text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if valid {
-            Ok(Instance(text.to_owned()))
-        } else {
-            Err("must be 1 to 30 characters of [A-Za-z0-9_-]".to_owned())
-        }
-    }
-}
-
-fn random_instance() -> String {
-    nuid::next().to_string().chars().take(12).collect()
 }
 
 #[cfg(test)]

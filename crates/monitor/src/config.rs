@@ -9,7 +9,7 @@ use std::time::Duration;
 use mend_bus::ModelName;
 use mend_core::drift::DriftPolicy;
 use mend_runtime::MendConfig;
-use mend_runtime::config::{ConfigError, ConfigSource};
+use mend_runtime::config::{ConfigError, ConfigSource, random_instance, replica_instance};
 
 use crate::detector::PageHinkleyConfig;
 use crate::performance::TrendConfig;
@@ -262,15 +262,12 @@ impl MonitorConfig {
                 )
             })?;
         }
-        config.instance =
-            match source.parse::<Instance>(MEND_MONITOR_INSTANCE, "monitor.instance")? {
-                Some(instance) => instance.0,
-                None => source
-                    .env()
-                    .get("HOSTNAME")
-                    .and_then(|host| Instance::from_str(host).ok())
-                    .map_or_else(random_instance, |instance| instance.0),
-            };
+        config.instance = replica_instance(
+            source,
+            MEND_MONITOR_INSTANCE,
+            "monitor.instance",
+            mend_bus::MAX_DURABLE_LEN - crate::follow::consumer_name("").len(),
+        )?;
         Ok(config)
     }
 }
@@ -374,30 +371,6 @@ impl FromStr for ModelList {
         }
         Ok(ModelList(models))
     }
-}
-
-/// An instance name that fits a durable consumer name: `[A-Za-z0-9_-]`, at most 30 chars.
-struct Instance(String);
-
-impl FromStr for Instance {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let valid = !text.is_empty()
-            && text.len() <= 30
-            && text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if valid {
-            Ok(Instance(text.to_owned()))
-        } else {
-            Err("must be 1 to 30 characters of [A-Za-z0-9_-]".to_owned())
-        }
-    }
-}
-
-fn random_instance() -> String {
-    nuid::next().to_string().chars().take(12).collect()
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use mend_runtime::MendConfig;
-use mend_runtime::config::{ConfigError, ConfigSource, TlsConfig};
+use mend_runtime::config::{
+    ConfigError, ConfigSource, TlsConfig, random_instance, replica_instance,
+};
 
 /// Share of served rows whose inputs and outputs go to `predictions.<model>` (0 to 1).
 pub const MEND_SERVER_SAMPLE_RATE: &str = "MEND_SERVER_SAMPLE_RATE";
@@ -160,15 +162,12 @@ impl ServerConfig {
                 "must be at least 1",
             ));
         }
-        let instance = match source.parse::<Instance>(MEND_SERVER_INSTANCE, "server.instance")? {
-            Some(instance) => instance.0,
-            // Kubernetes sets HOSTNAME to the pod name: one consumer per replica.
-            None => source
-                .env()
-                .get("HOSTNAME")
-                .and_then(|host| Instance::from_str(host).ok())
-                .map_or_else(random_instance, |instance| instance.0),
-        };
+        let instance = replica_instance(
+            source,
+            MEND_SERVER_INSTANCE,
+            "server.instance",
+            mend_bus::MAX_DURABLE_LEN - crate::swap::consumer_name("").len(),
+        )?;
         Ok(ServerConfig {
             sample_rate,
             max_rows,
@@ -181,10 +180,6 @@ impl ServerConfig {
             tls: TlsConfig::default(),
         })
     }
-}
-
-fn random_instance() -> String {
-    nuid::next().to_string().to_ascii_lowercase()
 }
 
 /// `a, b,c` → `["a", "b", "c"]`, each a valid model name.
@@ -206,39 +201,6 @@ impl FromStr for ModelList {
             }
         }
         Ok(ModelList(models))
-    }
-}
-
-/// A replica name usable inside a consumer name: `[A-Za-z0-9_-]`, other characters become `-`.
-struct Instance(String);
-
-/// Leaves room for the `mend-server-` prefix inside the bus's 48-character durable names.
-const MAX_INSTANCE_LEN: usize = 36;
-
-impl FromStr for Instance {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let cleaned: String = text
-            .trim()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        if cleaned.is_empty() {
-            return Err("must not be empty".to_owned());
-        }
-        if cleaned.len() > MAX_INSTANCE_LEN {
-            // Keep the tail: pod names differ in their random suffix.
-            let start = cleaned.len() - MAX_INSTANCE_LEN;
-            return Ok(Instance(cleaned[start..].to_owned()));
-        }
-        Ok(Instance(cleaned))
     }
 }
 
@@ -269,14 +231,14 @@ mod tests {
             (MEND_SERVER_MAX_ROWS, "100"),
             (MEND_SERVER_RECONCILE_MS, "250"),
             (MEND_SERVER_MODELS, "churn, fraud,churn"),
-            (MEND_SERVER_INSTANCE, "pod.a/b"),
+            (MEND_SERVER_INSTANCE, "pod-a_b"),
         ]))
         .unwrap();
         assert_eq!(config.sample_rate, 0.5);
         assert_eq!(config.max_rows, 100);
         assert_eq!(config.reconcile_interval, Duration::from_millis(250));
         assert_eq!(config.models, vec!["churn".to_owned(), "fraud".to_owned()]);
-        assert_eq!(config.instance, "pod-a-b");
+        assert_eq!(config.instance, "pod-a_b");
     }
 
     #[test]
@@ -289,6 +251,7 @@ mod tests {
             (MEND_SERVER_RECONCILE_MS, "1"),
             (MEND_SERVER_MODELS, "a.b"),
             (MEND_SERVER_LOG_QUEUE, "0"),
+            (MEND_SERVER_INSTANCE, "pod.a/b"),
         ] {
             let error = ServerConfig::from_source(&source(&[(var, value)])).unwrap_err();
             assert_eq!(error.var(), var, "{error}");
