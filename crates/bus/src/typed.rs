@@ -332,12 +332,17 @@ pub async fn run_event_loop_concurrent<H>(
     let limit = limit.max(1);
     let mut running = tokio::task::JoinSet::new();
     loop {
-        while running.try_join_next().is_some() {}
+        while let Some(done) = running.try_join_next() {
+            report_panic(done);
+        }
         if running.len() >= limit {
             // Full: wait for one to finish (or for shutdown) before pulling more.
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                _ = running.join_next() => continue,
+                Some(done) = running.join_next() => {
+                    report_panic(done);
+                    continue;
+                }
             }
         }
         // Only shutdown races the pull: a pull dropped half-way could hold a message back
@@ -353,7 +358,18 @@ pub async fn run_event_loop_concurrent<H>(
         let handler = Arc::clone(&handler);
         running.spawn(async move { handle_one(event, handler.as_ref()).await }.instrument(span));
     }
-    while running.join_next().await.is_some() {}
+    while let Some(done) = running.join_next().await {
+        report_panic(done);
+    }
+}
+
+/// A handler that panicked never settled its event: it comes back after its ack wait.
+fn report_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = done
+        && error.is_panic()
+    {
+        tracing::error!(%error, "an event handler panicked; its event will be delivered again");
+    }
 }
 
 async fn handle_one<H: EventHandler + ?Sized>(event: EventDelivery, handler: &H) {

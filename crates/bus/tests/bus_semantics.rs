@@ -49,6 +49,7 @@ for_each_backend!(
     a_poison_message_is_dead_lettered_and_the_consumer_goes_on,
     the_event_loop_retries_then_dead_letters,
     the_concurrent_event_loop_lets_later_events_pass_a_slow_one,
+    a_handler_that_panics_does_not_stop_the_loop_and_its_event_comes_back,
     a_durable_resumes_where_it_left_off,
     filters_span_streams_and_wildcards,
     subscriptions_of_one_durable_share_the_work,
@@ -525,6 +526,59 @@ mod tests {
         // Every event was acked once handled: none comes back after the ack wait.
         tokio::time::sleep(Duration::from_secs(6)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+        shutdown.cancel();
+        within(5, loop_task).await.unwrap();
+    }
+
+    pub async fn a_handler_that_panics_does_not_stop_the_loop_and_its_event_comes_back(
+        backend: Backend,
+    ) {
+        let harness = Harness::start(backend).await;
+        let spec = ConsumerSpec::new("panicky", ["alert.*"]).ack_wait(Duration::from_millis(500));
+        let subscription = EventSubscription::subscribe(harness.bus.clone(), spec)
+            .await
+            .unwrap();
+        let handled = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+        let shutdown = CancellationToken::new();
+        let loop_task = tokio::spawn({
+            let handled = handled.clone();
+            run_event_loop(
+                subscription,
+                shutdown.clone(),
+                move |event: Envelope, delivered: u64| {
+                    let handled = handled.clone();
+                    async move {
+                        let Event::Alert(alert) = &event.event else {
+                            return Err(HandlerError::reject("not an alert"));
+                        };
+                        assert!(
+                            !(alert.text == "bad on first" && delivered == 1),
+                            "a bug in the handler"
+                        );
+                        handled.lock().await.push((alert.text.clone(), delivered));
+                        Ok(())
+                    }
+                },
+            )
+        });
+        for text in ["bad on first", "fine"] {
+            publish_event(harness.bus.as_ref(), &alert(text))
+                .await
+                .unwrap();
+        }
+        within(10, async {
+            while handled.lock().await.len() < 2 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let mut seen = handled.lock().await.clone();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [("bad on first".to_owned(), 2), ("fine".to_owned(), 1)]
+        );
+        assert!(!loop_task.is_finished(), "the loop goes on");
         shutdown.cancel();
         within(5, loop_task).await.unwrap();
     }
