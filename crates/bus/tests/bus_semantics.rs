@@ -61,6 +61,16 @@ for_each_backend!(
 mod tests {
     use super::*;
 
+    /// Waits (up to 10 s) until a handler has recorded at least `n` events.
+    async fn handled_at_least<T>(handled: &tokio::sync::Mutex<Vec<T>>, n: usize) {
+        within(10, async {
+            while handled.lock().await.len() < n {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
     fn alert(text: &str) -> Envelope {
         Envelope::new(
             model(),
@@ -453,12 +463,7 @@ mod tests {
             reasons.contains("gave up after 3 deliveries: always fails"),
             "{reasons:?}"
         );
-        within(10, async {
-            while handled.lock().await.len() < 2 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        handled_at_least(&handled, 2).await;
         let mut handled_texts = handled.lock().await.clone();
         handled_texts.sort();
         assert_eq!(handled_texts, ["fine", "flaky"]);
@@ -508,20 +513,10 @@ mod tests {
                 .unwrap();
         }
         // The two behind the slow one are handled while it still waits.
-        within(10, async {
-            while handled.lock().await.len() < 2 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        handled_at_least(&handled, 2).await;
         assert_eq!(*handled.lock().await, ["quick 1", "quick 2"]);
         release.notify_one();
-        within(10, async {
-            while handled.lock().await.len() < 3 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        handled_at_least(&handled, 3).await;
         assert_eq!(handled.lock().await[2], "slow");
         // Every event was acked once handled: none comes back after the ack wait.
         tokio::time::sleep(Duration::from_secs(6)).await;
@@ -566,12 +561,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        within(10, async {
-            while handled.lock().await.len() < 2 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        handled_at_least(&handled, 2).await;
         let mut seen = handled.lock().await.clone();
         seen.sort();
         assert_eq!(
