@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use mend_bus::{Bus, DataLog, JetStreamBus, JetStreamDataLog};
 use mend_runtime::{Health, MendConfig, Metrics, Readiness, Shutdown};
 use mend_server::{Listeners, RegistryModelSource, ServerConfig, ServerDeps};
 
@@ -30,21 +29,16 @@ async fn serve(config: MendConfig, server_config: ServerConfig) -> anyhow::Resul
     let endpoint = mend_runtime::grpc::grpc_client_endpoint(&config.registry_addr, &config.tls)
         .context("failed to set up the registry client")?;
     let source = Arc::new(RegistryModelSource::connect_lazy(&endpoint));
-    let mut bus: Option<Arc<dyn Bus>> = None;
-    let mut data_log: Option<Arc<dyn DataLog>> = None;
-    match &config.nats {
-        Some(nats) => {
-            let jetstream = JetStreamBus::connect_configured(nats)
-                .await
-                .context("failed to connect to NATS (MEND_NATS_URL)")?;
-            bus = Some(Arc::new(jetstream.clone()));
-            data_log = Some(Arc::new(JetStreamDataLog::new(jetstream)));
-        }
-        None => {
-            tracing::warn!(
-                "MEND_NATS_URL is not set: following the registry by polling only, and not logging predictions"
-            );
-        }
+    // With NATS: events and the prediction log on JetStream. Without: the registry is polled
+    // and predictions go to the SQLite data log in MEND_DATA_DIR, as ingest and monitor use it.
+    let (bus, data_log) = mend_bus::open_configured(&config)
+        .await
+        .context("failed to open the bus and data log (MEND_NATS_URL, MEND_DATA_DIR)")?;
+    if bus.is_none() {
+        tracing::warn!(
+            data_dir = %config.data_dir.display(),
+            "MEND_NATS_URL is not set: following the registry by polling only; sampled predictions go to the SQLite data log"
+        );
     }
 
     let readiness = Readiness::new();
@@ -55,7 +49,7 @@ async fn serve(config: MendConfig, server_config: ServerConfig) -> anyhow::Resul
     let deps = ServerDeps {
         source,
         bus,
-        data_log,
+        data_log: Some(data_log),
         metrics: Metrics::new(),
         health: Health::new(),
     };
