@@ -44,6 +44,8 @@ fn an_abrupt_flip_sinks_the_static_model_and_every_contender_is_reported() {
         "4000",
         "--blind-every",
         "1000",
+        "--blind-sweep",
+        "1000,3000",
         "--latency-runs",
         "0",
     ]);
@@ -57,6 +59,16 @@ fn an_abrupt_flip_sinks_the_static_model_and_every_contender_is_reported() {
     accuracy(&s["mend"]["accuracy"]);
     accuracy(&s["blind"]["accuracy"]);
     assert_eq!(s["blind"]["retrains"], 4, "{s}");
+    // The sweep replays blind retrainers on the recorded stream: the one at the live blind
+    // retrainer's cadence makes the same retrains and the same predictions.
+    let sweep = s["blind_sweep"].as_array().unwrap();
+    assert_eq!(sweep.len(), 2, "{s}");
+    assert_eq!(sweep[0]["every_rows"], 1000);
+    assert_eq!(sweep[0]["retrains"], s["blind"]["retrains"], "{s}");
+    assert_eq!(sweep[0]["accuracy"], s["blind"]["accuracy"], "{s}");
+    assert_eq!(sweep[1]["every_rows"], 3000);
+    assert_eq!(sweep[1]["retrains"], 1, "{s}");
+    accuracy(&sweep[1]["accuracy"]);
     for field in [
         "retrains",
         "promotions",

@@ -836,28 +836,12 @@ fn print_table(results: &[Json]) {
             f(r, &["mend", "rejections"]),
         );
     }
-    if results
-        .iter()
-        .any(|r| r["blind_sweep"].as_array().is_some_and(|s| !s.is_empty()))
-    {
-        println!(
-            "\nblind retrainers every N rows, replayed on the same stream (accuracy, retrains):"
-        );
+    // One line per scenario: its name, then each element of the array at `key`, formatted.
+    let per_scenario = |key: &str, item: &dyn Fn(&Json) -> String| {
         for r in results {
-            let parts: Vec<String> = r["blind_sweep"]
+            let parts: Vec<String> = r[key]
                 .as_array()
-                .map(|s| {
-                    s.iter()
-                        .map(|b| {
-                            format!(
-                                "every {}: {} ({})",
-                                f(b, &["every_rows"]),
-                                f(b, &["accuracy"]),
-                                f(b, &["retrains"])
-                            )
-                        })
-                        .collect()
-                })
+                .map(|s| s.iter().map(item).collect())
                 .unwrap_or_default();
             println!(
                 "{:<10} {}",
@@ -865,32 +849,34 @@ fn print_table(results: &[Json]) {
                 parts.join("   ")
             );
         }
+    };
+    if results
+        .iter()
+        .any(|r| r["blind_sweep"].as_array().is_some_and(|s| !s.is_empty()))
+    {
+        println!(
+            "\nblind retrainers every N rows, replayed on the same stream (accuracy, retrains):"
+        );
+        per_scenario("blind_sweep", &|b| {
+            format!(
+                "every {}: {} ({})",
+                f(b, &["every_rows"]),
+                f(b, &["accuracy"]),
+                f(b, &["retrains"])
+            )
+        });
     }
     println!("\nper quarter of the stream (mend / static / blind):");
-    for r in results {
-        let parts: Vec<String> = r["segments"]
-            .as_array()
-            .map(|s| {
-                s.iter()
-                    .map(|seg| {
-                        format!(
-                            "{}..{}: {} / {} / {}",
-                            f(seg, &["from_row"]),
-                            f(seg, &["to_row"]),
-                            f(seg, &["mend"]),
-                            f(seg, &["static"]),
-                            f(seg, &["blind"])
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        println!(
-            "{:<10} {}",
-            f(r, &["name"]).trim_matches('"'),
-            parts.join("   ")
-        );
-    }
+    per_scenario("segments", &|seg| {
+        format!(
+            "{}..{}: {} / {} / {}",
+            f(seg, &["from_row"]),
+            f(seg, &["to_row"]),
+            f(seg, &["mend"]),
+            f(seg, &["static"]),
+            f(seg, &["blind"])
+        )
+    });
 }
 
 #[cfg(test)]
