@@ -13,15 +13,15 @@
 //! A rejected follow-up changes nothing, but one judged on a few hundred held-out rows can
 //! lose to a champion that is in truth sliding, so the champion is followed up once more
 //! (`patience` times), as soon as a fresh `window` of labels is in; the chain ends at the
-//! next rejection in a row. So a drift that stops
-//! costs a few extra candidates, and a calm model is never retrained by this.
+//! next rejection in a row. So a drift that stops costs a few extra candidates, and a calm
+//! model is never retrained by this.
 //!
 //! The request's id names the promoted version (and the attempt after rejections, see
-//! [`request_id`]), so replicas of the trainer ask once. A
-//! promotion that is followed up is tagged so (`follow_up: armed`) and its champion move
-//! carries the label mark the guard uses, so a restarted trainer follows the champion up again
-//! ([`FollowUps::resume_on_start`]); if that follow-up had already run, asking again under the
-//! same id finds the version it produced instead of training twice.
+//! [`request_id`]), so replicas of the trainer ask once. A promotion that is followed up is
+//! tagged so (`follow_up: armed`) and its champion move carries the label mark the guard uses,
+//! so a restarted trainer follows the champion up again ([`FollowUps::resume_on_start`]); if
+//! that follow-up had already run, asking again under the same id finds the version it
+//! produced instead of training twice.
 
 use std::sync::Arc;
 use std::time::Duration;
