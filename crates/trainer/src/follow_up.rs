@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mend_bus::events::{DataWindow, DriftKind, RetrainRequested};
-use mend_bus::{Bus, DataLog, DataLogExt, Envelope, ModelName, Window, publish_event};
+use mend_bus::{Bus, DataLog, Envelope, ModelName, publish_event};
 use mend_client::RegistryClient;
 use mend_proto::registry::v1::get_version_request::Selector;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::TrainerError;
 use crate::guard::trainer_promotion;
 use crate::lineage::tags;
-use crate::per_model::{PerModel, resume_with_backoff};
+use crate::per_model::{LabelsAfter, PerModel, Watched, resume_with_backoff};
 use crate::registry;
 use crate::trigger::{FOLLOW_UP_REASON, RetrainTrigger, TriggerKind};
 
@@ -201,34 +201,22 @@ impl FollowUps {
 /// Each look reads only the labels logged since the last one, and keeps their sequences.
 async fn follow_up(inner: &Inner, model: &ModelName, version: u64, labels_seq: u64, attempt: u32) {
     let policy = &inner.policy;
+    let watched = Watched {
+        data_log: inner.data_log.as_ref(),
+        registry: &inner.registry,
+        model,
+        version,
+        what: "follow-up",
+    };
     let needed = policy.labels_before(attempt);
-    let mut seqs: Vec<u64> = Vec::with_capacity(needed);
-    let mut next = labels_seq + 1;
-    while seqs.len() < needed {
-        tokio::time::sleep(policy.poll).await;
-        match registry::champion_version(&inner.registry, model.as_str()).await {
-            Ok(Some(champion)) if champion == version => {}
-            Ok(other) => {
-                tracing::info!(%model, version, champion = ?other, "follow-up dropped: the champion moved");
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(%model, %error, "follow-up cannot read the champion; trying again");
-                continue;
-            }
+    let labels = match watched.labels_after(labels_seq, needed, policy.poll).await {
+        LabelsAfter::Labels(labels) => labels,
+        LabelsAfter::ChampionMoved(other) => {
+            tracing::info!(%model, version, champion = ?other, "follow-up dropped: the champion moved");
+            return;
         }
-        let window = Window::sequence(next, None).with_limit(needed - seqs.len());
-        match inner.data_log.read_labels(model, &window).await {
-            Ok(labels) => {
-                seqs.extend(labels.iter().map(|logged| logged.seq));
-                next = seqs.last().map_or(next, |last| last + 1);
-                tracing::debug!(%model, labeled = seqs.len(), needed, "follow-up waiting for labels");
-            }
-            Err(error) => {
-                tracing::warn!(%model, %error, "follow-up cannot read labels; trying again");
-            }
-        }
-    }
+    };
+    let seqs: Vec<u64> = labels.iter().map(|logged| logged.seq).collect();
     let newest = &seqs[seqs.len().saturating_sub(policy.window.max(1))..];
     let (Some(&first), Some(&last)) = (newest.first(), newest.last()) else {
         return;

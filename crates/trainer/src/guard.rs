@@ -14,9 +14,8 @@
 use std::sync::Arc;
 
 use mend_bus::events::Severity;
-use mend_bus::{Bus, DataLog, DataLogExt, Logged, ModelName, Window};
+use mend_bus::{Bus, DataLog, ModelName};
 use mend_client::{CHAMPION, RegistryClient};
-use mend_core::record::LabelRecord;
 use mend_proto::registry::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +25,7 @@ use crate::error::TrainerError;
 use crate::evaluate::live_accuracy;
 use crate::lineage::ACTOR;
 use crate::metrics::TrainerMetrics;
-use crate::per_model::{PerModel, resume_with_backoff};
+use crate::per_model::{ChampionCheck, LabelsAfter, PerModel, Watched, resume_with_backoff};
 use crate::registry::{self, LoadedVersion, MoveOutcome};
 use crate::window::join_labels;
 
@@ -301,6 +300,12 @@ async fn mark_passed(inner: &GuardsInner, model: &ModelName, version: u64) {
     }
 }
 
+fn abandoned(champion: Option<u64>) -> GuardVerdict {
+    GuardVerdict::Abandoned {
+        reason: format!("the champion is now {champion:?}"),
+    }
+}
+
 async fn watch(
     inner: &GuardsInner,
     model: &ModelName,
@@ -311,35 +316,23 @@ async fn watch(
     let policy = &inner.policy;
     let new_version = new.meta.version;
     let old_version = old.meta.version;
-    // The first `rows` labels logged after the move, read as they come (each look reads only
-    // the new ones), then joined with their rows once all are in.
-    let mut labels: Vec<Logged<LabelRecord>> = Vec::with_capacity(policy.rows);
-    let mut next = labels_seq + 1;
+    // The first `rows` labels logged after the move, read as they come, then joined with
+    // their rows once all are in.
+    let watched = Watched {
+        data_log: inner.data_log.as_ref(),
+        registry: &inner.registry,
+        model,
+        version: new_version,
+        what: "guard",
+    };
+    let labels = match watched
+        .labels_after(labels_seq, policy.rows, policy.poll)
+        .await
+    {
+        LabelsAfter::Labels(labels) => labels,
+        LabelsAfter::ChampionMoved(other) => return Ok(abandoned(other)),
+    };
     let data = loop {
-        tokio::time::sleep(policy.poll).await;
-        let champion = registry::champion_version(&inner.registry, model.as_str()).await;
-        match champion {
-            Ok(Some(version)) if version == new_version => {}
-            Ok(other) => {
-                return Ok(GuardVerdict::Abandoned {
-                    reason: format!("the champion is now {other:?}"),
-                });
-            }
-            Err(error) => {
-                tracing::warn!(%model, %error, "guard cannot read the champion; trying again");
-                continue;
-            }
-        }
-        if labels.len() < policy.rows {
-            let window = Window::sequence(next, None).with_limit(policy.rows - labels.len());
-            let fresh = inner.data_log.read_labels(model, &window).await?;
-            next = fresh.last().map_or(next, |last| last.seq + 1);
-            labels.extend(fresh);
-            if labels.len() < policy.rows {
-                tracing::debug!(%model, labeled = labels.len(), needed = policy.rows, "guard waiting for labels");
-                continue;
-            }
-        }
         // A row labeled twice counts once (its newest label); a label whose row has not
         // arrived yet is waited for.
         let data = join_labels(inner.data_log.as_ref(), model, labels.clone()).await?;
@@ -347,6 +340,10 @@ async fn watch(
             break data;
         }
         tracing::debug!(%model, unmatched = data.unmatched, "guard waiting for the rows of its labels");
+        tokio::time::sleep(policy.poll).await;
+        if let ChampionCheck::Moved(other) = watched.champion().await {
+            return Ok(abandoned(other));
+        }
     };
     let data_rows = data.len();
     let (new_artifact, old_artifact) = (new.artifact.clone(), old.artifact.clone());

@@ -1,5 +1,7 @@
 //! One background task per model, a newer one replacing the older (the rollback guard and
 //! the follow-up each watch only a model's latest promotion).
+//! [`Watched`] is what both do while they wait: check the champion and read the labels logged
+//! since their last look.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -7,8 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use mend_bus::ModelName;
+use mend_bus::{DataLog, DataLogExt, Logged, ModelName, Window};
+use mend_client::RegistryClient;
+use mend_core::record::LabelRecord;
 use tokio_util::sync::CancellationToken;
+
+use crate::registry;
 
 /// The running task of each model: its number (unique in the process) and how to stop it.
 #[derive(Debug, Default)]
@@ -47,6 +53,84 @@ impl PerModel {
         {
             running.remove(model);
         }
+    }
+}
+
+/// Whether the watched version is still the champion, as a watcher looking every poll sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChampionCheck {
+    Still,
+    /// The champion is now this (`None`: no champion).
+    Moved(Option<u64>),
+    /// The registry could not be read (logged); look again next time.
+    Unknown,
+}
+
+/// What waiting for the labels after a promotion ended with.
+#[derive(Debug)]
+pub enum LabelsAfter {
+    /// The first labels logged after the promotion, in log order.
+    Labels(Vec<Logged<LabelRecord>>),
+    /// The champion moved on first (to this; `None`: no champion).
+    ChampionMoved(Option<u64>),
+}
+
+/// A promoted `version` of `model` being watched (by the rollback guard or a follow-up,
+/// named `what` in the logs) while it stays the champion.
+#[derive(Clone, Copy)]
+pub struct Watched<'a> {
+    pub data_log: &'a dyn DataLog,
+    pub registry: &'a RegistryClient,
+    pub model: &'a ModelName,
+    pub version: u64,
+    pub what: &'a str,
+}
+
+impl Watched<'_> {
+    pub async fn champion(&self) -> ChampionCheck {
+        let model = self.model;
+        match registry::champion_version(self.registry, model.as_str()).await {
+            Ok(Some(champion)) if champion == self.version => ChampionCheck::Still,
+            Ok(other) => ChampionCheck::Moved(other),
+            Err(error) => {
+                tracing::warn!(%model, %error, "{} cannot read the champion; trying again", self.what);
+                ChampionCheck::Unknown
+            }
+        }
+    }
+
+    /// Waits, looking every `poll`, until `needed` labels have been logged after `labels_seq`
+    /// while the version stays the champion. Each look reads only the labels logged since the
+    /// last one; a failed read is logged and tried again at the next look.
+    pub async fn labels_after(
+        &self,
+        labels_seq: u64,
+        needed: usize,
+        poll: Duration,
+    ) -> LabelsAfter {
+        let (model, what) = (self.model, self.what);
+        let mut labels: Vec<Logged<LabelRecord>> = Vec::with_capacity(needed);
+        let mut next = labels_seq + 1;
+        while labels.len() < needed {
+            tokio::time::sleep(poll).await;
+            match self.champion().await {
+                ChampionCheck::Still => {}
+                ChampionCheck::Moved(other) => return LabelsAfter::ChampionMoved(other),
+                ChampionCheck::Unknown => continue,
+            }
+            let window = Window::sequence(next, None).with_limit(needed - labels.len());
+            match self.data_log.read_labels(model, &window).await {
+                Ok(fresh) => {
+                    next = fresh.last().map_or(next, |last| last.seq + 1);
+                    labels.extend(fresh);
+                    tracing::debug!(%model, labeled = labels.len(), needed, "{what} waiting for labels");
+                }
+                Err(error) => {
+                    tracing::warn!(%model, %error, "{what} cannot read labels; trying again");
+                }
+            }
+        }
+        LabelsAfter::Labels(labels)
     }
 }
 

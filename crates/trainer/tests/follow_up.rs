@@ -72,10 +72,7 @@ fn promoted(version: u64) -> impl Fn(&Envelope) -> bool {
 
 /// v1 on concept a, rows of concept b, then performance drift: v2 (concept b) is promoted.
 async fn performance_drift_promotes_v2(harness: &mut Harness, world: &mut World) {
-    harness
-        .seed_champion(&world.records(1_000, &concept_a()))
-        .await;
-    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.champion_on_a_then_b(world).await;
     harness.publish(drift(DriftKind::Performance)).await;
     harness.wait_for(30, promoted(2)).await;
 }
@@ -184,10 +181,7 @@ async fn a_promotion_for_data_drift_is_not_followed_up() {
     let mut harness = Harness::start(Backend::InProcess).await;
     let mut world = World::new();
     harness.start_trainer(config(0.02)).await;
-    harness
-        .seed_champion(&world.records(1_000, &concept_a()))
-        .await;
-    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.champion_on_a_then_b(&mut world).await;
     harness.publish(drift(DriftKind::Data)).await;
     harness.wait_for(30, promoted(2)).await;
 

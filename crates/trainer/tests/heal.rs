@@ -164,10 +164,7 @@ async fn a_candidate_trained_on_noise_is_rejected_and_the_champion_stays() {
 async fn ten_duplicate_drift_events_cause_one_retrain() {
     let mut harness = Harness::start(Backend::InProcess).await;
     let mut world = World::new();
-    harness
-        .seed_champion(&world.records(1_000, &concept_a()))
-        .await;
-    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.champion_on_a_then_b(&mut world).await;
     harness.start_trainer(test_config()).await;
 
     for _ in 0..10 {
@@ -214,10 +211,7 @@ async fn ten_duplicate_drift_events_cause_one_retrain() {
 async fn a_forced_retrain_from_raw_json_over_nats_trains_a_candidate() {
     let mut harness = Harness::start(Backend::JetStream).await;
     let mut world = World::new();
-    harness
-        .seed_champion(&world.records(1_000, &concept_a()))
-        .await;
-    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.champion_on_a_then_b(&mut world).await;
     harness.start_trainer(test_config()).await;
 
     // Exactly what `nats pub retrain.requested.churn '{"v":1,"reason":"quarterly"}'` sends.
@@ -302,10 +296,7 @@ async fn a_guard_counts_a_row_labeled_twice_once_and_still_decides() {
 /// Seeds version 1 on the old concept, logs rows of a new one, starts a trainer, and lets
 /// drift promote version 2 (a guard starts watching it).
 async fn drift_promotes_version_2(harness: &mut Harness, world: &mut World) {
-    harness
-        .seed_champion(&world.records(1_000, &concept_a()))
-        .await;
-    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.champion_on_a_then_b(world).await;
     harness.start_trainer(test_config()).await;
     harness.publish(drift()).await;
     harness
@@ -393,10 +384,7 @@ async fn a_guard_that_passed_is_not_resumed_after_a_restart() {
 async fn a_version_retrained_from_its_recorded_window_gets_the_same_rows_and_result() {
     let mut harness = Harness::start(Backend::InProcess).await;
     let mut world = World::new();
-    harness
-        .seed_champion(&world.records(1_000, &concept_a()))
-        .await;
-    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.champion_on_a_then_b(&mut world).await;
     // No guard: the newer rows below would otherwise roll version 2 back.
     let mut config = test_config();
     config.guard.rows = 0;
@@ -524,10 +512,7 @@ async fn after_an_abrupt_change_the_retrain_trains_only_on_rows_since_the_drift_
 async fn a_request_naming_its_window_skips_the_debounce_and_others_wait_it_out() {
     let mut harness = Harness::start(Backend::InProcess).await;
     let mut world = World::new();
-    harness
-        .seed_champion(&world.records(1_000, &concept_a()))
-        .await;
-    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.champion_on_a_then_b(&mut world).await;
     let mut config = test_config();
     config.guard.rows = 0;
     // A debounce no test waits out: only a run that skips it can finish here.

@@ -64,10 +64,7 @@ fn trigger(id: &str) -> RetrainTrigger {
 async fn the_same_event_twice_trains_once() {
     let harness = Harness::start(Backend::InProcess).await;
     let mut world = World::new();
-    harness
-        .seed_champion(&world.records(1_000, &concept_a()))
-        .await;
-    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.champion_on_a_then_b(&mut world).await;
     let healer = healer(&harness);
 
     let first = healer.retrain(&model(), &[trigger("evt-1")]).await.unwrap();
@@ -210,10 +207,7 @@ async fn repeated_failures_back_off_then_alert_and_dead_letter() {
 async fn a_schedule_requests_retrains_with_its_reason() {
     let mut harness = Harness::start(Backend::InProcess).await;
     let mut world = World::new();
-    harness
-        .seed_champion(&world.records(1_000, &concept_a()))
-        .await;
-    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.champion_on_a_then_b(&mut world).await;
     let mut config = test_config();
     config.schedules = BTreeMap::from([(model(), Duration::from_secs(1))]);
     harness.start_trainer(config).await;
@@ -245,10 +239,7 @@ async fn a_schedule_requests_retrains_with_its_reason() {
 async fn a_trainer_stopped_before_its_run_leaves_the_event_for_the_next_one_over_nats() {
     let mut harness = Harness::start(Backend::JetStream).await;
     let mut world = World::new();
-    harness
-        .seed_champion(&world.records(1_000, &concept_a()))
-        .await;
-    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.champion_on_a_then_b(&mut world).await;
     let mut slow = test_config();
     slow.debounce = Duration::from_secs(5);
     harness.start_trainer(slow).await;
@@ -288,10 +279,7 @@ async fn a_trainer_stopped_before_its_run_leaves_the_event_for_the_next_one_over
 async fn a_champion_moved_by_someone_else_is_never_overwritten() {
     let harness = Harness::start(Backend::InProcess).await;
     let mut world = World::new();
-    harness
-        .seed_champion(&world.records(1_000, &concept_a()))
-        .await;
-    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.champion_on_a_then_b(&mut world).await;
     let healer = healer(&harness);
     assert_eq!(
         healer.retrain(&model(), &[trigger("evt-a")]).await.unwrap(),

@@ -236,6 +236,14 @@ impl Harness {
         self.data_log.append_labels(&model, labels).await.unwrap();
     }
 
+    /// The usual start: version 1 trained on 1,000 rows of concept a is the champion, and
+    /// 1,000 labeled rows of concept b (the flipped world) are logged after it.
+    pub async fn champion_on_a_then_b(&self, world: &mut World) {
+        self.seed_champion(&world.records(1_000, &concept_a()))
+            .await;
+        self.append(&world.records(1_000, &concept_b())).await;
+    }
+
     /// Trains version 1 on these records and makes it the champion.
     pub async fn seed_champion(&self, (rows, labels): &(Vec<RowRecord>, Vec<LabelRecord>)) -> u64 {
         let labels: Vec<String> = labels.iter().map(|l| l.label.clone()).collect();
