@@ -22,6 +22,7 @@ use measure::{
     Knobs, calm, flip_delay, page_hinkley_calm_alarms, page_hinkley_delay, replay_alarms,
     rotation_delay, shift_delay, train_model,
 };
+use mend_core::Artifact;
 use mend_monitor::detector::PageHinkleyConfig;
 use mend_monitor::performance::TrendConfig;
 
@@ -75,6 +76,22 @@ fn arg(name: &str, default: usize) -> usize {
         .and_then(|i| args.get(i + 1))
         .map(|v| v.parse().expect("a whole number"))
         .unwrap_or(default)
+}
+
+/// One champion per seed, trained on `reference` rows.
+fn models(reference: usize, seeds: u64) -> Vec<Arc<Artifact>> {
+    (0..seeds)
+        .map(|seed| Arc::new(train_model(reference, seed).expect("trains")))
+        .collect()
+}
+
+/// `f(seed, model)` for each seed's model.
+fn per_seed<T>(models: &[Arc<Artifact>], f: impl Fn(u64, &Arc<Artifact>) -> T) -> Vec<T> {
+    models
+        .iter()
+        .enumerate()
+        .map(|(seed, model)| f(seed as u64, model))
+        .collect()
 }
 
 fn per_million(count: usize, rows: usize) -> f64 {
@@ -156,9 +173,7 @@ fn defaults_table(rows: usize, seeds: u64, reference_rows: &[usize]) {
     );
     println!("|---|---|---|---|---|---|---|");
     for &reference in reference_rows {
-        let models: Vec<Arc<_>> = (0..seeds)
-            .map(|seed| Arc::new(train_model(reference, seed).expect("trains")))
-            .collect();
+        let models = models(reference, seeds);
         let tallies: Vec<_> = models
             .iter()
             .enumerate()
@@ -262,9 +277,7 @@ fn data_table(
     );
     println!("|---|---|---|---|---|---|---|");
     for &reference in reference_rows {
-        let models: Vec<Arc<_>> = (0..seeds)
-            .map(|seed| Arc::new(train_model(reference, seed).expect("trains")))
-            .collect();
+        let models = models(reference, seeds);
         for &window in windows {
             let tallies: Vec<_> = models
                 .iter()
@@ -331,9 +344,7 @@ fn performance_table(
         .flat_map(|&l| tolerances.iter().map(move |&t| (l, t, false)))
         .collect();
     for &reference in reference_rows {
-        let models: Vec<Arc<_>> = (0..seeds)
-            .map(|seed| Arc::new(train_model(reference, seed).expect("trains")))
-            .collect();
+        let models = models(reference, seeds);
         for &(label_window, tolerance, page_hinkley) in &label_settings {
             let knobs = Knobs {
                 window_rows: 1_000_000,
@@ -390,9 +401,7 @@ fn trend_table(rows: usize, seeds: u64, reference_rows: &[usize], windows: &[usi
     );
     println!("|---|---|---|---|---|---|");
     for &reference in reference_rows {
-        let models: Vec<Arc<_>> = (0..seeds)
-            .map(|seed| Arc::new(train_model(reference, seed).expect("trains")))
-            .collect();
+        let models = models(reference, seeds);
         for &window in windows {
             for &z in zs {
                 let knobs = Knobs {
@@ -403,25 +412,15 @@ fn trend_table(rows: usize, seeds: u64, reference_rows: &[usize], windows: &[usi
                     page_hinkley: false,
                     trend: Some((window, z)),
                 };
-                let tallies: Vec<_> = models
-                    .iter()
-                    .enumerate()
-                    .map(|(seed, model)| calm(model, knobs, rows, true, seed as u64))
-                    .collect();
+                let tallies = per_seed(&models, |seed, model| calm(model, knobs, rows, true, seed));
                 let labels: usize = tallies.iter().map(|t| t.labels).sum();
                 let alarms: usize = tallies.iter().map(|t| t.performance_accuracy).sum();
-                let rotations: Vec<Option<usize>> = models
-                    .iter()
-                    .enumerate()
-                    .map(|(seed, model)| rotation_delay(model, knobs, 20_000, 600 + seed as u64))
-                    .collect();
-                let flips: Vec<Option<usize>> = models
-                    .iter()
-                    .enumerate()
-                    .map(|(seed, model)| {
-                        flip_delay(model, knobs, 3_000, 20_000, 200 + seed as u64).map(|f| f.0)
-                    })
-                    .collect();
+                let rotations = per_seed(&models, |seed, model| {
+                    rotation_delay(model, knobs, 20_000, 600 + seed)
+                });
+                let flips = per_seed(&models, |seed, model| {
+                    flip_delay(model, knobs, 3_000, 20_000, 200 + seed).map(|f| f.0)
+                });
                 println!(
                     "| {reference} | {window} | {z} | {:.1} ({alarms}) | {} | {} |",
                     per_million(alarms, labels),
