@@ -127,3 +127,27 @@ fn a_heal_latency_run_reports_the_new_champion_answering() {
     );
     assert!(run["trained_on_rows"].as_u64().unwrap() >= 100, "{run}");
 }
+
+#[test]
+fn without_a_sweep_only_the_live_blind_retrainer_runs() {
+    let out = bench_heal(&[
+        "--scenario",
+        "abrupt",
+        "--rows",
+        "2000",
+        "--initial-rows",
+        "1000",
+        "--rate",
+        "4000",
+        "--blind-every",
+        "1000",
+        "--latency-runs",
+        "0",
+        "--blind-sweep",
+    ]);
+    let s = &out["scenarios"][0];
+    assert_eq!(s["blind_sweep"], serde_json::json!([]), "{s}");
+    // It keeps only the newest window of the stream, and still retrains on it.
+    assert_eq!(s["blind"]["retrains"], 2, "{s}");
+    accuracy(&s["blind"]["accuracy"]);
+}

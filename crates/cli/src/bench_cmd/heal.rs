@@ -74,8 +74,13 @@ pub struct HealArgs {
     blind_every: usize,
     /// More blind retrainers, one per cadence (rows), replayed on the same stream after it
     /// ends (so they cost the live run nothing): how accuracy trades against retrains.
-    /// Empty: none.
-    #[arg(long, default_value = "1000,3000,4000,5000", value_delimiter = ',')]
+    /// `--blind-sweep` with no cadence: none.
+    #[arg(
+        long,
+        default_value = "1000,3000,4000,5000",
+        value_delimiter = ',',
+        num_args = 0..
+    )]
     blind_sweep: Vec<usize>,
     /// Seed of the synthetic world.
     #[arg(long, default_value_t = 7)]
@@ -480,8 +485,8 @@ async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String))
     let mut blind = first.clone();
     let mut blind_retrains = 0usize;
     let mut blind_train_ms = Vec::new();
-    let mut history: Vec<Sample> = Vec::new();
-    // Every batch, for the blind retrainers replayed after the stream.
+    // The batches so far: all of them when blind retrainers are replayed after the stream,
+    // else just what the newest window needs.
     let mut stream: Vec<Sample> = Vec::new();
     let mut since_blind = 0usize;
     let quarter = args.rows.div_ceil(4).max(1);
@@ -523,15 +528,12 @@ async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String))
         .await?;
         row += n;
         position.store(row as u64, Ordering::Relaxed);
-        if !args.blind_sweep.is_empty() {
-            stream.push(sample.clone());
-        }
-        history.push(sample);
+        stream.push(sample);
         since_blind += n;
         if since_blind >= args.blind_every {
             since_blind = 0;
             let trained = Instant::now();
-            let table = blind_table(&world, &history, row, window);
+            let table = blind_table(&world, &stream, row, window);
             let (schema, settings) = (schema.clone(), trainer.train.clone());
             // Off the executor, as the trainer trains: the services share this runtime.
             blind = tokio::task::spawn_blocking(move || -> Result<Artifact> {
@@ -543,16 +545,17 @@ async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String))
             blind_train_ms.push(trained.elapsed().as_millis() as u64);
             blind_retrains += 1;
         }
-        // Keep just what the newest window needs.
-        let mut kept = 0;
-        let keep_from = history
-            .iter()
-            .rposition(|s| {
-                kept += s.labels.len();
-                kept >= window
-            })
-            .unwrap_or(0);
-        history.drain(..keep_from);
+        if args.blind_sweep.is_empty() {
+            let mut kept = 0;
+            let keep_from = stream
+                .iter()
+                .rposition(|s| {
+                    kept += s.labels.len();
+                    kept >= window
+                })
+                .unwrap_or(0);
+            stream.drain(..keep_from);
+        }
     }
     let stream_ms = stream_start.elapsed().as_millis() as u64;
     let behind = stream_start.elapsed().as_secs_f64() - args.rows as f64 / args.rate;
