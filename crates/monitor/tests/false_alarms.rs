@@ -80,7 +80,7 @@ fn a_flipped_concept_is_found_within_a_few_hundred_labels() {
 #[test]
 fn a_gradual_rotation_is_found_by_the_trend_test_before_the_tolerance_sees_it() {
     let model = small_reference_model();
-    // The heal bench's gradual stream: the boundary turns 180 degrees over 20,000 rows.
+    // The heal bench's rotating stream: the boundary turns 180 degrees over 20,000 rows.
     let with_trend = rotation_delay(&model, default_knobs(), 20_000, 13).expect("found");
     let without = rotation_delay(
         &model,

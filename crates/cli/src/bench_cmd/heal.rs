@@ -1,7 +1,8 @@
 //! `mend bench-heal`: how well, and how fast, the loop heals.
 //!
-//! **Healing quality.** Three generated streams (an abrupt concept change, a gradual rotation
-//! of the decision boundary, covariate shift under a fixed labelling rule), each scored
+//! **Healing quality.** Generated streams (an abrupt concept change, a gradual rotation of the
+//! decision boundary, covariate shift under a fixed labelling rule, and a boundary that never
+//! stops rotating), each scored
 //! prequentially (every row is predicted before its label is learned) for three contenders:
 //! - *mend*: the real services in this process, as `mend up` runs them (in-process bus,
 //!   SQLite in a fresh data directory, registry, server, ingest, monitor, trainer). Each batch
@@ -52,7 +53,8 @@ pub(super) const REQUEST_ID: &str = "bench-heal";
 
 #[derive(Debug, Args)]
 pub struct HealArgs {
-    /// Scenarios to run: `all`, or a comma-separated list of `abrupt`, `gradual`, `covariate`.
+    /// Scenarios to run: `all`, or a comma-separated list of `abrupt`, `gradual`, `covariate`,
+    /// `rotating`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Rows streamed per scenario (after the first champion is trained).
@@ -116,6 +118,7 @@ enum Scenario {
     Abrupt,
     Gradual,
     Covariate,
+    Rotating,
 }
 
 impl Scenario {
@@ -124,6 +127,7 @@ impl Scenario {
             Scenario::Abrupt => "abrupt",
             Scenario::Gradual => "gradual",
             Scenario::Covariate => "covariate",
+            Scenario::Rotating => "rotating",
         }
     }
 
@@ -131,10 +135,13 @@ impl Scenario {
         match self {
             Scenario::Abrupt => "the labelling rule flips at the middle of the stream",
             Scenario::Gradual => {
-                "the decision boundary rotates in the (x0, x1) plane from 0 to 180 degrees over the stream"
+                "from the middle on, the decision boundary rotates in the (x0, x1) plane from 0 to 180 degrees, linearly over the second half"
             }
             Scenario::Covariate => {
                 "x0 moves +2 standard deviations at the middle; the labelling rule stays"
+            }
+            Scenario::Rotating => {
+                "the decision boundary rotates in the (x0, x1) plane from 0 to 180 degrees, linearly over the whole stream"
             }
         }
     }
@@ -148,11 +155,15 @@ impl Scenario {
                 ..Regime::default()
             },
             Scenario::Gradual => Regime {
-                rotation: std::f64::consts::PI * frac,
+                rotation: std::f64::consts::PI * (2.0 * frac - 1.0).clamp(0.0, 1.0),
                 ..Regime::default()
             },
             Scenario::Covariate => Regime {
                 shift: if row >= total / 2 { 2.0 } else { 0.0 },
+                ..Regime::default()
+            },
+            Scenario::Rotating => Regime {
+                rotation: std::f64::consts::PI * frac,
                 ..Regime::default()
             },
         }
@@ -162,17 +173,25 @@ impl Scenario {
         let mut out = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
-                "all" => out.extend([Scenario::Abrupt, Scenario::Gradual, Scenario::Covariate]),
+                "all" => out.extend([
+                    Scenario::Abrupt,
+                    Scenario::Gradual,
+                    Scenario::Covariate,
+                    Scenario::Rotating,
+                ]),
                 "abrupt" => out.push(Scenario::Abrupt),
                 "gradual" => out.push(Scenario::Gradual),
                 "covariate" => out.push(Scenario::Covariate),
+                "rotating" => out.push(Scenario::Rotating),
                 other => bail!(
-                    "unknown --scenario {other:?}; use all, or a list of abrupt, gradual, covariate"
+                    "unknown --scenario {other:?}; use all, or a list of abrupt, gradual, covariate, rotating"
                 ),
             }
         }
         if out.is_empty() {
-            bail!("--scenario names no scenario; use all, or a list of abrupt, gradual, covariate");
+            bail!(
+                "--scenario names no scenario; use all, or a list of abrupt, gradual, covariate, rotating"
+            );
         }
         out.dedup();
         Ok(out)
@@ -183,10 +202,11 @@ impl Scenario {
 ///
 /// The stream is compressed in time (thousands of rows a second), so the time-based knobs are
 /// scaled with it: the monitor looks every 100 ms instead of every second, the trainer waits
-/// 100 ms for duplicate triggers and cools down for 1 s (2,000 rows at the default pace)
-/// instead of 30 s. Row-based knobs keep their defaults (monitor windows of 1,000 rows and 500
-/// labels, two confirming windows, a 500-row rollback guard) except the training window, which
-/// matches the blind retrainer's.
+/// 100 ms for duplicate triggers and cools down for 0.5 s (1,000 rows at the default pace, the
+/// follow-ups' cadence, so the cooldown does not hold the loop below it) instead of 30 s.
+/// Row-based knobs keep their defaults (monitor windows of 2,000 rows and 500 labels, three
+/// confirming windows, a 500-row rollback guard, follow-ups every 1,000 labels) except the
+/// training window, which matches the blind retrainer's.
 pub(super) fn bench_vars(window_rows: usize) -> Vec<(&'static str, String)> {
     vec![
         ("MEND_LOG", "error".to_owned()),
@@ -196,7 +216,7 @@ pub(super) fn bench_vars(window_rows: usize) -> Vec<(&'static str, String)> {
         ("MEND_MONITOR_POLL_MS", "100".to_owned()),
         ("MEND_TRAINER_WINDOW_ROWS", window_rows.to_string()),
         ("MEND_TRAINER_DEBOUNCE_MS", "100".to_owned()),
-        ("MEND_TRAINER_COOLDOWN_MS", "1000".to_owned()),
+        ("MEND_TRAINER_COOLDOWN_MS", "500".to_owned()),
         ("MEND_TRAINER_GUARD_POLL_MS", "100".to_owned()),
     ]
 }
@@ -889,7 +909,7 @@ mod tests {
 
     #[test]
     fn scenarios_parse_and_bend_the_world_where_they_say() {
-        assert_eq!(Scenario::parse_list("all").unwrap().len(), 3);
+        assert_eq!(Scenario::parse_list("all").unwrap().len(), 4);
         assert_eq!(
             Scenario::parse_list("abrupt, covariate").unwrap(),
             vec![Scenario::Abrupt, Scenario::Covariate]
@@ -901,7 +921,12 @@ mod tests {
         assert_eq!(Scenario::Covariate.regime(0, 1_000).shift, 0.0);
         assert_eq!(Scenario::Covariate.regime(600, 1_000).shift, 2.0);
         assert!(!Scenario::Covariate.regime(600, 1_000).flip);
+        // Gradual: still until the middle, then half a turn over the second half.
+        assert_eq!(Scenario::Gradual.regime(500, 1_000).rotation, 0.0);
         let late = Scenario::Gradual.regime(750, 1_000).rotation;
+        assert!((late - 0.5 * std::f64::consts::PI).abs() < 1e-12);
+        // Rotating: turning from the first row.
+        let late = Scenario::Rotating.regime(750, 1_000).rotation;
         assert!((late - 0.75 * std::f64::consts::PI).abs() < 1e-12);
     }
 }

@@ -393,7 +393,7 @@ fn performance_table(
 
 /// The accuracy-trend test alone (tolerance and Page-Hinkley off): alarms on calm labels, and
 /// how far into a gradual rotation of the boundary (0 to 180 degrees over 20,000 rows, the
-/// heal bench's stream) it first fires.
+/// heal bench's `rotating` stream) it first fires.
 fn trend_table(rows: usize, seeds: u64, reference_rows: &[usize], windows: &[usize], zs: &[f64]) {
     println!("\n## Performance drift: the accuracy-trend test alone\n");
     println!(
