@@ -115,7 +115,7 @@ pub mod defaults {
     pub const GUARD_ROWS: usize = 500;
     pub const GUARD_MARGIN: f64 = 0.02;
     pub const GUARD_POLL_MS: u64 = 1_000;
-    pub const FOLLOW_UP_LABELS: usize = 2_000;
+    pub const FOLLOW_UP_LABELS: usize = 1_000;
     pub const FOLLOW_UP_WINDOW: usize = 1_000;
     pub const FOLLOW_UP_MARGIN: f64 = 0.0;
     pub const FOLLOW_UP_PATIENCE: u32 = 1;
@@ -640,7 +640,7 @@ mod tests {
         assert!(config.webhooks.urls.is_empty());
         assert!(config.schedules.is_empty());
         assert_eq!(config.ack_wait, Duration::from_secs(60));
-        assert_eq!(config.follow_up.labels, 2_000);
+        assert_eq!(config.follow_up.labels, 1_000);
         assert_eq!(config.follow_up.window, 1_000);
         assert!(config.follow_up.margin.abs() < 1e-12);
         assert_eq!(config.follow_up.patience, 1);
