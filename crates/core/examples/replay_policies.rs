@@ -1,8 +1,9 @@
 //! Offline replay of retraining policies on the heal bench's streams: the live system replaced
 //! by fixed rules, so the ceiling of a policy can be read without the noise of a live run.
 //!
-//! The streams are `mend bench-heal`'s (`gradual`: still for the first half, then the boundary
-//! turns 180 degrees over the second; `rotating`: it turns over the whole stream), drawn from
+//! The streams are `mend bench-heal`'s ([`HalfTurn`]: `gradual` is still for the first half,
+//! then the boundary turns 180 degrees over the second; `rotating` turns over the whole stream),
+//! drawn from
 //! the same generator and seeds, with the same first champion (4,000 rows of the initial world,
 //! the newest 20 % held out), in batches of 500 rows scored prequentially. A policy retrains
 //! from a given row every so many rows on the newest `window` rows (oldest 80 % trained on, as
@@ -19,7 +20,7 @@
 use std::error::Error;
 
 use mend_core::model::{LogisticModel, TrainSettings};
-use mend_core::synthetic::{Generator, Regime, Sample, SyntheticSpec};
+use mend_core::synthetic::{Generator, HalfTurn, Regime, Sample, SyntheticSpec};
 use ndarray::Array2;
 
 const LEVELS: [&str; 4] = ["red", "green", "blue", "gold"];
@@ -167,16 +168,6 @@ fn replay(stream: &[Sample], first: &LogisticModel, p: &Policy) -> Res<(f64, usi
     Ok((ok as f64 / n.max(1) as f64, retrains))
 }
 
-fn rotation(stream: &str, row: usize) -> f64 {
-    let frac = row as f64 / TOTAL as f64;
-    let turned = if stream == "rotating" {
-        frac
-    } else {
-        (2.0 * frac - 1.0).clamp(0.0, 1.0)
-    };
-    std::f64::consts::PI * turned
-}
-
 fn policies(stream: &str) -> Vec<Policy> {
     let mut out: Vec<Policy> = [1_000, 2_000, 3_000]
         .into_iter()
@@ -228,9 +219,11 @@ fn policies(stream: &str) -> Vec<Policy> {
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let stream_name = args.first().map_or("gradual", String::as_str).to_owned();
-    if stream_name != "gradual" && stream_name != "rotating" {
-        return Err(format!("unknown stream {stream_name:?}; use gradual or rotating").into());
-    }
+    let turn = match stream_name.as_str() {
+        "gradual" => HalfTurn::SecondHalf,
+        "rotating" => HalfTurn::Whole,
+        other => return Err(format!("unknown stream {other:?}; use gradual or rotating").into()),
+    };
     let seeds: Vec<u64> = match args.get(1) {
         Some(list) => list
             .split(',')
@@ -247,13 +240,7 @@ fn main() -> Res<()> {
         let first = rows_of(&[g.sample(FIRST_ROWS, &Regime::default())], 0);
         let first = fit_plain(&first[..FIRST_ROWS - FIRST_ROWS / 5])?;
         let stream: Vec<Sample> = (0..TOTAL / BATCH)
-            .map(|b| {
-                let regime = Regime {
-                    rotation: rotation(&stream_name, b * BATCH),
-                    ..Regime::default()
-                };
-                g.sample(BATCH, &regime)
-            })
+            .map(|b| g.sample(BATCH, &turn.regime(b * BATCH, TOTAL)))
             .collect();
         worlds.push((first, stream));
     }

@@ -51,6 +51,32 @@ pub struct Regime {
     pub label_noise: f64,
 }
 
+/// A boundary that turns half a turn (0 to 180 degrees in the (`x0`, `x1`) plane), linearly:
+/// the gradual concept drift of the heal bench and of the policy replay, defined once here so
+/// both draw the same streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HalfTurn {
+    /// Still for the first half of the stream, turning over the second.
+    SecondHalf,
+    /// Turning from the first row to the last.
+    Whole,
+}
+
+impl HalfTurn {
+    /// The world at stream position `row` of `total`.
+    pub fn regime(self, row: usize, total: usize) -> Regime {
+        let frac = row as f64 / total.max(1) as f64;
+        let turned = match self {
+            HalfTurn::SecondHalf => (2.0 * frac - 1.0).clamp(0.0, 1.0),
+            HalfTurn::Whole => frac,
+        };
+        Regime {
+            rotation: std::f64::consts::PI * turned,
+            ..Regime::default()
+        }
+    }
+}
+
 /// Rows drawn from a world.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -300,4 +326,23 @@ pub fn fmt(x: f64) -> String {
 fn unreachable_normal() -> Normal<f64> {
     #[allow(clippy::unwrap_used)]
     Normal::new(0.0, 1.0).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::f64::consts::PI;
+
+    #[test]
+    fn half_turns_turn_where_they_say() {
+        let at = |turn: HalfTurn, row| turn.regime(row, 1_000).rotation;
+        assert_eq!(at(HalfTurn::SecondHalf, 0), 0.0);
+        assert_eq!(at(HalfTurn::SecondHalf, 500), 0.0);
+        assert!((at(HalfTurn::SecondHalf, 750) - PI / 2.0).abs() < 1e-12);
+        assert!((at(HalfTurn::SecondHalf, 1_000) - PI).abs() < 1e-12);
+        assert!((at(HalfTurn::Whole, 250) - PI / 4.0).abs() < 1e-12);
+        assert!((at(HalfTurn::Whole, 1_000) - PI).abs() < 1e-12);
+        let regime = HalfTurn::Whole.regime(600, 1_000);
+        assert!(!regime.flip && regime.shift == 0.0 && regime.label_noise == 0.0);
+    }
 }

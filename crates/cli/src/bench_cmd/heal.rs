@@ -33,7 +33,7 @@ use clap::Args;
 use mend_bus::events::Event;
 use mend_bus::{Bus, ConsumerSpec, EventSubscription};
 use mend_client::RegistryClient;
-use mend_core::synthetic::{Generator, Regime, Sample, SyntheticSpec};
+use mend_core::synthetic::{Generator, HalfTurn, Regime, Sample, SyntheticSpec};
 use mend_core::{Artifact, Frame, RawTable, Schema, TrainSettings};
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use mend_proto::ingest::v1 as ingest_pb;
@@ -148,24 +148,17 @@ impl Scenario {
 
     /// The world at stream position `row` of `total`.
     fn regime(self, row: usize, total: usize) -> Regime {
-        let frac = row as f64 / total.max(1) as f64;
         match self {
             Scenario::Abrupt => Regime {
                 flip: row >= total / 2,
                 ..Regime::default()
             },
-            Scenario::Gradual => Regime {
-                rotation: std::f64::consts::PI * (2.0 * frac - 1.0).clamp(0.0, 1.0),
-                ..Regime::default()
-            },
+            Scenario::Gradual => HalfTurn::SecondHalf.regime(row, total),
             Scenario::Covariate => Regime {
                 shift: if row >= total / 2 { 2.0 } else { 0.0 },
                 ..Regime::default()
             },
-            Scenario::Rotating => Regime {
-                rotation: std::f64::consts::PI * frac,
-                ..Regime::default()
-            },
+            Scenario::Rotating => HalfTurn::Whole.regime(row, total),
         }
     }
 
