@@ -42,11 +42,12 @@ pub enum SubjectKind {
     ModelRejected,
     ModelPromoted,
     ModelRolledBack,
+    RetrainDecided,
     Alert,
 }
 
 impl SubjectKind {
-    pub const ALL: [SubjectKind; 10] = [
+    pub const ALL: [SubjectKind; 11] = [
         SubjectKind::Rows,
         SubjectKind::Labels,
         SubjectKind::Predictions,
@@ -56,6 +57,7 @@ impl SubjectKind {
         SubjectKind::ModelRejected,
         SubjectKind::ModelPromoted,
         SubjectKind::ModelRolledBack,
+        SubjectKind::RetrainDecided,
         SubjectKind::Alert,
     ];
 
@@ -71,6 +73,7 @@ impl SubjectKind {
             SubjectKind::ModelRejected => "model.rejected",
             SubjectKind::ModelPromoted => "model.promoted",
             SubjectKind::ModelRolledBack => "model.rolled_back",
+            SubjectKind::RetrainDecided => "retrain.decided",
             SubjectKind::Alert => "alert",
         }
     }
@@ -135,6 +138,10 @@ pub fn model_rejected(model: &ModelName) -> String {
 /// `model.promoted.<model>`
 pub fn model_promoted(model: &ModelName) -> String {
     SubjectKind::ModelPromoted.subject(model)
+}
+/// `retrain.decided.<model>`
+pub fn retrain_decided(model: &ModelName) -> String {
+    SubjectKind::RetrainDecided.subject(model)
 }
 /// `model.rolled_back.<model>`
 pub fn model_rolled_back(model: &ModelName) -> String {
@@ -309,6 +316,7 @@ mod tests {
         assert_eq!(model_rejected(&churn), "model.rejected.churn");
         assert_eq!(model_promoted(&churn), "model.promoted.churn");
         assert_eq!(model_rolled_back(&churn), "model.rolled_back.churn");
+        assert_eq!(retrain_decided(&churn), "retrain.decided.churn");
         assert_eq!(alert(&churn), "alert.churn");
         assert_eq!(
             deadletter("retrain.requested.churn"),

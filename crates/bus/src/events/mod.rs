@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub use types::{
-    Alert, DataWindow, DriftDetected, DriftKind, FeatureDrift, Metrics, ModelPromoted,
-    ModelRejected, ModelRolledBack, ModelTrained, RetrainRequested, Severity,
+    Alert, DataWindow, Decision, DriftDetected, DriftKind, FeatureDrift, Metrics, ModelPromoted,
+    ModelRejected, ModelRolledBack, ModelTrained, RetrainDecided, RetrainRequested, Severity,
 };
 
 use crate::error::DecodeError;
@@ -37,6 +37,7 @@ pub enum Event {
     ModelRejected(ModelRejected),
     ModelPromoted(ModelPromoted),
     ModelRolledBack(ModelRolledBack),
+    RetrainDecided(RetrainDecided),
     Alert(Alert),
 }
 
@@ -50,6 +51,7 @@ impl Event {
             Event::ModelRejected(_) => SubjectKind::ModelRejected,
             Event::ModelPromoted(_) => SubjectKind::ModelPromoted,
             Event::ModelRolledBack(_) => SubjectKind::ModelRolledBack,
+            Event::RetrainDecided(_) => SubjectKind::RetrainDecided,
             Event::Alert(_) => SubjectKind::Alert,
         }
     }
@@ -62,6 +64,7 @@ impl Event {
             Event::ModelRejected(body) => serde_json::to_value(body),
             Event::ModelPromoted(body) => serde_json::to_value(body),
             Event::ModelRolledBack(body) => serde_json::to_value(body),
+            Event::RetrainDecided(body) => serde_json::to_value(body),
             Event::Alert(body) => serde_json::to_value(body),
         }
     }
@@ -74,6 +77,7 @@ impl Event {
             SubjectKind::ModelRejected => Event::ModelRejected(body(value)?),
             SubjectKind::ModelPromoted => Event::ModelPromoted(body(value)?),
             SubjectKind::ModelRolledBack => Event::ModelRolledBack(body(value)?),
+            SubjectKind::RetrainDecided => Event::RetrainDecided(body(value)?),
             SubjectKind::Alert => Event::Alert(body(value)?),
             SubjectKind::Rows | SubjectKind::Labels | SubjectKind::Predictions => {
                 return Err(DecodeError::NotAnEventSubject(kind.prefix().to_owned()));
@@ -103,6 +107,7 @@ impl_from_body!(
     ModelRejected,
     ModelPromoted,
     ModelRolledBack,
+    RetrainDecided,
     Alert
 );
 

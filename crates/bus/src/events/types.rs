@@ -208,3 +208,57 @@ pub struct Alert {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub related_event_id: Option<String>,
 }
+
+/// What the trainer did with one trigger (a drift alarm or a retrain request). Every trigger
+/// ends in exactly one decision on record, so no alarm is silently lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// The trigger led a run (its outcome is in `outcome`).
+    Acted,
+    /// The trigger was coalesced into a run another trigger led (`run_event_id`).
+    Merged,
+    /// The trigger waits for more labeled rows (`until_labels`) and is judged again then.
+    Deferred,
+    /// Nothing was done, for `reason`.
+    Dropped,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Acted => "acted",
+            Decision::Merged => "merged",
+            Decision::Deferred => "deferred",
+            Decision::Dropped => "dropped",
+        }
+    }
+}
+
+/// `retrain.decided.<model>`: the trainer's decision on one trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetrainDecided {
+    /// The trigger's event id (a `drift.detected` or `retrain.requested` event).
+    pub trigger_event_id: String,
+    /// `drift`, `forced`, `schedule` or `follow_up`.
+    pub trigger: String,
+    pub decision: Decision,
+    /// Why, in words (always set).
+    pub reason: String,
+    /// The trigger that led the run this one acted in or merged into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_event_id: Option<String>,
+    /// How the run ended: `promoted`, `rejected`, `reused`, `covered`, `skipped`, `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The candidate version the run registered, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// A deferred trigger is judged again once the label log reaches this many labels past
+    /// where it stood (see `labels_seq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_labels: Option<u64>,
+    /// The data-log sequence of the newest label when the decision was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels_seq: Option<u64>,
+}
