@@ -358,6 +358,17 @@ impl RegistryClient {
         }
     }
 
+    /// The names of the models whose `champion` alias is set, in name order.
+    pub async fn champion_models(&self) -> Result<Vec<String>, ClientError> {
+        Ok(self
+            .list_models()
+            .await?
+            .into_iter()
+            .filter(|summary| summary.aliases.contains_key(CHAMPION))
+            .map(|summary| summary.name)
+            .collect())
+    }
+
     /// Every version of a model, oldest first.
     pub async fn list_versions(
         &self,

@@ -34,6 +34,10 @@ pub enum ChampionError {
 pub trait ChampionSource: Send + Sync + std::fmt::Debug {
     /// The champion, or `None` when the model has none yet.
     async fn champion(&self, model: &ModelName) -> Result<Option<Champion>, ChampionError>;
+
+    /// Every model that has a champion now: the models a monitor without an allow-list
+    /// watches.
+    async fn models(&self) -> Result<Vec<ModelName>, ChampionError>;
 }
 
 /// The registry's `champion` alias, with the last artifact kept so an unchanged version is
@@ -97,6 +101,19 @@ impl ChampionSource for RegistryChampionSource {
         }
         Ok(Some(champion))
     }
+
+    async fn models(&self) -> Result<Vec<ModelName>, ChampionError> {
+        let mut models = Vec::new();
+        for name in self.client.champion_models().await? {
+            match ModelName::new(name.as_str()) {
+                Ok(model) => models.push(model),
+                Err(error) => {
+                    tracing::warn!(model = %name, %error, "not watching a model with an invalid name");
+                }
+            }
+        }
+        Ok(models)
+    }
 }
 
 /// Champions set by hand.
@@ -108,6 +125,13 @@ pub struct InMemoryChampionSource {
 impl InMemoryChampionSource {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Forgets `model`'s champion (as a registry whose model was removed).
+    pub fn remove(&self, model: &ModelName) {
+        if let Ok(mut champions) = self.champions.lock() {
+            champions.remove(model.as_str());
+        }
     }
 
     /// Makes `artifact` the champion of `model` as `version`.
@@ -132,5 +156,18 @@ impl ChampionSource for InMemoryChampionSource {
             .lock()
             .ok()
             .and_then(|champions| champions.get(model.as_str()).cloned()))
+    }
+
+    async fn models(&self) -> Result<Vec<ModelName>, ChampionError> {
+        let mut names: Vec<String> = self
+            .champions
+            .lock()
+            .map(|champions| champions.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        Ok(names
+            .iter()
+            .filter_map(|name| ModelName::new(name.as_str()).ok())
+            .collect())
     }
 }

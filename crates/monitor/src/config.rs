@@ -14,7 +14,8 @@ use mend_runtime::config::{ConfigError, ConfigSource, random_instance, replica_i
 use crate::detector::PageHinkleyConfig;
 use crate::performance::TrendConfig;
 
-/// Models to watch, comma separated (e.g. `churn,fraud`).
+/// Models to watch, comma separated (e.g. `churn,fraud`): an allow-list; unset, every model
+/// with a champion is watched.
 pub const MEND_MONITOR_MODELS: &str = "MEND_MONITOR_MODELS";
 /// Rows per data window.
 pub const MEND_MONITOR_WINDOW_ROWS: &str = "MEND_MONITOR_WINDOW_ROWS";

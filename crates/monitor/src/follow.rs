@@ -8,7 +8,6 @@
 //! idempotent). Events are handled concurrently, so a rejection waiting for a busy model's
 //! loop does not hold back other models' events.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +18,8 @@ use mend_bus::{
 };
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
+
+use crate::watched::WatchedModels;
 
 /// Events pulled at once, and handled at once at most.
 const FOLLOW_BATCH: usize = 16;
@@ -95,7 +96,7 @@ impl Signals {
 /// retried.
 pub(crate) async fn follow_champions(
     bus: Arc<dyn Bus>,
-    wake: Arc<HashMap<String, Arc<Signals>>>,
+    wake: Arc<WatchedModels>,
     durable: String,
     shutdown: CancellationToken,
 ) {
@@ -126,7 +127,7 @@ const CONSUMER_INACTIVE_THRESHOLD: Duration = Duration::from_secs(3600);
 
 async fn follow_once(
     bus: Arc<dyn Bus>,
-    wake: Arc<HashMap<String, Arc<Signals>>>,
+    wake: Arc<WatchedModels>,
     durable: String,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
@@ -150,7 +151,13 @@ async fn follow_once(
     let handler = move |envelope: Envelope, _delivered: u64| {
         let wake = Arc::clone(&wake);
         async move {
-            let Some(signals) = wake.get(envelope.model.as_str()) else {
+            let signals = match &envelope.event {
+                // A promotion of a model not watched yet starts its loop (when the monitor
+                // discovers models or the allow-list names it); the loop finds the champion.
+                Event::ModelPromoted(_) => wake.watch(&envelope.model),
+                _ => wake.signals(envelope.model.as_str()),
+            };
+            let Some(signals) = signals else {
                 return Ok(());
             };
             match &envelope.event {

@@ -10,6 +10,8 @@
 //! - [`config`]: `MEND_MONITOR_*` settings ([`MonitorConfig`]).
 //! - [`champion`]: where champions come from ([`ChampionSource`]: [`RegistryChampionSource`],
 //!   [`InMemoryChampionSource`]).
+//! - `watched.rs`: which models are watched (every model with a champion, discovered from
+//!   the registry and from promotions, or an allow-list) and their loops.
 //! - `worker.rs`: one model's loop (poll, read forward by sequence, settle, save).
 //! - [`tracker`]: the pure per-model state machine (windows, joins, verdicts, announcements).
 //! - [`episode`]: once per episode; [`detector`]: Page-Hinkley; [`performance`]: the label
@@ -32,6 +34,7 @@ pub mod reports;
 mod run;
 pub mod state;
 pub mod tracker;
+mod watched;
 mod worker;
 
 pub use champion::{

@@ -9,6 +9,7 @@
 //! - `monitor_accuracy{model}` / `monitor_estimated_accuracy{model}`: the last labeled run's
 //!   accuracy, and the last window's label-free estimate.
 //! - `monitor_events_total{model, kind}`: `drift.detected` events published, by drift kind.
+//! - `monitor_models_watched`: models whose loop runs (the allow-list, or those discovered).
 
 use std::sync::atomic::AtomicU64;
 
@@ -45,9 +46,15 @@ pub struct MonitorMetrics {
     accuracy: Family<ModelLabel, FloatGauge>,
     estimated_accuracy: Family<ModelLabel, FloatGauge>,
     events: Family<KindLabel, Counter>,
+    watched: Gauge,
 }
 
 impl MonitorMetrics {
+    /// How many models are watched now.
+    pub fn watched(&self, count: usize) {
+        self.watched.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
     /// Registers the metrics in the process registry.
     pub fn register(metrics: &mend_runtime::Metrics) -> Self {
         let this = MonitorMetrics {
@@ -57,7 +64,13 @@ impl MonitorMetrics {
             accuracy: Family::default(),
             estimated_accuracy: Family::default(),
             events: Family::default(),
+            watched: Gauge::default(),
         };
+        metrics.register(
+            "monitor_models_watched",
+            "Models whose drift loop runs",
+            this.watched.clone(),
+        );
         metrics.register(
             "monitor_windows",
             "Data windows compared with the champion's reference",

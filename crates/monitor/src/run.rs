@@ -1,8 +1,7 @@
-//! The service's entry point: [`run`] starts one loop per configured model, the promotion
+//! The service's entry point: [`run`] starts one loop per watched model (see `watched.rs`), the promotion
 //! follower (with a bus) and the HTTP server (ops routes plus reports) on a listener the
 //! caller already bound, until the shutdown token fires.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mend_bus::{Bus, DataLog};
@@ -16,7 +15,8 @@ use crate::http::reports_router;
 use crate::metrics::MonitorMetrics;
 use crate::reports::ReportStore;
 use crate::state::StateStore;
-use crate::worker::Worker;
+use crate::watched::{self, WatchedModels};
+use crate::worker::WorkerParts;
 
 /// What the service talks to, built by the caller (`main`, `mend up`, a test).
 #[derive(Debug, Clone)]
@@ -52,31 +52,27 @@ pub async fn run(
     let states = StateStore::new(&config.data_dir);
     let reports = ReportStore::new(&config.data_dir, config.reports_kept);
     if config.models.is_empty() {
-        tracing::warn!("no models to monitor (set MEND_MONITOR_MODELS); serving reports only");
+        tracing::info!("watching every model with a champion (MEND_MONITOR_MODELS narrows it)");
     }
-
-    let mut wake = HashMap::new();
-    let mut tasks = Vec::new();
-    for model in &config.models {
-        let signals = Arc::new(follow::Signals::default());
-        wake.insert(model.as_str().to_owned(), Arc::clone(&signals));
-        let worker = Worker {
-            model: model.clone(),
-            config: config.clone(),
-            champions: Arc::clone(&deps.champions),
-            data_log: Arc::clone(&deps.data_log),
-            bus: deps.bus.clone(),
-            states: states.clone(),
-            reports: reports.clone(),
-            metrics: metrics.clone(),
-            signals,
-        };
-        tasks.push(tokio::spawn(worker.run(token.clone())));
-    }
+    let parts = WorkerParts {
+        config: config.clone(),
+        champions: Arc::clone(&deps.champions),
+        data_log: Arc::clone(&deps.data_log),
+        bus: deps.bus.clone(),
+        states,
+        reports: reports.clone(),
+        metrics,
+    };
+    let models = WatchedModels::new(&config.models, parts, token.clone());
+    let mut tasks = vec![tokio::spawn(watched::keep_current(
+        Arc::clone(&models),
+        config.champion_refresh,
+        token.clone(),
+    ))];
     if let Some(bus) = &deps.bus {
         tasks.push(tokio::spawn(follow::follow_champions(
             Arc::clone(bus),
-            Arc::new(wake),
+            Arc::clone(&models),
             follow::consumer_name(&config.instance),
             token.clone(),
         )));
@@ -93,6 +89,7 @@ pub async fn run(
     for task in tasks {
         let _ = task.await;
     }
+    models.join().await;
     tracing::info!("monitor service stopped");
     Ok(served?)
 }

@@ -29,6 +29,15 @@ use crate::tracker::{Entry, Outputs, Tracker, TrackerSettings};
 #[derive(Debug, Clone)]
 pub(crate) struct Worker {
     pub model: ModelName,
+    /// What every model's loop shares.
+    pub parts: WorkerParts,
+    /// Promotions, rollbacks and rejections of this model, heard on the bus.
+    pub signals: Arc<Signals>,
+}
+
+/// What every model's loop shares: a [`Worker`] without its model.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerParts {
     pub config: MonitorConfig,
     pub champions: Arc<dyn ChampionSource>,
     pub data_log: Arc<dyn DataLog>,
@@ -36,8 +45,17 @@ pub(crate) struct Worker {
     pub states: StateStore,
     pub reports: ReportStore,
     pub metrics: MonitorMetrics,
-    /// Promotions, rollbacks and rejections of this model, heard on the bus.
-    pub signals: Arc<Signals>,
+}
+
+impl WorkerParts {
+    /// The loop of `model`, woken by `signals`.
+    pub fn worker(&self, model: ModelName, signals: Arc<Signals>) -> Worker {
+        Worker {
+            model,
+            parts: self.clone(),
+            signals,
+        }
+    }
 }
 
 /// Why one tick failed (logged; the next tick retries from the saved state).
@@ -56,16 +74,20 @@ enum TickError {
 impl Worker {
     fn settings(&self) -> TrackerSettings {
         TrackerSettings {
-            window_rows: self.config.window_rows,
-            window_ms: self.config.window_duration.map(|d| d.as_millis() as i64),
-            label_window: self.config.label_window,
-            accuracy_tolerance: self.config.accuracy_tolerance,
-            min_drifted_features: self.config.min_drifted_features,
-            confirm_windows: self.config.confirm_windows,
-            join_rows: self.config.join_rows,
-            policy: self.config.policy.clone(),
-            detector: self.config.page_hinkley,
-            trend: self.config.trend,
+            window_rows: self.parts.config.window_rows,
+            window_ms: self
+                .parts
+                .config
+                .window_duration
+                .map(|d| d.as_millis() as i64),
+            label_window: self.parts.config.label_window,
+            accuracy_tolerance: self.parts.config.accuracy_tolerance,
+            min_drifted_features: self.parts.config.min_drifted_features,
+            confirm_windows: self.parts.config.confirm_windows,
+            join_rows: self.parts.config.join_rows,
+            policy: self.parts.config.policy.clone(),
+            detector: self.parts.config.page_hinkley,
+            trend: self.parts.config.trend,
             summary: Default::default(),
         }
     }
@@ -76,8 +98,8 @@ impl Worker {
         let mut champion_checked: Option<Instant> = None;
         let mut check_champion = true;
         loop {
-            let due =
-                champion_checked.is_none_or(|at| at.elapsed() >= self.config.champion_refresh);
+            let due = champion_checked
+                .is_none_or(|at| at.elapsed() >= self.parts.config.champion_refresh);
             if check_champion || due {
                 champion_checked = Some(Instant::now());
                 tracker = self.follow_champion(tracker).await;
@@ -96,7 +118,7 @@ impl Worker {
                 }
             }
             tokio::select! {
-                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = tokio::time::sleep(self.parts.config.poll_interval) => {}
                 () = self.signals.wake.notified() => {
                     check_champion = self.signals.take_champion_moved();
                 }
@@ -132,7 +154,7 @@ impl Worker {
             true
         } else {
             tracing::info!(model = %self.model, kinds = ?rearmed.iter().map(|kind| kind_name(*kind)).collect::<Vec<_>>(), "retrain rejected: the next drifted verdict announces again");
-            match self.states.save(&self.model, &tracker.state).await {
+            match self.parts.states.save(&self.model, &tracker.state).await {
                 Ok(()) => true,
                 Err(error) => {
                     tracing::warn!(model = %self.model, %error, "cannot save the monitor state");
@@ -148,7 +170,7 @@ impl Worker {
     /// Asks for the champion; keeps the tracker when it is unchanged, else builds one for the
     /// new champion (from the saved state, whose episodes end if they belonged to another).
     async fn follow_champion(&self, tracker: Option<Tracker>) -> Option<Tracker> {
-        let champion = match self.champions.champion(&self.model).await {
+        let champion = match self.parts.champions.champion(&self.model).await {
             Ok(Some(champion)) => champion,
             Ok(None) => {
                 tracing::debug!(model = %self.model, "no champion yet; waiting");
@@ -168,7 +190,7 @@ impl Worker {
     }
 
     async fn build(&self, champion: Champion) -> Tracker {
-        let mut state = self.states.load(&self.model).await;
+        let mut state = self.parts.states.load(&self.model).await;
         let switched = state
             .champion_version
             .is_some_and(|version| version != champion.version);
@@ -181,7 +203,7 @@ impl Worker {
             tracing::info!(model = %self.model, version = champion.version, resume_seq = state.resume_seq, "new champion: switching the reference and starting a fresh episode");
         }
         let tracker = Tracker::new(self.model.clone(), self.settings(), champion, state);
-        if let Err(error) = self.states.save(&self.model, &tracker.state).await {
+        if let Err(error) = self.parts.states.save(&self.model, &tracker.state).await {
             tracing::warn!(model = %self.model, %error, "cannot save the monitor state");
         }
         tracker
@@ -190,7 +212,7 @@ impl Worker {
     async fn latest_seq(&self) -> Result<Option<u64>, mend_bus::DataLogError> {
         let mut latest = None;
         for kind in DataKind::ALL {
-            if let Some(seq) = self.data_log.latest_seq(&self.model, kind).await? {
+            if let Some(seq) = self.parts.data_log.latest_seq(&self.model, kind).await? {
                 latest = Some(latest.map_or(seq, |l: u64| l.max(seq)));
             }
         }
@@ -210,7 +232,7 @@ impl Worker {
             if latest < from {
                 return Ok(tracker);
             }
-            let to = latest.min(from.saturating_add(self.config.read_chunk - 1));
+            let to = latest.min(from.saturating_add(self.parts.config.read_chunk - 1));
             let (entries, trace) = self.read(from, to).await?;
             let (returned, outputs) = tokio::task::spawn_blocking(move || {
                 let outputs = tracker.process(entries, to);
@@ -230,7 +252,7 @@ impl Worker {
         let window = Window::sequence(from, Some(to));
         let mut entries: Vec<Entry> = Vec::new();
         let mut newest_trace = NewestTrace::default();
-        for logged in self.data_log.read_rows(&self.model, &window).await? {
+        for logged in self.parts.data_log.read_rows(&self.model, &window).await? {
             newest_trace.see(logged.seq, logged.traceparent);
             entries.push(Entry::Row {
                 seq: logged.seq,
@@ -238,7 +260,12 @@ impl Worker {
                 row: logged.record,
             });
         }
-        for logged in self.data_log.read_predictions(&self.model, &window).await? {
+        for logged in self
+            .parts
+            .data_log
+            .read_predictions(&self.model, &window)
+            .await?
+        {
             newest_trace.see(logged.seq, logged.traceparent);
             entries.push(Entry::Prediction {
                 seq: logged.seq,
@@ -246,7 +273,12 @@ impl Worker {
                 prediction: logged.record,
             });
         }
-        for logged in self.data_log.read_labels(&self.model, &window).await? {
+        for logged in self
+            .parts
+            .data_log
+            .read_labels(&self.model, &window)
+            .await?
+        {
             newest_trace.see(logged.seq, logged.traceparent);
             entries.push(Entry::Label {
                 seq: logged.seq,
@@ -270,17 +302,17 @@ impl Worker {
     ) -> Result<(), TickError> {
         let model = self.model.as_str();
         for (report, page) in &outputs.reports {
-            self.reports.write(report, page).await?;
-            self.metrics.window(model, report);
+            self.parts.reports.write(report, page).await?;
+            self.parts.metrics.window(model, report);
             tracing::info!(model, report_id = %report.id, data_drift = report.data_drift, prediction_drift = report.prediction_drift, drift_share = report.drift.drift_share, "window compared");
         }
         if let Some(accuracy) = outputs.accuracy {
-            self.metrics.accuracy(model, accuracy);
+            self.parts.metrics.accuracy(model, accuracy);
         }
         for announcement in outputs.announcements {
             let kind = kind_name(announcement.event.kind);
             tracing::info!(model, kind, event_id = %announcement.id, features = ?announcement.event.features.iter().map(|f| f.feature.as_str()).collect::<Vec<_>>(), "drift detected");
-            if let Some(bus) = &self.bus {
+            if let Some(bus) = &self.parts.bus {
                 let span =
                     tracing::info_span!("announce_drift", model, kind, event_id = %announcement.id);
                 if let Some(trace) = trace {
@@ -306,9 +338,9 @@ impl Worker {
                 .instrument(span)
                 .await?;
             }
-            self.metrics.event(model, kind);
+            self.parts.metrics.event(model, kind);
         }
-        self.states.save(&self.model, &tracker.state).await?;
+        self.parts.states.save(&self.model, &tracker.state).await?;
         Ok(())
     }
 }

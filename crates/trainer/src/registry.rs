@@ -39,14 +39,11 @@ pub async fn champion_models(
     registry: &RegistryClient,
 ) -> Result<Vec<mend_bus::ModelName>, TrainerError> {
     let mut models = Vec::new();
-    for summary in registry.list_models().await? {
-        if !summary.aliases.contains_key(CHAMPION) {
-            continue;
-        }
-        match mend_bus::ModelName::new(summary.name.as_str()) {
+    for name in registry.champion_models().await? {
+        match mend_bus::ModelName::new(name.as_str()) {
             Ok(model) => models.push(model),
             Err(error) => {
-                tracing::warn!(model = %summary.name, %error, "skipping a model with an invalid name");
+                tracing::warn!(model = %name, %error, "skipping a model with an invalid name");
             }
         }
     }

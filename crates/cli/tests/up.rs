@@ -1,0 +1,171 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `mend up` as a new user runs it: the real binary in its own process, with no monitor
+//! setting at all. A model registered as champion is watched, and drifted rows and labels
+//! ingested through the CLI lead to a retrain.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{mend, ok};
+use serde_json::Value;
+
+/// A loopback port that is free, and whose successor is free too (`mend up` serves the
+/// monitor's reports on the HTTP port + 1).
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no pair of free ports");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills `mend up` when the test ends, however it ends.
+struct Up(tokio::process::Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+async fn versions(dir: &Path, vars: &[(&str, &str)]) -> Vec<Value> {
+    let out = mend(dir, vars, &["models", "list", "churn", "--json"]).await;
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    listed
+        .as_array()
+        .cloned()
+        .or_else(|| listed["versions"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mend_up_watches_a_registered_model_and_heals_it_with_no_monitor_setting() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    ok(mend(dir, &[], &["synth", "--out", "train.csv", "--rows", "4000"]).await);
+    // The labelling rule flips: the champion loses performance on every new row.
+    ok(mend(
+        dir,
+        &[],
+        &[
+            "synth",
+            "--out",
+            "new.csv",
+            "--rows",
+            "6000",
+            "--flip",
+            "--sample-seed",
+            "2",
+        ],
+    )
+    .await);
+    ok(mend(
+        dir,
+        &[],
+        &[
+            "train",
+            "--data",
+            "train.csv",
+            "--label",
+            "label",
+            "--out",
+            "churn.mend",
+        ],
+    )
+    .await);
+
+    let registry = format!("127.0.0.1:{}", free_port());
+    let server = format!("127.0.0.1:{}", free_port());
+    let ingest = format!("127.0.0.1:{}", free_port());
+    let http = format!("127.0.0.1:{}", free_port_pair());
+    let vars: Vec<(&str, &str)> = vec![
+        ("MEND_REGISTRY_ADDR", registry.as_str()),
+        ("MEND_SERVER_ADDR", server.as_str()),
+        ("MEND_INGEST_ADDR", ingest.as_str()),
+        ("MEND_HTTP_ADDR", http.as_str()),
+    ];
+    // Nothing about the monitor (or any pacing) is set: the defaults must heal.
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
+        .current_dir(dir)
+        .env_clear()
+        .env("USER", "tester")
+        .env("MEND_LOG", "warn")
+        .envs(vars.iter().copied())
+        .args(["up", "--data-dir", "data"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mend up starts");
+    let _up = Up(child);
+
+    // The registry answers once `mend up` is serving.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !mend(dir, &vars, &["models", "list", "--json"])
+        .await
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "mend up did not start serving");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ok(mend(
+        dir,
+        &vars,
+        &[
+            "models",
+            "register",
+            "churn",
+            "churn.mend",
+            "--alias",
+            "champion",
+            "--reason",
+            "first model",
+        ],
+    )
+    .await);
+    assert_eq!(versions(dir, &vars).await.len(), 1);
+
+    ok(mend(dir, &vars, &["ingest", "new.csv", "--model", "churn"]).await);
+    ok(mend(
+        dir,
+        &vars,
+        &["ingest", "new.csv", "--model", "churn", "--labels"],
+    )
+    .await);
+
+    // The monitor found the model by itself, saw the drift, and the trainer retrained.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let listed = versions(dir, &vars).await;
+        if listed.len() >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no retrain followed the drift: {listed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let audit = ok(mend(dir, &vars, &["models", "audit", "churn"]).await);
+    // Version 2 answers the monitor's drift event (its id names the monitor and the drift).
+    assert!(audit.contains("drift retrain"), "{audit}");
+    assert!(audit.contains("monitor-churn-"), "{audit}");
+}
