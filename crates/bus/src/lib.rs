@@ -28,7 +28,8 @@ pub mod typed;
 
 pub use bus::{Bus, ConsumerSpec, MAX_DURABLE_LEN, Subscription};
 pub use datalog::{
-    DataKind, DataLog, DataLogExt, JetStreamDataLog, Logged, Range, RawEntry, SqliteDataLog, Window,
+    DataKind, DataLog, DataLogExt, JetStreamDataLog, LogRecord, Logged, Range, RawEntry,
+    SqliteDataLog, Window,
 };
 pub use error::{BusError, DataLogError, DecodeError};
 pub use events::{Envelope, Event};

@@ -23,7 +23,15 @@ pub const MEND_TRAINER_MODEL_WINDOW_ROWS: &str = "MEND_TRAINER_MODEL_WINDOW_ROWS
 pub const MEND_TRAINER_MIN_ROWS: &str = "MEND_TRAINER_MIN_ROWS";
 /// Share of the newest rows held out to compare candidate and champion, in (0, 1).
 pub const MEND_TRAINER_HOLDOUT_FRACTION: &str = "MEND_TRAINER_HOLDOUT_FRACTION";
-/// Quiet time after a retrain before the next one of the same model starts, in ms.
+/// Labels that must be logged after the data a retrain read before a drift alarm may start
+/// the next retrain of the same model (the cooldown, counted in data, so a stream heals the
+/// same at any pace).
+pub const MEND_TRAINER_COOLDOWN_LABELS: &str = "MEND_TRAINER_COOLDOWN_LABELS";
+/// Most the label cooldown grows to after retrains for data drift alone were rejected in a
+/// row (it doubles with each), as a multiple of `MEND_TRAINER_COOLDOWN_LABELS`.
+pub const MEND_TRAINER_BACKOFF_MAX_FACTOR: &str = "MEND_TRAINER_BACKOFF_MAX_FACTOR";
+/// A wall-clock guard after a retrain before the next one of the same model starts, in ms
+/// (0: none; the cooldown that decides is `MEND_TRAINER_COOLDOWN_LABELS`).
 pub const MEND_TRAINER_COOLDOWN_MS: &str = "MEND_TRAINER_COOLDOWN_MS";
 /// How long a first trigger waits for duplicates to arrive and join its run, in ms.
 pub const MEND_TRAINER_DEBOUNCE_MS: &str = "MEND_TRAINER_DEBOUNCE_MS";
@@ -77,6 +85,8 @@ pub const ALL: &[&str] = &[
     MEND_TRAINER_MODEL_WINDOW_ROWS,
     MEND_TRAINER_MIN_ROWS,
     MEND_TRAINER_HOLDOUT_FRACTION,
+    MEND_TRAINER_COOLDOWN_LABELS,
+    MEND_TRAINER_BACKOFF_MAX_FACTOR,
     MEND_TRAINER_COOLDOWN_MS,
     MEND_TRAINER_DEBOUNCE_MS,
     MEND_TRAINER_MAX_ATTEMPTS,
@@ -106,15 +116,17 @@ pub mod defaults {
     pub const WINDOW_ROWS: usize = 20_000;
     pub const MIN_ROWS: usize = 100;
     pub const HOLDOUT_FRACTION: f64 = 0.2;
-    pub const COOLDOWN_MS: u64 = 30_000;
-    pub const DEBOUNCE_MS: u64 = 250;
+    pub const COOLDOWN_LABELS: usize = 1_000;
+    pub const BACKOFF_MAX_FACTOR: usize = 32;
+    pub const COOLDOWN_MS: u64 = 0;
+    pub const DEBOUNCE_MS: u64 = 100;
     pub const MAX_ATTEMPTS: u32 = 4;
     pub const BACKOFF_MS: u64 = 1_000;
     pub const METRIC: &str = "accuracy";
     pub const MARGIN: f64 = 0.005;
     pub const GUARD_ROWS: usize = 500;
     pub const GUARD_MARGIN: f64 = 0.02;
-    pub const GUARD_POLL_MS: u64 = 1_000;
+    pub const GUARD_POLL_MS: u64 = 100;
     pub const FOLLOW_UP_LABELS: usize = 1_000;
     pub const FOLLOW_UP_WINDOW: usize = 1_000;
     pub const FOLLOW_UP_MARGIN: f64 = 0.0;
@@ -143,6 +155,12 @@ pub struct TrainerConfig {
     pub model_window_rows: BTreeMap<ModelName, usize>,
     pub min_rows: usize,
     pub train: TrainSettings,
+    /// Labels after the data the last retrain read before a drift alarm starts the next.
+    pub cooldown_labels: usize,
+    /// Most the label cooldown grows to (a multiple of it) after rejected retrains for data
+    /// drift alone.
+    pub backoff_max_factor: usize,
+    /// A wall-clock guard after each retrain (zero: none).
     pub cooldown: Duration,
     pub debounce: Duration,
     pub max_attempts: u32,
@@ -167,6 +185,8 @@ impl Default for TrainerConfig {
                 holdout_fraction: defaults::HOLDOUT_FRACTION,
                 ..TrainSettings::default()
             },
+            cooldown_labels: defaults::COOLDOWN_LABELS,
+            backoff_max_factor: defaults::BACKOFF_MAX_FACTOR,
             cooldown: Duration::from_millis(defaults::COOLDOWN_MS),
             debounce: Duration::from_millis(defaults::DEBOUNCE_MS),
             max_attempts: defaults::MAX_ATTEMPTS,
@@ -265,6 +285,20 @@ impl TrainerConfig {
                 "must be a finite number >= 0",
             ));
         }
+        let cooldown_labels: usize = source.parse_or(
+            MEND_TRAINER_COOLDOWN_LABELS,
+            "trainer.cooldown_labels",
+            defaults::COOLDOWN_LABELS,
+        )?;
+        let backoff_max_factor = at_least_one(
+            MEND_TRAINER_BACKOFF_MAX_FACTOR,
+            "trainer.backoff_max_factor",
+            source.parse_or(
+                MEND_TRAINER_BACKOFF_MAX_FACTOR,
+                "trainer.backoff_max_factor",
+                defaults::BACKOFF_MAX_FACTOR,
+            )?,
+        )?;
         let cooldown = millis(
             source,
             MEND_TRAINER_COOLDOWN_MS,
@@ -472,6 +506,8 @@ impl TrainerConfig {
                 l2,
                 ..TrainSettings::default()
             },
+            cooldown_labels,
+            backoff_max_factor,
             cooldown,
             debounce,
             max_attempts,

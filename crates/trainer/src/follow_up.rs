@@ -307,6 +307,7 @@ mod tests {
             window: None,
             drift_from_seq: None,
             drift_kind,
+            data_seq: None,
         }
     }
 

@@ -99,6 +99,47 @@ pub fn decide(
     ))
 }
 
+/// Standard errors of the accuracy difference by which a candidate answering data drift alone
+/// must beat the champion (see [`require_clear_win`]).
+pub const CLEAR_WIN_Z: f64 = 2.0;
+
+/// A passed decision of a run that answered data drift alone (no labels said the champion
+/// lost performance) stands only if, on accuracy, the candidate beats the champion by at
+/// least [`CLEAR_WIN_Z`] standard errors of the difference on the `rows` held-out rows:
+/// where the world moves but the model does not suffer, a candidate that only wins by noise
+/// on a small holdout is not served. Other metrics, and a pass because the champion broke
+/// its floor, are left as decided.
+pub fn require_clear_win(
+    decision: GateDecision,
+    policy: &GatePolicy,
+    candidate: &Metrics,
+    champion: Option<&Metrics>,
+    rows: usize,
+) -> GateDecision {
+    if !decision.promote || policy.metric != "accuracy" || rows == 0 {
+        return decision;
+    }
+    let (Some(champion), Some(c)) = (champion, candidate.get("accuracy")) else {
+        return decision;
+    };
+    let Some(p) = champion.get("accuracy") else {
+        return decision;
+    };
+    if policy.floor.is_some_and(|floor| p < floor) {
+        return decision;
+    }
+    let n = rows as f64;
+    let se = ((c * (1.0 - c) + p * (1.0 - p)) / n).sqrt();
+    let needed = CLEAR_WIN_Z * se;
+    if c - p + 1e-12 >= needed {
+        return decision;
+    }
+    GateDecision::fail(format!(
+        "data drift alone (no labels showed the champion losing performance): candidate accuracy {c:.4} beats champion {p:.4} by {:.4}, less than {CLEAR_WIN_Z} standard errors ({needed:.4}) on {rows} held-out rows",
+        c - p
+    ))
+}
+
 /// How much better the candidate is than the champion on `metric` (negative when worse), if
 /// both are defined.
 pub fn improvement(metric: &str, candidate: &Metrics, champion: &Metrics) -> Option<f64> {
@@ -120,6 +161,40 @@ fn improvement_of(metric: &str, candidate: f64, champion: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    #[test]
+    fn a_data_drift_candidate_must_win_by_two_standard_errors() {
+        let policy = GatePolicy {
+            metric: "accuracy".into(),
+            margin: 0.005,
+            floor: None,
+        };
+        let metrics = |accuracy: f64| Metrics {
+            accuracy,
+            ..metrics_right_on(5)
+        };
+        let (small, clear) = (metrics(0.86), metrics(0.95));
+        let champion = metrics(0.85);
+        // 400 held-out rows: the standard error of the difference is about 0.025.
+        let passed = decide(&policy, &small, Some(&champion));
+        assert!(passed.promote);
+        let held = require_clear_win(passed, &policy, &small, Some(&champion), 400);
+        assert!(!held.promote, "{}", held.reason);
+        assert!(held.reason.contains("standard errors"), "{}", held.reason);
+        let clear_win = decide(&policy, &clear, Some(&champion));
+        let kept = require_clear_win(clear_win, &policy, &clear, Some(&champion), 400);
+        assert!(kept.promote, "{}", kept.reason);
+        // A failed decision stays failed; a champion below its floor still yields.
+        let failed = decide(&policy, &champion, Some(&small));
+        assert!(!require_clear_win(failed, &policy, &champion, Some(&small), 400).promote);
+        let floored = GatePolicy {
+            floor: Some(0.9),
+            ..policy.clone()
+        };
+        let passed = decide(&floored, &small, Some(&champion));
+        assert!(require_clear_win(passed, &floored, &small, Some(&champion), 400).promote);
+    }
+
     use super::*;
 
     /// Metrics of a binary model that is right on `right` of 10 rows.

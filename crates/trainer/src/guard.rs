@@ -133,7 +133,14 @@ impl Guards {
         self.inner.policy.rows > 0
     }
 
-    /// Starts watching a promotion; `labels_seq` is the newest label before the move.
+    /// Whether a guard of `model` is watching a promotion now (the next retrain of the model
+    /// waits for its verdict, which the data decides).
+    pub fn watching(&self, model: &ModelName) -> bool {
+        self.inner.running.is_running(model)
+    }
+
+    /// Starts watching a promotion; `labels_seq` is the newest label the new version learned
+    /// from (or, without one, the newest label before the move).
     pub fn start(&self, model: ModelName, start: GuardStart, labels_seq: u64) {
         if !self.enabled() {
             return;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use mend_bus::events::{ModelRejected, ModelTrained, Severity};
-use mend_bus::{Bus, DataKind, DataLog, Envelope, ModelName, Window, publish_event};
+use mend_bus::{Bus, DataKind, DataLog, Envelope, ModelName, publish_event};
 use mend_client::RegistryClient;
 use mend_proto::registry::v1 as pb;
 
@@ -25,8 +25,8 @@ use crate::guard::{GuardStart, Guards};
 use crate::lineage::{self, Lineage, tags};
 use crate::metrics::TrainerMetrics;
 use crate::registry::{self, LoadedVersion, MoveOutcome};
-use crate::trigger::{RetrainTrigger, TriggerKind};
-use crate::window::{LabeledWindow, load_labeled, load_labeled_since};
+use crate::trigger::{RetrainTrigger, TriggerKind, data_drift_alone};
+use crate::window::{LabeledWindow, load_labeled, load_labeled_since, load_newest};
 
 /// How a run ended, for the events that asked for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,11 +45,39 @@ pub enum RunOutcome {
     Failed { reason: String },
 }
 
+impl RunOutcome {
+    /// `promoted`, `rejected`, `reused`, `covered`, `skipped` or `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunOutcome::Promoted { .. } => "promoted",
+            RunOutcome::Rejected { .. } => "rejected",
+            RunOutcome::Reused { .. } => "reused",
+            RunOutcome::Covered => "covered",
+            RunOutcome::Skipped { .. } => "skipped",
+            RunOutcome::Failed { .. } => "failed",
+        }
+    }
+
+    /// The version the run registered or reused, if any.
+    pub fn version(&self) -> Option<u64> {
+        match self {
+            RunOutcome::Promoted { version }
+            | RunOutcome::Rejected { version, .. }
+            | RunOutcome::Reused { version } => Some(*version),
+            _ => None,
+        }
+    }
+}
+
 /// What watches a promotion once it is made: the rollback guard (`None`: load both versions
 /// from the registry, as after a restart) and whether a follow-up is armed.
 struct Watch {
     guard: Option<GuardStart>,
     follow_up: bool,
+    /// Where the run's data ended: the guard and the follow-up count labels from here (so
+    /// what they judge depends on the data, not on when the move happened); `None`: from the
+    /// newest label at the move.
+    labels_from: Option<u64>,
 }
 
 /// What every run needs.
@@ -66,12 +94,23 @@ pub struct Healer {
 
 impl Healer {
     /// Runs one retrain for `batch` (the first trigger names the run; the rest were
-    /// coalesced into it).
-    #[tracing::instrument(skip_all, fields(%model, triggers = batch.len()))]
+    /// coalesced into it), its window ending where the batch's alarms were raised.
     pub async fn retrain(
         &self,
         model: &ModelName,
         batch: &[RetrainTrigger],
+    ) -> Result<RunOutcome, TrainerError> {
+        self.retrain_until(model, batch, anchor_of(batch)).await
+    }
+
+    /// Runs one retrain for `batch` on labels logged at or before `anchor` (`None`: up to the
+    /// newest), unless the primary trigger names its own window.
+    #[tracing::instrument(name = "retrain", skip_all, fields(%model, triggers = batch.len()))]
+    pub async fn retrain_until(
+        &self,
+        model: &ModelName,
+        batch: &[RetrainTrigger],
+        anchor: Option<u64>,
     ) -> Result<RunOutcome, TrainerError> {
         let Some(primary) = batch.first() else {
             return Ok(RunOutcome::Covered);
@@ -87,7 +126,7 @@ impl Healer {
         }
 
         let champion = registry::champion(&self.registry, model.as_str()).await?;
-        let (data, drift_from_seq) = self.load_window(model, batch).await?;
+        let (data, drift_from_seq) = self.load_window(model, batch, anchor).await?;
         if data.len() < self.config.min_rows {
             return Err(TrainerError::NotEnoughRows {
                 found: data.len(),
@@ -110,11 +149,20 @@ impl Healer {
             })
             .await??
         };
-        let decision = gate::decide(
+        let mut decision = gate::decide(
             &self.config.gate,
             &comparison.candidate_metrics,
             comparison.champion_metrics.as_ref(),
         );
+        if data_drift_alone(batch) {
+            decision = gate::require_clear_win(
+                decision,
+                &self.config.gate,
+                &comparison.candidate_metrics,
+                comparison.champion_metrics.as_ref(),
+                comparison.holdout_rows,
+            );
+        }
         tracing::info!(
             promote = decision.promote,
             reason = %decision.reason,
@@ -164,6 +212,7 @@ impl Healer {
                 Watch {
                     guard: Some(start),
                     follow_up,
+                    labels_from: data.label_seqs.map(|(_, last)| last),
                 },
             )
             .await
@@ -230,6 +279,7 @@ impl Healer {
         &self,
         model: &ModelName,
         batch: &[RetrainTrigger],
+        anchor: Option<u64>,
     ) -> Result<(LabeledWindow, Option<u64>), TrainerError> {
         let log = self.data_log.as_ref();
         let named = batch
@@ -241,7 +291,7 @@ impl Healer {
         }
         let newest = self.config.window_rows_for(model);
         if let Some(from_seq) = batch.iter().filter_map(|t| t.drift_from_seq).max() {
-            let since = load_labeled_since(log, model, newest, from_seq).await?;
+            let since = load_labeled_since(log, model, newest, from_seq, anchor).await?;
             if since.len() >= self.config.min_rows {
                 tracing::info!(
                     from_seq,
@@ -257,7 +307,7 @@ impl Healer {
                 "too few rows labeled since the drift began; training on the newest rows"
             );
         }
-        Ok((load_labeled(log, model, &Window::last(newest)).await?, None))
+        Ok((load_newest(log, model, newest, anchor).await?, None))
     }
 
     /// Finishes what an earlier attempt of the same events started.
@@ -305,6 +355,7 @@ impl Healer {
                         follow_up: self.follow_ups.enabled()
                             && meta.tags.get(tags::FOLLOW_UP).map(String::as_str)
                                 == Some(tags::ARMED),
+                        labels_from: None,
                     },
                 )
                 .await;
@@ -330,14 +381,23 @@ impl Healer {
         trigger_event_id: &str,
         watch: Watch,
     ) -> Result<RunOutcome, TrainerError> {
-        let Watch { guard, follow_up } = watch;
+        let Watch {
+            guard,
+            follow_up,
+            labels_from,
+        } = watch;
         let version = meta.version;
-        // Where labels stand before the move: the guard judges only rows labeled after it.
-        let labels_seq = self
-            .data_log
-            .latest_seq(model, DataKind::Labels)
-            .await?
-            .unwrap_or(0);
+        // Where the guard and the follow-up count labels from: the end of the data the new
+        // version learned from (neither model was trained on what comes after it), else where
+        // labels stand before the move.
+        let labels_seq = match labels_from {
+            Some(seq) => seq,
+            None => self
+                .data_log
+                .latest_seq(model, DataKind::Labels)
+                .await?
+                .unwrap_or(0),
+        };
         let moved = registry::move_champion(
             &self.registry,
             model.as_str(),
@@ -457,6 +517,22 @@ impl Healer {
         .await;
         Ok(())
     }
+}
+
+/// Where a run's window ends: at the newest label a performance alarm of the batch was raised
+/// on, when every trigger is such an alarm (so the rows read depend on the data, not on the
+/// stream's pace); at the newest label otherwise: a request asks for the data as it stands,
+/// and a data-drift alarm is raised on rows whose labels come after it.
+pub fn anchor_of(batch: &[RetrainTrigger]) -> Option<u64> {
+    let mut anchor = None;
+    for trigger in batch {
+        if !trigger.lost_performance() {
+            return None;
+        }
+        let seq = trigger.data_seq?;
+        anchor = Some(anchor.map_or(seq, |a: u64| a.max(seq)));
+    }
+    anchor
 }
 
 /// The registered metrics under `prefix` (`candidate.`, `champion.`), without it.

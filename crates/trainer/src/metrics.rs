@@ -1,5 +1,6 @@
-//! The trainer's Prometheus metrics: retrains by model and outcome, retrain duration, and
-//! rollbacks by model (names get the registry's `mend_` prefix).
+//! The trainer's Prometheus metrics: retrains by model and outcome, retrain duration,
+//! rollbacks by model, and the decision taken on every trigger (names get the registry's
+//! `mend_` prefix).
 
 use std::time::Duration;
 
@@ -39,6 +40,13 @@ pub struct TrainerMetrics {
     retrains: Family<OutcomeLabels, Counter>,
     duration: HistogramFamily,
     rollbacks: Family<ModelLabels, Counter>,
+    decisions: Family<DecisionLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    model: String,
+    decision: String,
 }
 
 impl TrainerMetrics {
@@ -48,7 +56,13 @@ impl TrainerMetrics {
             retrains: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             rollbacks: Family::default(),
+            decisions: Family::default(),
         };
+        metrics.register(
+            "trainer_decisions",
+            "Decisions on triggers by model: acted, merged, deferred, dropped",
+            this.decisions.clone(),
+        );
         metrics.register(
             "trainer_retrains",
             "Retrain runs by model and outcome (promoted, rejected, reused, covered, skipped, failed)",
@@ -69,14 +83,7 @@ impl TrainerMetrics {
 
     /// One finished run.
     pub fn run(&self, model: &str, outcome: &RunOutcome, took: Duration) {
-        let outcome = match outcome {
-            RunOutcome::Promoted { .. } => "promoted",
-            RunOutcome::Rejected { .. } => "rejected",
-            RunOutcome::Reused { .. } => "reused",
-            RunOutcome::Covered => "covered",
-            RunOutcome::Skipped { .. } => "skipped",
-            RunOutcome::Failed { .. } => "failed",
-        };
+        let outcome = outcome.name();
         self.retrains
             .get_or_create(&OutcomeLabels {
                 model: model.to_owned(),
@@ -88,6 +95,16 @@ impl TrainerMetrics {
                 model: model.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// One decision on a trigger.
+    pub fn decision(&self, model: &str, decision: &str) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                model: model.to_owned(),
+                decision: decision.to_owned(),
+            })
+            .inc();
     }
 
     /// One rollback.

@@ -44,6 +44,12 @@ impl PerModel {
         Some((id, token))
     }
 
+    /// Whether a task of `model` runs.
+    pub fn is_running(&self, model: &ModelName) -> bool {
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.contains_key(model)
+    }
+
     /// Forgets task `id` of `model` once it ended, unless a newer one replaced it.
     pub fn end(&self, model: &ModelName, id: u64) {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);

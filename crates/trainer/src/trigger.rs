@@ -70,6 +70,24 @@ pub struct RetrainTrigger {
     /// The kind of drift a `drift.detected` event reports (`None` for requests). A promotion
     /// answering performance drift is followed up (see [`crate::follow_up`]).
     pub drift_kind: Option<DriftKind>,
+    /// Where in the data log the alarm was raised: the end of a drift event's window. A run
+    /// answering drift reads labels up to here (the newest it led, of several), so what it
+    /// trains on depends on the data, not on how fast the stream came; and a run that read
+    /// past it already covered the alarm. `None` for requests.
+    pub data_seq: Option<u64>,
+}
+
+impl RetrainTrigger {
+    /// Whether this trigger is a drift alarm (paced by the label cooldown), not a request.
+    pub fn is_alarm(&self) -> bool {
+        self.kind == TriggerKind::Drift
+    }
+
+    /// Whether this trigger reports performance drift: evidence from labels that the champion
+    /// lost performance.
+    pub fn lost_performance(&self) -> bool {
+        self.drift_kind == Some(DriftKind::Performance)
+    }
 }
 
 impl RetrainTrigger {
@@ -84,6 +102,7 @@ impl RetrainTrigger {
                 window: None,
                 drift_from_seq: drift.window.from_seq,
                 drift_kind: Some(drift.kind),
+                data_seq: drift.window.to_seq,
             }),
             Event::RetrainRequested(request) => Some(RetrainTrigger {
                 event_id: envelope.id.clone(),
@@ -102,8 +121,18 @@ impl RetrainTrigger {
                     .filter(|window| window.to_log_window().is_some()),
                 drift_from_seq: None,
                 drift_kind: None,
+                data_seq: None,
             }),
             _ => None,
         }
     }
+}
+
+/// Whether every trigger is an alarm of data (or prediction) drift, with none saying from
+/// labels that the champion lost performance.
+pub fn data_drift_alone(triggers: &[RetrainTrigger]) -> bool {
+    !triggers.is_empty()
+        && triggers
+            .iter()
+            .all(|trigger| trigger.is_alarm() && !trigger.lost_performance())
 }

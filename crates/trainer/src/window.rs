@@ -9,13 +9,10 @@
 use std::collections::{HashMap, HashSet};
 
 use mend_bus::{DataLog, DataLogError, DataLogExt, Logged, ModelName, Window};
-use mend_core::record::{LabelRecord, RowRecord, Value};
+use mend_core::record::{LabelRecord, PredictionRecord, RowRecord, Value};
 
-/// The first read of rows covers the labels plus this share of them (rows usually arrive just
-/// before their labels, so the newest rows are mostly the wanted ones); it doubles until every
-/// label has its row or the log has no more. Decoding rows is most of a window's read time.
-const FIRST_READ_SLACK: usize = 8;
-/// Never read more than this many times the labels while looking for their rows.
+/// Rows still missing after the backward search are looked for among at most this many times
+/// as many entries logged after the newest label.
 const MAX_READ_FACTOR: usize = 16;
 const MIN_READ: usize = 1024;
 
@@ -59,16 +56,59 @@ pub async fn load_labeled(
     join_rows(log, model, labels).await
 }
 
-/// The newest `count` labels logged at or after `from_seq`, joined with their rows: the
-/// window of a retrain after drift that began at `from_seq`. The labels kept are a contiguous
-/// range of the log, so a request naming the recorded label range reads the same rows again.
+/// The newest `count` labels logged at or before `anchor` (any, when `None`), in log order.
+/// Labels logged after the anchor are left out, so a window cut at an alarm's position reads
+/// the same labels however many arrived since.
+pub async fn newest_labels(
+    log: &dyn DataLog,
+    model: &ModelName,
+    count: usize,
+    anchor: Option<u64>,
+) -> Result<Vec<Logged<LabelRecord>>, DataLogError> {
+    let Some(anchor) = anchor else {
+        return log.read_labels(model, &Window::last(count)).await;
+    };
+    let mut read = count.max(1);
+    loop {
+        let labels = log.read_labels(model, &Window::last(read)).await?;
+        let exhausted = labels.len() < read;
+        let mut kept: Vec<Logged<LabelRecord>> = labels
+            .into_iter()
+            .filter(|logged| logged.seq <= anchor)
+            .collect();
+        if kept.len() >= count || exhausted {
+            let drop = kept.len().saturating_sub(count);
+            kept.drain(..drop);
+            return Ok(kept);
+        }
+        read = read.saturating_mul(2);
+    }
+}
+
+/// The newest `count` labels at or before `anchor`, joined with their rows: a retrain's
+/// default window.
+pub async fn load_newest(
+    log: &dyn DataLog,
+    model: &ModelName,
+    count: usize,
+    anchor: Option<u64>,
+) -> Result<LabeledWindow, DataLogError> {
+    let labels = newest_labels(log, model, count, anchor).await?;
+    join_rows(log, model, labels).await
+}
+
+/// The newest `count` labels logged at or after `from_seq` (and at or before `anchor`),
+/// joined with their rows: the window of a retrain after drift that began at `from_seq`. The
+/// labels kept are a contiguous range of the log, so a request naming the recorded label
+/// range reads the same rows again.
 pub async fn load_labeled_since(
     log: &dyn DataLog,
     model: &ModelName,
     count: usize,
     from_seq: u64,
+    anchor: Option<u64>,
 ) -> Result<LabeledWindow, DataLogError> {
-    let mut labels = log.read_labels(model, &Window::last(count)).await?;
+    let mut labels = newest_labels(log, model, count, anchor).await?;
     labels.retain(|logged| logged.seq >= from_seq);
     join_rows(log, model, labels).await
 }
@@ -91,6 +131,11 @@ async fn join_rows(
     let Some(first) = labels.first() else {
         return Ok(LabeledWindow::default());
     };
+    let newest = labels
+        .iter()
+        .map(|logged| logged.seq)
+        .max()
+        .unwrap_or(first.seq);
     let label_seqs = Some((first.seq, labels.last().map_or(first.seq, |last| last.seq)));
     // The newest label of a row wins; keep the order of first appearance.
     let mut order: Vec<String> = Vec::new();
@@ -105,14 +150,14 @@ async fn join_rows(
         }
     }
     let wanted: HashSet<&str> = order.iter().map(String::as_str).collect();
-    let mut found = find_rows(log, model, &wanted).await?;
+    let mut found = find_rows(log, model, &wanted, newest).await?;
     let missing: HashSet<&str> = wanted
         .iter()
         .copied()
         .filter(|id| !found.contains_key(*id))
         .collect();
     if !missing.is_empty() {
-        for (id, row) in find_predicted_rows(log, model, &missing).await? {
+        for (id, row) in find_predicted_rows(log, model, &missing, newest).await? {
             found.insert(id, row);
         }
     }
@@ -144,29 +189,84 @@ async fn join_rows(
 
 type Found = HashMap<String, (Option<u64>, RowRecord)>;
 
-/// Newest rows of the model until every wanted id is found or the log is exhausted.
+/// Sequences the backward search of a window's rows covers first; it doubles with every
+/// further step.
+const FIRST_SPAN: u64 = 4_096;
+
+/// The rows of `wanted`, found by reading the model's `R` entries backward by sequence from
+/// `newest` (rows come before their labels), in ranges that double until every id is found or
+/// the log's start is reached, then forward from `newest` for any still missing (a row sent
+/// after its label). However many other entries (sampled predictions, other models, other
+/// producers) were logged in between, every row still in the log is found. The newest entry
+/// of an id wins, as a re-sent row would.
+async fn scan_for<R, F>(
+    log: &dyn DataLog,
+    model: &ModelName,
+    wanted: &HashSet<&str>,
+    newest: u64,
+    to_row: F,
+) -> Result<Found, DataLogError>
+where
+    R: mend_bus::LogRecord,
+    F: Fn(Logged<R>) -> (String, Option<u64>, RowRecord),
+{
+    let mut found = Found::new();
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    let take = |entries: Vec<Logged<R>>, found: &mut Found, newer_wins: bool| {
+        for logged in entries {
+            let (id, seq, row) = to_row(logged);
+            if !wanted.contains(id.as_str()) {
+                continue;
+            }
+            if newer_wins || !found.contains_key(&id) {
+                found.insert(id, (seq, row));
+            }
+        }
+    };
+    let mut hi = newest;
+    let mut span = FIRST_SPAN.max(2 * wanted.len() as u64);
+    loop {
+        let lo = hi.saturating_sub(span.saturating_sub(1));
+        let entries = log
+            .read::<R>(model, &Window::sequence(lo, Some(hi)))
+            .await?;
+        // Within one range later entries replace earlier ones; an older range never replaces
+        // what a newer one found.
+        let mut chunk = Found::new();
+        take(entries, &mut chunk, true);
+        for (id, entry) in chunk {
+            found.entry(id).or_insert(entry);
+        }
+        if found.len() == wanted.len() || lo == 0 {
+            break;
+        }
+        hi = lo - 1;
+        span = span.saturating_mul(2);
+    }
+    if found.len() < wanted.len() {
+        let missing = wanted.len() - found.len();
+        let limit = (missing * MAX_READ_FACTOR).max(MIN_READ);
+        let after = log
+            .read::<R>(model, &Window::sequence(newest + 1, None).with_limit(limit))
+            .await?;
+        take(after, &mut found, true);
+    }
+    Ok(found)
+}
+
+/// Rows that came in through ingest (`data.rows.<m>`).
 async fn find_rows(
     log: &dyn DataLog,
     model: &ModelName,
     wanted: &HashSet<&str>,
+    newest: u64,
 ) -> Result<Found, DataLogError> {
-    let mut count = (wanted.len() + wanted.len() / FIRST_READ_SLACK).max(MIN_READ);
-    let cap = (wanted.len() * MAX_READ_FACTOR).max(MIN_READ);
-    loop {
-        let rows = log.read_rows(model, &Window::last(count)).await?;
-        let exhausted = rows.len() < count;
-        let mut found = Found::new();
-        for logged in rows {
-            if wanted.contains(logged.record.id.as_str()) {
-                // Later rows with the same id replace earlier ones, as a re-sent row would.
-                found.insert(logged.record.id.clone(), (Some(logged.seq), logged.record));
-            }
-        }
-        if exhausted || found.len() == wanted.len() || count >= cap {
-            return Ok(found);
-        }
-        count = (count * 2).min(cap);
-    }
+    scan_for::<RowRecord, _>(log, model, wanted, newest, |logged| {
+        (logged.record.id.clone(), Some(logged.seq), logged.record)
+    })
+    .await
 }
 
 /// Rows the inference server logged (sampled predictions carry their inputs).
@@ -174,21 +274,18 @@ async fn find_predicted_rows(
     log: &dyn DataLog,
     model: &ModelName,
     wanted: &HashSet<&str>,
+    newest: u64,
 ) -> Result<Found, DataLogError> {
-    let count = (wanted.len() * MAX_READ_FACTOR).max(MIN_READ);
-    let predictions = log.read_predictions(model, &Window::last(count)).await?;
-    let mut found = Found::new();
-    for logged in predictions {
-        if wanted.contains(logged.record.row_id.as_str()) {
-            let row = RowRecord {
-                id: logged.record.row_id.clone(),
-                time_ms: logged.record.time_ms,
-                values: logged.record.values,
-            };
-            found.insert(logged.record.row_id, (None, row));
-        }
-    }
-    Ok(found)
+    scan_for::<PredictionRecord, _>(log, model, wanted, newest, |logged| {
+        let record = logged.record;
+        let row = RowRecord {
+            id: record.row_id.clone(),
+            time_ms: record.time_ms,
+            values: record.values,
+        };
+        (record.row_id, None, row)
+    })
+    .await
 }
 
 /// A value's canonical text for hashing: numbers by their shortest round-trip form.

@@ -57,6 +57,7 @@ fn trigger(id: &str) -> RetrainTrigger {
         window: None,
         drift_from_seq: None,
         drift_kind: None,
+        data_seq: None,
     }
 }
 

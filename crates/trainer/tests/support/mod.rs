@@ -39,11 +39,13 @@ pub fn model() -> ModelName {
     ModelName::new("churn").unwrap()
 }
 
-/// Settings that keep tests quick: short debounce, cooldown and backoff, a small guard.
+/// Settings that keep tests quick: short debounce, cooldown and backoff, a small guard; no
+/// label cooldown unless a test is about pacing.
 pub fn test_config() -> TrainerConfig {
     TrainerConfig {
         debounce: Duration::from_millis(300),
         cooldown: Duration::from_millis(200),
+        cooldown_labels: 0,
         backoff: Duration::from_millis(50),
         min_rows: 100,
         guard: GuardPolicy {
@@ -61,6 +63,17 @@ pub fn test_config() -> TrainerConfig {
         },
         durable: "trainer-test".into(),
         ..TrainerConfig::default()
+    }
+}
+
+/// [`test_config`] paced in data: `cooldown_labels` labels after a run's data before an
+/// alarm starts the next, and no wall-clock cooldown at all.
+pub fn paced_config(cooldown_labels: usize) -> TrainerConfig {
+    TrainerConfig {
+        cooldown_labels,
+        cooldown: Duration::ZERO,
+        debounce: Duration::from_millis(100),
+        ..test_config()
     }
 }
 
