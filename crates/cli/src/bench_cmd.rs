@@ -11,16 +11,20 @@
 //!   of mend against a static model and a blind retrainer) and heal latency. Reproduce the
 //!   BENCHMARKS.md figures with `mend bench-heal --latency-runs 0 --seed 7` and
 //!   `mend bench-heal --latency-only --latency-runs 5`.
+//! - `baselines.rs` and `online.rs`: offline contenders replayed on a labeled stream (static,
+//!   blind retrainers, an oracle told the drift points, an online SGD learner).
 //!
 //! Reproduce the BENCHMARKS.md figures with a release build (`cargo build --release -p mend`):
 //! `mend bench --self-serve --concurrency 32 --rows 1 --duration 10s` and
 //! `mend bench --self-serve --concurrency 32 --rows 1000 --raw --duration 10s`; add
 //! `--promotions 50` to swap champions under that load.
 
+mod baselines;
 mod h2client;
 pub mod heal;
 mod heal_latency;
 mod load;
+mod online;
 mod report;
 mod self_serve;
 
