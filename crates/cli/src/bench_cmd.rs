@@ -11,8 +11,9 @@
 //!   of mend against a static model and a blind retrainer) and heal latency. Reproduce the
 //!   BENCHMARKS.md figures with `mend bench-heal --latency-runs 0 --seed 7` and
 //!   `mend bench-heal --latency-only --latency-runs 5`.
-//! - `baselines.rs` and `online.rs`: offline contenders replayed on a labeled stream (static,
-//!   blind retrainers, an oracle told the drift points, an online SGD learner).
+//! - `stream.rs`, `stream_live.rs`, `baselines.rs` and `online.rs`: `mend bench-heal --stream
+//!   FILE.csv`, the same question on any labeled CSV stream: mend out of the box against a
+//!   static model, blind retrainers, an online learner and an oracle told the drift points.
 //!
 //! Reproduce the BENCHMARKS.md figures with a release build (`cargo build --release -p mend`):
 //! `mend bench --self-serve --concurrency 32 --rows 1 --duration 10s` and
@@ -27,6 +28,8 @@ mod load;
 mod online;
 mod report;
 mod self_serve;
+mod stream;
+mod stream_live;
 
 use std::time::Duration;
 
