@@ -12,9 +12,9 @@
 //! the first streamed row) and `family`; flags override it.
 //!
 //! Besides each contender's accuracy, mend's alarms are listed: every `drift.detected` event,
-//! the stream row at which it arrived, and the trainer's `retrain.decided` verdict on it.
+//! the stream row at which it arrived, and the trainer's `retrain.decided` verdict on it
+//! (`none recorded` when the trainer published none).
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -22,13 +22,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mend_bus::events::{Event, RetrainDecided};
+use mend_bus::events::Event;
 use mend_core::{CoreError, Frame, Schema, SchemaOverride};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 use super::baselines::{self, History, Replayed};
-use super::stream_live::{self, Feed, Live, Logged};
+use super::stream_live::{self, Feed, Live};
 
 /// Cadences of the blind retrainers, in streamed rows.
 const BLIND_EVERY: [usize; 2] = [2_000, 10_000];
@@ -48,7 +48,8 @@ const PER_10K: usize = 10_000;
 pub struct StreamArgs {
     /// Run on this labeled CSV instead of the synthetic scenarios: rows in time order, the
     /// first `--train-rows` train the first model, the rest are streamed (`--rate`, `--batch`).
-    /// A `FILE.meta.json` beside it may set `label`, `train_rows` and `drift_points`.
+    /// A `FILE.meta.json` beside it may set `label`, `train_rows` and `drift_points`. The
+    /// synthetic scenarios' flags (`--scenario`, `--rows`, the latency runs...) do not apply.
     #[arg(long, value_name = "FILE.csv")]
     pub stream: Option<PathBuf>,
     /// With `--stream`: the label column (default: the sidecar's, else `label`).
@@ -182,7 +183,7 @@ pub fn run(
         "segment_rows": plan.segment_rows,
         "settings": live.vars,
         "contenders": contenders,
-        "alarms": alarms(&live.log),
+        "alarms": stream_live::alarms(&live.log),
         "seconds": started.elapsed().as_secs_f64(),
     });
     if json_out {
@@ -351,51 +352,6 @@ fn mend_json(live: &Live, segment: Option<usize>) -> Json {
     );
     out.insert("behind_pace_s".into(), json!(live.behind_s));
     Json::Object(out)
-}
-
-/// Every drift alarm with the trainer's decision on it (the latest, when it was deferred and
-/// judged again), or `none recorded`.
-fn alarms(log: &[Logged]) -> Vec<Json> {
-    let mut decisions: BTreeMap<&str, Vec<(u64, &RetrainDecided)>> = BTreeMap::new();
-    for logged in log {
-        if let Event::RetrainDecided(d) = &logged.event {
-            decisions
-                .entry(d.trigger_event_id.as_str())
-                .or_default()
-                .push((logged.row, d));
-        }
-    }
-    log.iter()
-        .filter_map(|logged| {
-            let Event::DriftDetected(drift) = &logged.event else {
-                return None;
-            };
-            let kind = serde_json::to_value(drift.kind)
-                .ok()
-                .and_then(|k| k.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            let mut alarm = json!({
-                "kind": kind,
-                "row": logged.row,
-                "event_id": logged.id,
-                "decision": "none recorded",
-                "reason": null,
-                "outcome": null,
-            });
-            let made = decisions.get(logged.id.as_str());
-            if let (Some(made), Json::Object(fields)) = (made, &mut alarm)
-                && let Some((row, last)) = made.last()
-            {
-                fields.insert("decision".into(), json!(last.decision.as_str()));
-                fields.insert("reason".into(), json!(last.reason));
-                fields.insert("outcome".into(), json!(last.outcome));
-                fields.insert("version".into(), json!(last.version));
-                fields.insert("decided_row".into(), json!(row));
-                fields.insert("decisions".into(), json!(made.len()));
-            }
-            Some(alarm)
-        })
-        .collect()
 }
 
 /// The human form of a run's JSON.

@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use mend_bus::events::Event;
+use mend_bus::events::{Event, RetrainDecided};
 use mend_bus::{Bus, ConsumerSpec, EventSubscription};
 use mend_core::record::{LabelRecord, RowRecord, Value};
 use mend_core::{Artifact, Column, Frame, Schema, TrainSettings};
 use mend_proto::inference::model_infer_request::InferInputTensor;
 use mend_proto::inference::{InferTensorContents, ModelInferRequest};
+use serde_json::{Value as Json, json};
 
 use super::baselines::History;
 use super::heal::{Stack, effective_vars, run_dir};
@@ -198,6 +199,51 @@ pub(super) async fn run(
     })
 }
 
+/// Every drift alarm with the trainer's decision on it (the latest, when it was deferred and
+/// judged again), or `none recorded`.
+pub(super) fn alarms(log: &[Logged]) -> Vec<Json> {
+    let mut decisions: BTreeMap<&str, Vec<(u64, &RetrainDecided)>> = BTreeMap::new();
+    for logged in log {
+        if let Event::RetrainDecided(d) = &logged.event {
+            decisions
+                .entry(d.trigger_event_id.as_str())
+                .or_default()
+                .push((logged.row, d));
+        }
+    }
+    log.iter()
+        .filter_map(|logged| {
+            let Event::DriftDetected(drift) = &logged.event else {
+                return None;
+            };
+            let kind = serde_json::to_value(drift.kind)
+                .ok()
+                .and_then(|k| k.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let mut alarm = json!({
+                "kind": kind,
+                "row": logged.row,
+                "event_id": logged.id,
+                "decision": "none recorded",
+                "reason": null,
+                "outcome": null,
+            });
+            let made = decisions.get(logged.id.as_str());
+            if let (Some(made), Json::Object(fields)) = (made, &mut alarm)
+                && let Some((row, last)) = made.last()
+            {
+                fields.insert("decision".into(), json!(last.decision.as_str()));
+                fields.insert("reason".into(), json!(last.reason));
+                fields.insert("outcome".into(), json!(last.outcome));
+                fields.insert("version".into(), json!(last.version));
+                fields.insert("decided_row".into(), json!(row));
+                fields.insert("decisions".into(), json!(made.len()));
+            }
+            Some(alarm)
+        })
+        .collect()
+}
+
 /// Registers `first` as version 1 and champion, and waits until the server answers with it.
 async fn seed(stack: &mut Stack, history: &History<'_>, first: &Artifact) -> Result<()> {
     stack
@@ -361,4 +407,64 @@ fn row_records(schema: &Schema, frame: &Frame, first_row: usize, base_time: i64)
                 .collect(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn logged(row: u64, id: &str, event: Json) -> Logged {
+        let event = match event["type"].as_str().unwrap() {
+            "drift" => Event::DriftDetected(serde_json::from_value(event).unwrap()),
+            _ => Event::RetrainDecided(serde_json::from_value(event).unwrap()),
+        };
+        Logged {
+            at: Instant::now(),
+            row,
+            id: id.to_owned(),
+            event,
+        }
+    }
+
+    #[test]
+    fn each_alarm_carries_the_trainers_last_decision_on_it_or_none_recorded() {
+        let log = vec![
+            logged(1_000, "d1", json!({"type": "drift", "kind": "data"})),
+            logged(
+                1_500,
+                "t1",
+                json!({"type": "decided", "trigger_event_id": "d1", "trigger": "drift",
+                       "decision": "deferred", "reason": "too few labels", "until_labels": 500}),
+            ),
+            logged(2_000, "d2", json!({"type": "drift", "kind": "performance"})),
+            logged(
+                2_500,
+                "t2",
+                json!({"type": "decided", "trigger_event_id": "d1", "trigger": "drift",
+                       "decision": "acted", "reason": "retrained", "outcome": "promoted",
+                       "version": 2}),
+            ),
+            // A decision on a trigger that is no alarm (a forced retrain) lists nothing.
+            logged(
+                2_600,
+                "t3",
+                json!({"type": "decided", "trigger_event_id": "r1", "trigger": "forced",
+                       "decision": "acted", "reason": "asked"}),
+            ),
+        ];
+        let alarms = alarms(&log);
+        assert_eq!(alarms.len(), 2, "{alarms:?}");
+        assert_eq!(alarms[0]["kind"], "data");
+        assert_eq!(alarms[0]["row"], 1_000);
+        assert_eq!(alarms[0]["event_id"], "d1");
+        assert_eq!(alarms[0]["decision"], "acted");
+        assert_eq!(alarms[0]["outcome"], "promoted");
+        assert_eq!(alarms[0]["version"], 2);
+        assert_eq!(alarms[0]["decided_row"], 2_500);
+        assert_eq!(alarms[0]["decisions"], 2);
+        assert_eq!(alarms[1]["kind"], "performance");
+        assert_eq!(alarms[1]["decision"], "none recorded");
+        assert!(alarms[1]["reason"].is_null() && alarms[1]["outcome"].is_null());
+    }
 }
