@@ -11,18 +11,25 @@
 //!   of mend against a static model and a blind retrainer) and heal latency. Reproduce the
 //!   BENCHMARKS.md figures with `mend bench-heal --latency-runs 0 --seed 7` and
 //!   `mend bench-heal --latency-only --latency-runs 5`.
+//! - `stream.rs`, `stream_live.rs`, `baselines.rs` and `online.rs`: `mend bench-heal --stream
+//!   FILE.csv`, the same question on any labeled CSV stream: mend out of the box against a
+//!   static model, blind retrainers, an online learner and an oracle told the drift points.
 //!
 //! Reproduce the BENCHMARKS.md figures with a release build (`cargo build --release -p mend`):
 //! `mend bench --self-serve --concurrency 32 --rows 1 --duration 10s` and
 //! `mend bench --self-serve --concurrency 32 --rows 1000 --raw --duration 10s`; add
 //! `--promotions 50` to swap champions under that load.
 
+mod baselines;
 mod h2client;
 pub mod heal;
 mod heal_latency;
 mod load;
+mod online;
 mod report;
 mod self_serve;
+mod stream;
+mod stream_live;
 
 use std::time::Duration;
 

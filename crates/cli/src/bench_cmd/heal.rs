@@ -110,6 +110,9 @@ pub struct HealArgs {
     /// directory is removed when it ends.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// A labeled CSV stream instead of the synthetic scenarios (`stream.rs`).
+    #[command(flatten)]
+    stream: super::stream::StreamArgs,
 }
 
 /// A stream shape.
@@ -735,6 +738,15 @@ fn blind_table(world: &Generator, history: &[Sample], end: usize, window: usize)
 }
 
 pub fn run(args: HealArgs, json_out: bool) -> Result<()> {
+    if args.stream.stream.is_some() {
+        return super::stream::run(
+            &args.stream,
+            args.rate,
+            args.batch,
+            args.data_dir.as_deref(),
+            json_out,
+        );
+    }
     if args.batch == 0 || args.rows == 0 || args.blind_every == 0 {
         bail!("--batch, --rows and --blind-every must be at least 1");
     }
