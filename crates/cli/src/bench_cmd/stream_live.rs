@@ -42,12 +42,7 @@ const MAX_SETTLE: Duration = Duration::from_secs(20);
 
 /// The variables the bench sets: only what it needs to run; everything else is mend's default.
 pub(super) fn stream_vars() -> Vec<(&'static str, String)> {
-    vec![
-        ("MEND_LOG", "error".to_owned()),
-        // TEMPORARY: the monitor does not yet find models by itself. Remove this line once it
-        // does; nothing else depends on it.
-        ("MEND_MONITOR_MODELS", MODEL.to_owned()),
-    ]
+    vec![("MEND_LOG", "error".to_owned())]
 }
 
 /// How the stream is fed to the services.
