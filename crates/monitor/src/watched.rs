@@ -8,6 +8,7 @@
 //! have a champion yet (the loop waits for one), and discovery adds nothing.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use mend_bus::ModelName;
@@ -23,6 +24,9 @@ struct Running {
     signals: Arc<Signals>,
     stop: CancellationToken,
     task: JoinHandle<()>,
+    /// When it started watching, in [`WatchedModels::started`] counts: a listing taken
+    /// before then may not know the model yet, and must not stop it.
+    since: u64,
 }
 
 /// The watched models; cheap to share.
@@ -34,6 +38,8 @@ pub(crate) struct WatchedModels {
     template: WorkerParts,
     shutdown: CancellationToken,
     running: Mutex<HashMap<String, Running>>,
+    /// Loops started so far.
+    started: AtomicU64,
 }
 
 impl WatchedModels {
@@ -50,6 +56,7 @@ impl WatchedModels {
             template,
             shutdown,
             running: Mutex::new(HashMap::new()),
+            started: AtomicU64::new(0),
         })
     }
 
@@ -82,12 +89,14 @@ impl WatchedModels {
         tracing::info!(%model, "watching model");
         self.template.metrics.watched(running.len() + 1);
         let task = tokio::spawn(worker.run(stop.clone()));
+        let since = self.started.fetch_add(1, Ordering::SeqCst) + 1;
         running.insert(
             model.as_str().to_owned(),
             Running {
                 signals: Arc::clone(&signals),
                 stop,
                 task,
+                since,
             },
         );
         Some(signals)
@@ -104,6 +113,9 @@ impl WatchedModels {
             }
             return;
         }
+        // A model whose loop starts while the listing is under way (its promotion was just
+        // heard) may be missing from it: only loops started before it can be stopped by it.
+        let listed_after = self.started.load(Ordering::SeqCst);
         let models = match self.template.champions.models().await {
             Ok(models) => models,
             Err(error) => {
@@ -117,9 +129,9 @@ impl WatchedModels {
         let present: BTreeSet<&str> = models.iter().map(ModelName::as_str).collect();
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let gone: Vec<String> = running
-            .keys()
-            .filter(|name| !present.contains(name.as_str()))
-            .cloned()
+            .iter()
+            .filter(|(name, r)| r.since <= listed_after && !present.contains(name.as_str()))
+            .map(|(name, _)| name.clone())
             .collect();
         for name in gone {
             if let Some(stopped) = running.remove(&name) {

@@ -1,0 +1,98 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Without an allow-list the monitor watches every model that has a champion: one promoted
+//! while it runs is watched at once (its promotion is heard on the bus) and its drift is
+//! announced; one that loses its champion is no longer watched at the next listing.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use mend_bus::events::{DriftKind, ModelPromoted};
+use mend_bus::{DataLogExt, Envelope, ModelName, publish_event};
+use mend_core::synthetic::Regime;
+use mend_monitor::InMemoryChampionSource;
+
+fn watched(metrics: &mend_runtime::Metrics) -> Option<i64> {
+    let text = metrics.encode().unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("mend_monitor_models_watched "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_are_found_as_they_get_a_champion_and_dropped_when_they_lose_it() {
+    let nats = nats().await;
+    let dir = tempfile::tempdir().unwrap();
+    let champions = Arc::new(InMemoryChampionSource::new());
+    let mut config = config(dir.path());
+    // No allow-list: discovery. Listings every 300 ms, so a removal is seen soon.
+    config.models = Vec::new();
+    config.champion_refresh = Duration::from_millis(300);
+    let mut observer = Observer::new(Arc::clone(&nats.bus)).await;
+    let monitor = start(
+        config,
+        Arc::clone(&champions),
+        Arc::clone(&nats.data_log),
+        Some(Arc::clone(&nats.bus)),
+    )
+    .await;
+    eventually("the monitor to start with nothing to watch", || async {
+        (watched(&monitor.metrics) == Some(0)).then_some(())
+    })
+    .await;
+
+    // A model gets its first champion and the registry announces it.
+    let churn = model();
+    champions.set(&churn, 1, train(&Regime::default(), 1));
+    publish_event(
+        nats.bus.as_ref(),
+        &Envelope::new(
+            churn.clone(),
+            ModelPromoted {
+                version: 1,
+                previous: None,
+                reason: "first model".into(),
+                metrics: Default::default(),
+                trigger_event_id: None,
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    eventually("the promoted model to be watched", || async {
+        (watched(&monitor.metrics) == Some(1)).then_some(())
+    })
+    .await;
+
+    // Its drift is found with no setting naming it.
+    let mut world = World::new();
+    let (rows, _) = world.draw(6_000, &shift(2.0));
+    nats.data_log.append_rows(&churn, &rows).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while observer.of_kind(DriftKind::Data).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no data drift announced for the discovered model"
+        );
+        observer.drain(Duration::from_millis(200)).await;
+    }
+
+    // A second model is found by the periodic listing alone (no event).
+    let fraud = ModelName::new("fraud").unwrap();
+    champions.set(&fraud, 1, train(&Regime::default(), 2));
+    eventually("the listed model to be watched", || async {
+        (watched(&monitor.metrics) == Some(2)).then_some(())
+    })
+    .await;
+
+    // Both lose their champion: neither is watched any more.
+    champions.remove(&churn);
+    champions.remove(&fraud);
+    eventually("no model to be watched", || async {
+        (watched(&monitor.metrics) == Some(0)).then_some(())
+    })
+    .await;
+    monitor.stop().await;
+}
