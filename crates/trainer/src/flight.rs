@@ -444,7 +444,6 @@ impl Flight {
             .collect();
         for trigger in fresh {
             self.told_deferred.insert(trigger.event_id.clone());
-            tracing::info!(model = %self.model, trigger = %trigger.event_id, until, counted = self.labels.counted(), %reason, "trigger deferred");
             self.decide(
                 &trigger,
                 Decision::Deferred,
@@ -572,6 +571,15 @@ impl Flight {
         self.healer
             .metrics
             .decision(self.model.as_str(), decision.as_str());
+        tracing::info!(
+            model = %self.model,
+            trigger = %trigger.event_id,
+            kind = trigger.kind.as_str(),
+            decision = decision.as_str(),
+            outcome = outcome.outcome.unwrap_or("-"),
+            %reason,
+            "trigger decided"
+        );
         let mut envelope = Envelope::new(
             self.model.clone(),
             RetrainDecided {
