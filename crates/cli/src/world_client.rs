@@ -67,7 +67,17 @@ pub async fn send(
     first_time: i64,
 ) -> Result<()> {
     let (rows, labels) = g.to_records(sample, "row-", first_id, first_time);
-    let batch = mend_client::ingest::row_batch(model, &rows);
+    send_rows(ingest, model, &rows).await?;
+    send_labels(ingest, model, &labels).await
+}
+
+/// Ingests `rows` of `model` as one batch; any rejected row is an error.
+pub async fn send_rows(
+    ingest: &mut ingest_pb::ingest_client::IngestClient<Channel>,
+    model: &str,
+    rows: &[mend_core::record::RowRecord],
+) -> Result<()> {
+    let batch = mend_client::ingest::row_batch(model, rows);
     let summary = ingest
         .ingest_rows(tokio_stream::iter(vec![batch]))
         .await
@@ -80,7 +90,16 @@ pub async fn send(
             summary.rejected_rows.first()
         );
     }
-    let batch = mend_client::ingest::label_batch(model, &labels);
+    Ok(())
+}
+
+/// Ingests `labels` of `model` as one batch; any rejected label is an error.
+pub async fn send_labels(
+    ingest: &mut ingest_pb::ingest_client::IngestClient<Channel>,
+    model: &str,
+    labels: &[mend_core::record::LabelRecord],
+) -> Result<()> {
+    let batch = mend_client::ingest::label_batch(model, labels);
     let summary = ingest
         .ingest_labels(tokio_stream::iter(vec![batch]))
         .await

@@ -29,7 +29,7 @@ use serde_json::{Value as Json, json};
 
 use super::baselines::History;
 use super::heal::{Stack, effective_vars, run_dir};
-use crate::world_client::now_ms;
+use crate::world_client::{now_ms, send_labels, send_rows};
 
 /// The model the stream's first model is registered as.
 pub(super) const MODEL: &str = "stream";
@@ -139,21 +139,7 @@ pub(super) async fn run(
             versions.push((from, response.model_version.clone()));
         }
         let records = row_records(history.schema, &frame, from, base_time);
-        let summary = stack
-            .ingest
-            .ingest_rows(tokio_stream::iter(vec![mend_client::ingest::row_batch(
-                MODEL, &records,
-            )]))
-            .await
-            .context("ingesting rows failed")?
-            .into_inner();
-        if summary.rejected > 0 {
-            bail!(
-                "ingest rejected {} rows: {:?}",
-                summary.rejected,
-                summary.rejected_rows.first()
-            );
-        }
+        send_rows(&mut stack.ingest, MODEL, &records).await?;
         // Serving stream row `to - 1` releases the labels of rows up to `to - 1 - delay`.
         let release = to.saturating_sub(feed.label_delay);
         if release > labels_sent {
@@ -164,17 +150,7 @@ pub(super) async fn run(
                     time_ms: base_time + (row + feed.label_delay) as i64,
                 })
                 .collect();
-            let summary = stack
-                .ingest
-                .ingest_labels(tokio_stream::iter(vec![mend_client::ingest::label_batch(
-                    MODEL, &records,
-                )]))
-                .await
-                .context("ingesting labels failed")?
-                .into_inner();
-            if summary.rejected > 0 {
-                bail!("ingest rejected {} labels", summary.rejected);
-            }
+            send_labels(&mut stack.ingest, MODEL, &records).await?;
             labels_sent = release;
         }
         position.store(to as u64, Ordering::Relaxed);
