@@ -131,7 +131,7 @@ fn load_model(path: &Path) -> Result<Artifact> {
 }
 
 /// Turns a frame error into a message listing the first bad cells.
-fn frame_error(e: CoreError) -> anyhow::Error {
+pub(crate) fn frame_error(e: CoreError) -> anyhow::Error {
     match e {
         CoreError::Rows(errors) => {
             let mut msg = format!("{} bad value(s) in the data:", errors.len());

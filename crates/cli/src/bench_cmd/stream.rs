@@ -23,7 +23,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mend_bus::events::Event;
-use mend_core::{CoreError, Frame, Schema, SchemaOverride};
+use mend_core::{Frame, Schema, SchemaOverride};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
@@ -270,26 +270,9 @@ fn load(plan: &Plan) -> Result<(Schema, Frame)> {
     )
     .context("failed to infer a schema from the train rows")?;
     let frame = Frame::from_table(&schema, &table, true)
-        .map_err(bad_rows)
+        .map_err(crate::static_cmds::frame_error)
         .context("the stream does not fit the schema of its train rows (every class must appear in them)")?;
     Ok((schema, frame))
-}
-
-/// Every bad cell of a load, up to 20.
-fn bad_rows(e: CoreError) -> anyhow::Error {
-    match e {
-        CoreError::Rows(errors) => {
-            let mut text = format!("{} bad value(s):", errors.len());
-            for error in errors.iter().take(20) {
-                text.push_str(&format!("\n  {error}"));
-            }
-            if errors.len() > 20 {
-                text.push_str(&format!("\n  ... and {} more", errors.len() - 20));
-            }
-            anyhow::anyhow!(text)
-        }
-        other => other.into(),
-    }
 }
 
 /// Share of `true`s (NaN, printed as null, when empty).
