@@ -130,9 +130,13 @@ impl RetrainTrigger {
 
 /// Whether every trigger is an alarm of data (or prediction) drift, with none saying from
 /// labels that the champion lost performance.
-pub fn data_drift_alone(triggers: &[RetrainTrigger]) -> bool {
-    !triggers.is_empty()
-        && triggers
-            .iter()
-            .all(|trigger| trigger.is_alarm() && !trigger.lost_performance())
+pub fn data_drift_alone<'a>(triggers: impl IntoIterator<Item = &'a RetrainTrigger>) -> bool {
+    let mut any = false;
+    for trigger in triggers {
+        if !trigger.is_alarm() || trigger.lost_performance() {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
