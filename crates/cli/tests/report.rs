@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mend_bus::{DataLog, DataLogExt, ModelName, SqliteDataLog};
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
-use mend_core::{Frame, Schema, SchemaOverride, TrainSettings};
+use mend_core::synthetic::{Regime, SyntheticSpec};
 use mend_monitor::{InMemoryChampionSource, MonitorConfig, MonitorDeps, ReportStore};
 use mend_runtime::{Metrics, Shutdown};
 use serde_json::Value;
@@ -19,18 +18,8 @@ use serde_json::Value;
 async fn fetches_lists_and_writes_reports_from_the_monitor() {
     let dir = tempfile::tempdir().unwrap();
     let model = ModelName::new("synth").unwrap();
-    let mut generator = Generator::new(SyntheticSpec::default());
-    let sample = generator.sample(3_000, &Regime::default());
-    let table = generator.to_table(&sample, true, 0, 0);
-    let schema = Schema::infer(
-        &table.headers,
-        &table.rows,
-        "label",
-        &SchemaOverride::default(),
-    )
-    .unwrap();
-    let frame = Frame::from_table(&schema, &table, true).unwrap();
-    let artifact = mend_core::train(&schema, &frame, &TrainSettings::default()).unwrap();
+    let (artifact, mut generator) =
+        mend_testkit::artifacts::train_on(SyntheticSpec::default(), 3_000);
     let champions = Arc::new(InMemoryChampionSource::new());
     champions.set(&model, 1, artifact);
     let data_log: Arc<dyn DataLog> =

@@ -37,7 +37,10 @@ async fn start_registry_on_a_bus() -> (Registry, Arc<dyn Bus>) {
     };
     // The listener is bound, so the call waits for the server instead of failing.
     client
-        .register(header, bytes::Bytes::from_static(b"model"))
+        .register(
+            header,
+            bytes::Bytes::from(mend_testkit::artifacts::model_bytes(1)),
+        )
         .await
         .unwrap();
     (registry, bus)

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mend_bus::ModelName;
 use mend_client::RegistryClient;
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
-use mend_core::{Frame, Schema, SchemaOverride, TrainSettings};
+use mend_core::Schema;
+use mend_core::synthetic::SyntheticSpec;
 use mend_ingest::{RegistrySchemaSource, SchemaError, SchemaSource};
 use mend_proto::registry::v1 as pb;
 use mend_registry::{RegistryDeps, SqliteStore};
@@ -20,24 +20,14 @@ use tonic::transport::Endpoint;
 const TOKEN: &str = "ingest-test-token";
 
 fn trained(numeric: usize, categorical: usize, seed: u64) -> (Schema, Bytes) {
-    let mut generator = Generator::new(SyntheticSpec {
+    let spec = SyntheticSpec {
         numeric,
         categorical,
         classes: 2,
         seed,
         ..SyntheticSpec::default()
-    });
-    let sample = generator.sample(400, &Regime::default());
-    let table = generator.to_table(&sample, true, 0, 0);
-    let schema = Schema::infer(
-        &table.headers,
-        &table.rows,
-        "label",
-        &SchemaOverride::default(),
-    )
-    .unwrap();
-    let frame = Frame::from_table(&schema, &table, true).unwrap();
-    let artifact = mend_core::train(&schema, &frame, &TrainSettings::default()).unwrap();
+    };
+    let (artifact, _) = mend_testkit::artifacts::train_on(spec, 400);
     (
         artifact.schema.clone(),
         Bytes::from(artifact.to_bytes().unwrap()),

@@ -95,7 +95,10 @@ async fn with_the_nats_token_the_registry_publishes_forced_retrains() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         match client
-            .register(header.clone(), bytes::Bytes::from_static(b"model"))
+            .register(
+                header.clone(),
+                bytes::Bytes::from(mend_testkit::artifacts::model_bytes(1)),
+            )
             .await
         {
             Ok(_) => break,

@@ -47,12 +47,18 @@ async fn registry_on_jetstream_registers_serves_watches_and_announces() {
     .await
     .unwrap();
 
-    let artifact: Bytes = (0..3 * 1024 * 1024 + 5)
-        .map(|i| (i % 253) as u8)
-        .collect::<Vec<_>>()
-        .into();
+    let artifact = Bytes::from(mend_testkit::artifacts::model_bytes_of_size(
+        3 * 1024 * 1024 + 5,
+        0,
+    ));
     register(&mut client, "churn", &artifact).await.unwrap();
-    register(&mut client, "churn", b"second").await.unwrap();
+    register(
+        &mut client,
+        "churn",
+        &mend_testkit::artifacts::model_bytes(2),
+    )
+    .await
+    .unwrap();
 
     let mut watch = client
         .watch_aliases(pb::WatchAliasesRequest {

@@ -49,7 +49,7 @@ async fn a_forced_retrain_needs_the_token_and_publishes_the_reason() {
     let registry =
         TestRegistry::start_with(Some(Arc::clone(&bus)), &[("MEND_REGISTRY_TOKEN", TOKEN)]).await;
     let mut client = registry.client().await;
-    register(&mut client, "churn", b"model").await.unwrap();
+    register_churn(&mut client).await;
     let mut events =
         EventSubscription::subscribe(Arc::clone(&bus), ConsumerSpec::new("test", ["retrain.>"]))
             .await
@@ -119,7 +119,7 @@ async fn bad_retrain_requests_are_refused_with_the_reason() {
     let registry =
         TestRegistry::start_with(Some(Arc::clone(&bus)), &[("MEND_REGISTRY_TOKEN", TOKEN)]).await;
     let mut client = registry.client().await;
-    register(&mut client, "churn", b"model").await.unwrap();
+    register_churn(&mut client).await;
 
     let cases = [
         (retrain("fraud", "why not", None), Code::NotFound, "fraud"),
@@ -168,7 +168,7 @@ async fn bad_retrain_requests_are_refused_with_the_reason() {
 async fn a_registry_without_a_bus_says_it_cannot_ask_for_a_retrain() {
     let registry = TestRegistry::start_with(None, &[("MEND_REGISTRY_TOKEN", TOKEN)]).await;
     let mut client = registry.client().await;
-    register(&mut client, "churn", b"model").await.unwrap();
+    register_churn(&mut client).await;
     let status = client
         .request_retrain(authorized(retrain("churn", "please", None)))
         .await
@@ -194,7 +194,7 @@ async fn a_forced_retrain_reaches_nats_as_a_retrain_requested_event() {
     )
     .await;
     let mut client = registry.client().await;
-    register(&mut client, "churn", b"model").await.unwrap();
+    register_churn(&mut client).await;
     let mut events =
         EventSubscription::subscribe(Arc::clone(&bus), ConsumerSpec::new("test", ["retrain.>"]))
             .await
@@ -214,4 +214,13 @@ async fn a_forced_retrain_reaches_nats_as_a_retrain_requested_event() {
     assert_eq!(id, response.event_id);
     assert_eq!(request.reason, "over nats");
     assert_eq!(request.window, None);
+}
+
+/// Registers a real model as version 1 of `churn`.
+async fn register_churn(
+    client: &mut pb::registry_client::RegistryClient<tonic::transport::Channel>,
+) {
+    register(client, "churn", &mend_testkit::artifacts::model_bytes(1))
+        .await
+        .unwrap();
 }

@@ -23,11 +23,13 @@ use service::{
 };
 use tonic::{Code, Request};
 
-fn artifact(len: usize) -> Bytes {
-    (0..len)
-        .map(|i| (i * 31 % 251) as u8)
-        .collect::<Vec<_>>()
-        .into()
+/// A loadable model artifact `extra` bytes larger than the smallest one (the registry takes
+/// only models it can serve).
+fn artifact(extra: usize) -> Bytes {
+    Bytes::from(mend_testkit::artifacts::model_bytes_of_size(
+        mend_testkit::artifacts::min_model_len() + extra,
+        0,
+    ))
 }
 
 #[tokio::test]
@@ -113,8 +115,9 @@ async fn a_100_mb_artifact_registers_in_one_chunk_or_many() {
 
 #[tokio::test]
 async fn an_artifact_over_the_configured_limit_is_refused() {
+    let limit = (mend_testkit::artifacts::min_model_len() + 1000).to_string();
     let registry =
-        TestRegistry::start_with(None, &[("MEND_REGISTRY_MAX_ARTIFACT_BYTES", "1000")]).await;
+        TestRegistry::start_with(None, &[("MEND_REGISTRY_MAX_ARTIFACT_BYTES", &limit)]).await;
     let mut client = registry.client().await;
     let status = register(&mut client, "churn", &artifact(1001))
         .await
@@ -148,7 +151,7 @@ async fn unknown_models_versions_and_aliases_are_not_found() {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert!(status.message().contains("nobody"));
 
-    register(&mut client, "churn", b"model").await.unwrap();
+    register(&mut client, "churn", &artifact(0)).await.unwrap();
     for selector in [Selector::Version(2), Selector::Alias("champion".into())] {
         let status = get(&mut client, "churn", Some(selector)).await.unwrap_err();
         assert_eq!(status.code(), Code::NotFound, "{status:?}");
@@ -232,7 +235,7 @@ async fn without_a_configured_token_writes_are_open() {
 async fn malformed_requests_are_invalid_arguments_naming_the_field() {
     let registry = TestRegistry::start().await;
     let mut client = registry.client().await;
-    register(&mut client, "churn", b"model").await.unwrap();
+    register(&mut client, "churn", &artifact(0)).await.unwrap();
 
     let mut no_trigger = header("churn");
     no_trigger.trigger = None;
@@ -324,7 +327,7 @@ async fn a_stale_compare_and_set_is_aborted_with_the_current_version() {
     let registry = TestRegistry::start().await;
     let mut client = registry.client().await;
     for _ in 0..3 {
-        register(&mut client, "churn", b"model").await.unwrap();
+        register(&mut client, "churn", &artifact(0)).await.unwrap();
     }
     let first = set_alias(
         &mut client,
@@ -375,7 +378,7 @@ async fn listings_page_through_everything_once() {
     let registry = TestRegistry::start().await;
     let mut client = registry.client().await;
     for _ in 0..5 {
-        register(&mut client, "churn", b"model").await.unwrap();
+        register(&mut client, "churn", &artifact(0)).await.unwrap();
     }
     let mut seen = Vec::new();
     let mut token = String::new();
@@ -418,7 +421,7 @@ async fn listings_page_through_everything_once() {
 async fn the_audit_carries_actor_reason_and_the_callers_trace_id() {
     let registry = TestRegistry::start().await;
     let mut client = registry.client().await;
-    register(&mut client, "churn", b"model").await.unwrap();
+    register(&mut client, "churn", &artifact(0)).await.unwrap();
     let mut request = authorized(pb::SetAliasRequest {
         model: "churn".into(),
         alias: "champion".into(),
@@ -458,7 +461,7 @@ async fn a_watch_sees_where_aliases_are_and_every_move() {
     let registry = TestRegistry::start().await;
     let mut client = registry.client().await;
     for _ in 0..3 {
-        register(&mut client, "churn", b"model").await.unwrap();
+        register(&mut client, "churn", &artifact(0)).await.unwrap();
     }
     set_alias(&mut client, "churn", "champion", 1, None)
         .await
@@ -575,7 +578,7 @@ async fn champion_moves_are_published_as_promotions_and_rollbacks() {
     .await
     .unwrap();
     for _ in 0..2 {
-        register(&mut client, "churn", b"model").await.unwrap();
+        register(&mut client, "churn", &artifact(0)).await.unwrap();
     }
     set_alias(
         &mut client,
@@ -773,9 +776,7 @@ async fn a_corrupted_artifact_is_data_loss_and_never_streamed() {
     let path = store.path().to_owned();
     let registry = TestRegistry::start_on(Arc::new(store), None, &[]).await;
     let mut client = registry.client().await;
-    let meta = register(&mut client, "churn", b"the real model")
-        .await
-        .unwrap();
+    let meta = register(&mut client, "churn", &artifact(0)).await.unwrap();
 
     let connection = rusqlite::Connection::open(&path).unwrap();
     let changed = connection
@@ -805,7 +806,7 @@ async fn a_corrupted_artifact_is_data_loss_and_never_streamed() {
 async fn a_watch_snapshot_larger_than_its_buffer_arrives_whole() {
     let registry = TestRegistry::start().await;
     let mut client = registry.client().await;
-    register(&mut client, "churn", b"model").await.unwrap();
+    register(&mut client, "churn", &artifact(0)).await.unwrap();
     for i in 0..100 {
         set_alias(&mut client, "churn", &format!("alias-{i:03}"), 1, None)
             .await

@@ -6,11 +6,14 @@
 //!   streams again), and kills it and removes the directory on drop.
 //!   [`NatsServer::start_with`] adds token or user/password authentication and TLS
 //!   ([`NatsServerOptions`]), for tests of secured connections.
+//! - [`artifacts`]: real, small model artifacts (and ones of an exact size) for tests of
+//!   the services that store and move them.
 //! - [`TestkitError`] (in `error.rs`) says what went wrong, with the server's log tail.
 //!
 //! The API is synchronous (`std::process`) so it works from any test, async or not; it
 //! never touches the machine's shared server on 127.0.0.1:4222.
 
+pub mod artifacts;
 mod error;
 mod nats_server;
 

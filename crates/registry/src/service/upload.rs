@@ -163,7 +163,25 @@ async fn check_artifact(expected: &Expected, artifact: &Bytes) -> Result<(), Sta
             ));
         }
     }
-    Ok(())
+    check_loads(artifact).await
+}
+
+/// Checks that the artifact is a model this build can serve: its header, its format
+/// version, the sha256 of its body that the header names, and that the body parses into a
+/// consistent model. A version is a promise that it can be served, so nothing else is
+/// committed (raw gRPC uploads skip every check a client may have made).
+async fn check_loads(artifact: &Bytes) -> Result<(), Status> {
+    let bytes = artifact.clone();
+    // Parsing a large artifact takes a while: not on the async executor.
+    let loaded = tokio::task::spawn_blocking(move || mend_core::Artifact::from_bytes(&bytes))
+        .await
+        .map_err(|error| Status::internal(format!("artifact check failed: {error}")))?;
+    loaded.map(|_| ()).map_err(|error| {
+        invalid_argument(
+            "artifact",
+            &format!("not a mend model this registry can serve: {error}"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -208,13 +226,50 @@ mod tests {
 
     #[tokio::test]
     async fn joins_chunks_and_checks_size_and_digest() {
+        let model = mend_testkit::artifacts::model_bytes(1);
         let mut h = header("churn");
-        h.artifact_size = 6;
-        h.artifact_sha256 = hex::encode(Sha256::digest(b"abcdef"));
-        let upload = run(messages(h, &[b"ab", b"cde", b"f"]), 100).await.unwrap();
-        assert_eq!(&upload.artifact[..], b"abcdef");
+        h.artifact_size = model.len() as u64;
+        h.artifact_sha256 = hex::encode(Sha256::digest(&model));
+        let (a, rest) = model.split_at(100);
+        let (b, c) = rest.split_at(1000);
+        let upload = run(messages(h, &[a, b, c]), 1 << 20).await.unwrap();
+        assert_eq!(&upload.artifact[..], &model[..]);
         assert_eq!(upload.new.model, "churn");
         assert_eq!(upload.new.trace_id, "t");
+    }
+
+    /// Bytes that are not a model the registry can serve are refused before anything is
+    /// stored, even when the header's digest matches them (a raw client hashed what it sent).
+    #[tokio::test]
+    async fn refuses_what_is_not_a_loadable_model() {
+        let model = mend_testkit::artifacts::model_bytes(1);
+        let newline = model.iter().position(|&b| b == b'\n').unwrap();
+        let mut flipped = model.clone();
+        flipped[newline + 10] ^= 0x01;
+        let mut newer = model.clone();
+        newer.splice(0..12, b"MEND-MODEL 99".iter().copied());
+        for (bytes, why) in [
+            (flipped, "checksum"),
+            (newer, "format"),
+            (b"abcdef".to_vec(), "not a mend model artifact"),
+        ] {
+            let mut h = header("churn");
+            h.artifact_sha256 = hex::encode(Sha256::digest(&bytes));
+            let status = run(messages(h, &[&bytes]), 1 << 20).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument);
+            assert!(
+                status
+                    .message()
+                    .starts_with("invalid artifact: not a mend model this registry can serve"),
+                "{}",
+                status.message()
+            );
+            assert!(
+                status.message().contains(why),
+                "{why}: {}",
+                status.message()
+            );
+        }
     }
 
     #[tokio::test]

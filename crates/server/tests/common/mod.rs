@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mend_bus::{Bus, DataLog};
+use mend_core::Artifact;
 use mend_core::frame::{Column, Frame};
 use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
-use mend_core::{Artifact, Schema, SchemaOverride, TrainSettings};
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use mend_proto::inference::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use mend_proto::inference::{InferTensorContents, ModelInferRequest, ModelInferResponse};
@@ -38,18 +38,7 @@ pub fn train(numeric: usize, categorical: usize, classes: usize, seed: u64) -> T
         seed,
         ..SyntheticSpec::default()
     };
-    let mut generator = Generator::new(spec);
-    let sample = generator.sample(1_500, &Regime::default());
-    let table = generator.to_table(&sample, true, 0, 0);
-    let schema = Schema::infer(
-        &table.headers,
-        &table.rows,
-        "label",
-        &SchemaOverride::default(),
-    )
-    .unwrap();
-    let frame = Frame::from_table(&schema, &table, true).unwrap();
-    let artifact = mend_core::train(&schema, &frame, &TrainSettings::default()).unwrap();
+    let (artifact, generator) = mend_testkit::artifacts::train_on(spec, 1_500);
     let bytes = Bytes::from(artifact.to_bytes().unwrap());
     Trained {
         artifact,
