@@ -58,13 +58,16 @@ pub async fn run(
     let settings = RegistrySettings::from_config(config)?;
     let token = shutdown.token();
     let mut service = RegistryService::new(
-        deps.store,
+        Arc::clone(&deps.store),
         WriteAuth::new(settings.token.as_ref()),
         settings.max_artifact_bytes,
         token.clone(),
     );
     if let Some(bus) = deps.bus {
-        service = service.with_events(ChampionEvents::new(bus));
+        let events = ChampionEvents::new(bus, Arc::clone(&deps.store));
+        // The outbox: announces what a crash or a bus outage left unannounced, then retries.
+        tokio::spawn(events.clone().run(token.clone()));
+        service = service.with_events(events);
     }
 
     let health = Health::new();

@@ -67,6 +67,17 @@ pub trait RegistryStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Page<AuditRecord, u64>, StoreError>;
 
+    /// How far the audit log of `model` has been announced on the bus: every record up to
+    /// this seq has had its event published (0: none yet). The audit log is the registry's
+    /// outbox: a record is committed in the same transaction as its change, and
+    /// [`crate::service::ChampionEvents`] publishes what lies past this cursor, so a move
+    /// committed just before a crash is announced after the restart.
+    async fn announced_seq(&self, model: &str) -> Result<u64, StoreError>;
+
+    /// Records that every audit record of `model` up to `seq` has been announced. The
+    /// cursor never moves back: a lower `seq` than the stored one is ignored.
+    async fn set_announced_seq(&self, model: &str, seq: u64) -> Result<(), StoreError>;
+
     /// Alias moves of `model` from now on (not replayed: read the current aliases with
     /// [`RegistryStore::model`] after subscribing, so no move falls between the two).
     async fn watch_aliases(&self, model: &str) -> Result<AliasWatch, StoreError>;

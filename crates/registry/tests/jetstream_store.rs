@@ -161,3 +161,38 @@ async fn data_survives_reopening_the_buckets() {
     let (_, bytes) = reopened.artifact("churn", 2).await.unwrap();
     assert_eq!(bytes, conformance::artifact(2));
 }
+
+#[tokio::test]
+async fn outbox_cursor_moves_forward_only() {
+    let fixture = fixture().await;
+    conformance::outbox_cursor_moves_forward_only(fixture.store.clone()).await;
+    let reopened = JetStreamStore::open(&fixture.context, JetStreamConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(reopened.announced_seq("outboxed").await.unwrap(), 3);
+}
+
+/// Buckets written before the outbox existed: their models start announced up to their last
+/// record, so the upgrade does not publish their whole history again.
+#[tokio::test]
+async fn older_buckets_start_with_their_history_announced() {
+    let fixture = fixture().await;
+    for n in 1..=2 {
+        fixture
+            .store
+            .register(conformance::new_version("old", n), conformance::artifact(n))
+            .await
+            .unwrap();
+    }
+    let log = fixture
+        .context
+        .get_key_value(fixture.store.config().log_bucket())
+        .await
+        .unwrap();
+    log.purge("outbox-ready").await.unwrap();
+    log.purge("outbox.old").await.unwrap();
+    let upgraded = JetStreamStore::open(&fixture.context, JetStreamConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(upgraded.announced_seq("old").await.unwrap(), 2);
+}

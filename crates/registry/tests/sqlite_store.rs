@@ -106,3 +106,38 @@ async fn data_survives_reopening_the_file() {
     assert_eq!(bytes, conformance::artifact(2));
     drop(dir);
 }
+
+#[tokio::test]
+async fn outbox_cursor_moves_forward_only() {
+    let (store, dir) = store().await;
+    conformance::outbox_cursor_moves_forward_only(Arc::clone(&store)).await;
+    drop(store);
+    let reopened = SqliteStore::open_in_dir(dir.path().join("data"))
+        .await
+        .unwrap();
+    assert_eq!(reopened.announced_seq("outboxed").await.unwrap(), 3);
+}
+
+/// A registry written before the outbox existed: its models start announced up to their last
+/// record, so the upgrade does not publish their whole history again.
+#[tokio::test]
+async fn an_older_database_starts_with_its_history_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = SqliteStore::open_in_dir(&data).await.unwrap();
+    store
+        .register(conformance::new_version("old", 1), conformance::artifact(1))
+        .await
+        .unwrap();
+    store
+        .register(conformance::new_version("old", 2), conformance::artifact(2))
+        .await
+        .unwrap();
+    let path = store.path().to_owned();
+    drop(store);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection.execute_batch("DROP TABLE outbox").unwrap();
+    drop(connection);
+    let upgraded = SqliteStore::open_in_dir(&data).await.unwrap();
+    assert_eq!(upgraded.announced_seq("old").await.unwrap(), 2);
+}

@@ -12,6 +12,9 @@
 //!   readers do not replay the whole log; moved forward with compare-and-set on revision);
 //! - `version.<model>.<n>` in the log bucket: the metadata of version `n`.
 //!
+//! Not derived, but kept beside them: `outbox.<model>`, the seq up to which the log has been
+//! announced on the bus (the log is the registry's outbox).
+//!
 //! [`catch_up`] replays the log from the snapshot, writes any missing derived keys, then
 //! advances the snapshot, so derived keys are always written before the snapshot covers
 //! them, and a crash at any point leaves nothing a later call does not repair.
@@ -42,6 +45,14 @@ pub(crate) fn log_key(model: &str, seq: u64) -> String {
 pub(crate) fn version_key(model: &str, version: u64) -> String {
     format!("version.{model}.{version}")
 }
+
+/// The outbox cursor of a model: how far its log has been announced on the bus.
+pub(crate) fn outbox_key(model: &str) -> String {
+    format!("outbox.{model}")
+}
+
+/// Present once the store has cursors for the models that existed before the outbox did.
+pub(crate) const OUTBOX_READY_KEY: &str = "outbox-ready";
 
 /// Key pattern matching every log entry of a model, for watches.
 pub(crate) fn log_pattern(model: &str) -> String {

@@ -31,7 +31,10 @@ use crate::{
     AliasWatch, AuditAction, AuditRecord, ModelSummary, NewVersion, Page, RegistryStore, SetAlias,
     StoreError, VersionMeta, digest, names, time,
 };
-use log::{LogEntry, catch_up, encode, log_key, log_pattern, read_entry, version_key};
+use log::{
+    LogEntry, OUTBOX_READY_KEY, catch_up, encode, log_key, log_pattern, outbox_key, read_entry,
+    version_key,
+};
 
 /// Upper bound on commit attempts under contention: each lost race means another writer
 /// committed, so this is only reached when a model gets hundreds of concurrent writes.
@@ -143,12 +146,58 @@ impl JetStreamStore {
                 .map_err(|error| StoreError::nats("create object store", error))?,
         };
         info!(prefix = %config.prefix, "registry buckets open");
-        Ok(Self {
+        let store = Self {
             models,
             log,
             artifacts,
             config,
-        })
+        };
+        store.start_outbox().await?;
+        Ok(store)
+    }
+
+    /// Every model's name, in no particular order (the keys of the models bucket).
+    async fn model_names(&self) -> Result<Vec<String>, StoreError> {
+        self.models
+            .keys()
+            .await
+            .map_err(|error| StoreError::nats("list models", error))?
+            .try_collect()
+            .await
+            .map_err(|error| StoreError::nats("list models", error))
+    }
+
+    /// Gives the models that existed before the outbox a cursor at their last record (their
+    /// moves were announced, or lost, long ago), once per store, so an upgraded registry does
+    /// not publish its whole history again.
+    async fn start_outbox(&self) -> Result<(), StoreError> {
+        let ready = self
+            .log
+            .get(OUTBOX_READY_KEY)
+            .await
+            .map_err(|error| StoreError::nats("read outbox marker", error))?;
+        if ready.is_some() {
+            return Ok(());
+        }
+        for name in self.model_names().await? {
+            let Some(state) = catch_up(&self.models, &self.log, &name).await? else {
+                continue;
+            };
+            match self
+                .log
+                .create(outbox_key(&name), encode(&state.audit_seq)?)
+                .await
+            {
+                Ok(_) => {}
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(error) => return Err(StoreError::nats("start outbox", error)),
+            }
+        }
+        self.log
+            .put(OUTBOX_READY_KEY, Bytes::from_static(b"1"))
+            .await
+            .map_err(|error| StoreError::nats("write outbox marker", error))?;
+        Ok(())
     }
 
     /// The store's configuration.
@@ -312,14 +361,7 @@ impl RegistryStore for JetStreamStore {
         limit: usize,
     ) -> Result<Page<ModelSummary, String>, StoreError> {
         let limit = page_limit(limit);
-        let mut names: Vec<String> = self
-            .models
-            .keys()
-            .await
-            .map_err(|error| StoreError::nats("list models", error))?
-            .try_collect()
-            .await
-            .map_err(|error| StoreError::nats("list models", error))?;
+        let mut names = self.model_names().await?;
         names.sort();
         let after = after.unwrap_or_default();
         let mut summaries = Vec::new();
@@ -390,6 +432,72 @@ impl RegistryStore for JetStreamStore {
             records.push(entry.record);
         }
         Ok(Page::from_probe(records, limit, |record| record.seq))
+    }
+
+    async fn announced_seq(&self, model: &str) -> Result<u64, StoreError> {
+        names::validate("model", model)?;
+        self.state(model).await?;
+        let bytes = self
+            .log
+            .get(outbox_key(model))
+            .await
+            .map_err(|error| StoreError::nats("read outbox cursor", error))?;
+        match bytes {
+            Some(bytes) => Ok(serde_json::from_slice(&bytes)?),
+            None => Ok(0),
+        }
+    }
+
+    async fn set_announced_seq(&self, model: &str, seq: u64) -> Result<(), StoreError> {
+        names::validate("model", model)?;
+        self.state(model).await?;
+        let key = outbox_key(model);
+        // Compare-and-set on the revision, so a slower writer never moves the cursor back.
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            let current = self
+                .log
+                .entry(&key)
+                .await
+                .map_err(|error| StoreError::nats("read outbox cursor", error))?
+                .filter(|entry| entry.operation == kv::Operation::Put);
+            let result = match &current {
+                Some(entry) => {
+                    if serde_json::from_slice::<u64>(&entry.value)? >= seq {
+                        return Ok(());
+                    }
+                    self.log
+                        .update(&key, encode(&seq)?, entry.revision)
+                        .await
+                        .map(|_| ())
+                        .map_err(|error| {
+                            (
+                                error.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                                StoreError::nats("advance outbox cursor", error),
+                            )
+                        })
+                }
+                None => self
+                    .log
+                    .create(&key, encode(&seq)?)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| {
+                        (
+                            error.kind() == kv::CreateErrorKind::AlreadyExists,
+                            StoreError::nats("advance outbox cursor", error),
+                        )
+                    }),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err((true, _)) => continue,
+                Err((false, error)) => return Err(error),
+            }
+        }
+        Err(StoreError::Contended {
+            model: model.to_owned(),
+            attempts: MAX_COMMIT_ATTEMPTS,
+        })
     }
 
     async fn watch_aliases(&self, model: &str) -> Result<AliasWatch, StoreError> {

@@ -5,28 +5,74 @@
 //! promotion and a move to a lower one a rollback (a first champion is a promotion; a
 //! move to the same version announces nothing). The event id, which is also the
 //! `Nats-Msg-Id`, is derived from the move's audit record, so a retried publish of the
-//! same move is stored once. The alias is the truth and events are notifications: a
-//! failed publish is logged, not returned to the caller, whose move did happen (servers
-//! also reconcile with the registry periodically).
+//! same move is stored once.
+//!
+//! The audit log is the outbox: a move's record commits in the same transaction as the move,
+//! and [`ChampionEvents`] publishes every record past the store's announced cursor, in order,
+//! advancing the cursor after each publish. It drains a model right after each of its moves,
+//! every model when the registry starts, failed models again every
+//! [`RETRY_EVERY`], and every model every [`SWEEP_EVERY`] (moves another replica committed
+//! before it crashed). So a move committed just before a crash, or while the bus was down, is
+//! announced once the registry is back; and a publish repeated after a crash carries the same
+//! message id, which the bus stores once within its duplicate window.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::time::Duration;
 
 use mend_bus::events::{ModelPromoted, ModelRolledBack};
 use mend_bus::{Bus, Envelope, Event, ModelName, publish_event};
 use time::OffsetDateTime;
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
 
-use crate::{AuditAction, AuditRecord, RegistryStore, names};
+use crate::{AuditAction, AuditRecord, RegistryStore, StoreError, names};
 
-/// Publishes champion moves on a bus.
-#[derive(Clone, Debug)]
+/// How soon a model whose announcement failed is tried again.
+pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// How often every model's outbox is checked, whatever happened in this process.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// Audit records read per page while draining.
+const DRAIN_PAGE: usize = 500;
+
+/// Why a model's outbox could not be drained (it stays pending and is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error("registry store: {0}")]
+    Store(#[from] StoreError),
+    #[error("publishing {event_id}: {reason}")]
+    Publish { event_id: String, reason: String },
+}
+
+/// Publishes champion moves on a bus, from the registry's audit log (its outbox).
+#[derive(Clone)]
 pub struct ChampionEvents {
     bus: Arc<dyn Bus>,
+    store: Arc<dyn RegistryStore>,
+    /// One drain at a time, so two never publish the same record and the cursor moves in order.
+    draining: Arc<Mutex<()>>,
+    /// Models whose last drain failed.
+    pending: Arc<StdMutex<BTreeSet<String>>>,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for ChampionEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChampionEvents")
+            .field("bus", &self.bus)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChampionEvents {
-    pub fn new(bus: Arc<dyn Bus>) -> Self {
-        Self { bus }
+    pub fn new(bus: Arc<dyn Bus>, store: Arc<dyn RegistryStore>) -> Self {
+        Self {
+            bus,
+            store,
+            draining: Arc::new(Mutex::new(())),
+            pending: Arc::new(StdMutex::new(BTreeSet::new())),
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// The bus, which other registry events (forced retrains) go out on too.
@@ -34,36 +80,141 @@ impl ChampionEvents {
         &self.bus
     }
 
-    /// Publishes the event of `record`, if it is a champion move that means one.
-    pub async fn announce(&self, store: &dyn RegistryStore, record: &AuditRecord) {
-        if !is_champion_move(record) {
-            return;
+    /// Announces what `model`'s outbox holds now (call it after each committed change). A
+    /// failure is logged and left to the background retry, never returned: the caller's
+    /// change did happen.
+    pub async fn after_commit(&self, model: &str) {
+        if let Err(error) = self.drain(model).await {
+            tracing::error!(model, %error, "champion move committed but not announced yet; retrying in the background");
+            self.mark_pending(model);
         }
-        // The promoted version's metrics travel with the event, so readers need not ask.
-        let metrics = match store.version(&record.model, record.version).await {
+    }
+
+    /// Publishes every champion move of `model` past the announced cursor, in order,
+    /// advancing the cursor after each. Returns how many events were published.
+    pub async fn drain(&self, model: &str) -> Result<usize, DrainError> {
+        let _one_at_a_time = self.draining.lock().await;
+        let mut cursor = self.store.announced_seq(model).await?;
+        let mut published = 0;
+        loop {
+            let page = self.store.audit(model, Some(cursor), DRAIN_PAGE).await?;
+            if page.items.is_empty() {
+                break;
+            }
+            for record in &page.items {
+                if let Some(envelope) = self.event_of(record).await {
+                    self.publish(&envelope).await?;
+                    published += 1;
+                    self.store.set_announced_seq(model, record.seq).await?;
+                }
+                cursor = record.seq;
+            }
+            // Records that announce nothing (registrations, other aliases) move it in one write.
+            self.store.set_announced_seq(model, cursor).await?;
+            if page.next.is_none() {
+                break;
+            }
+        }
+        Ok(published)
+    }
+
+    /// Drains every model the store knows; returns how many failed.
+    pub async fn drain_all(&self) -> Result<usize, StoreError> {
+        let mut after = None;
+        let mut failed = 0;
+        loop {
+            let page = self.store.list_models(after, 0).await?;
+            for summary in &page.items {
+                if let Err(error) = self.drain(&summary.name).await {
+                    tracing::warn!(model = %summary.name, %error, "outbox not drained; retrying");
+                    self.mark_pending(&summary.name);
+                    failed += 1;
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(failed),
+            }
+        }
+    }
+
+    /// Drains every model at start, then retries failed models every [`RETRY_EVERY`] and
+    /// sweeps every model every [`SWEEP_EVERY`], until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut last_sweep: Option<tokio::time::Instant> = None;
+        loop {
+            let due = last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_EVERY);
+            if due {
+                match self.drain_all().await {
+                    Ok(failed) => {
+                        last_sweep = Some(tokio::time::Instant::now());
+                        if failed > 0 {
+                            tracing::warn!(
+                                failed,
+                                "some models' champion moves are not announced yet"
+                            );
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "could not list models to drain the outbox; retrying");
+                    }
+                }
+            }
+            for model in self.take_pending() {
+                if let Err(error) = self.drain(&model).await {
+                    tracing::warn!(%model, %error, "outbox not drained; retrying");
+                    self.mark_pending(&model);
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(RETRY_EVERY) => {}
+            }
+        }
+    }
+
+    fn mark_pending(&self, model: &str) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(model.to_owned());
+    }
+
+    fn take_pending(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The event `record` means, with the promoted version's metrics, so readers need not ask.
+    async fn event_of(&self, record: &AuditRecord) -> Option<Envelope> {
+        if !is_champion_move(record) {
+            return None;
+        }
+        let metrics = match self.store.version(&record.model, record.version).await {
             Ok(meta) => meta.metrics,
             Err(error) => {
                 tracing::warn!(model = %record.model, version = record.version, %error, "publishing champion move without metrics");
                 BTreeMap::new()
             }
         };
-        let Some(envelope) = champion_event(record, metrics) else {
-            return;
-        };
-        match publish_event(self.bus.as_ref(), &envelope).await {
-            Ok(receipt) => tracing::info!(
-                subject = %envelope.subject(),
-                event_id = %envelope.id,
-                duplicate = receipt.duplicate,
-                "champion move published"
-            ),
-            Err(error) => tracing::error!(
-                model = %record.model,
-                audit_seq = record.seq,
-                event_id = %envelope.id,
-                %error,
-                "champion moved but its event could not be published; servers will reconcile"
-            ),
+        champion_event(record, metrics)
+    }
+
+    async fn publish(&self, envelope: &Envelope) -> Result<(), DrainError> {
+        match publish_event(self.bus.as_ref(), envelope).await {
+            Ok(receipt) => {
+                tracing::info!(
+                    subject = %envelope.subject(),
+                    event_id = %envelope.id,
+                    duplicate = receipt.duplicate,
+                    "champion move published"
+                );
+                Ok(())
+            }
+            Err(error) => Err(DrainError::Publish {
+                event_id: envelope.id.clone(),
+                reason: error.to_string(),
+            }),
         }
     }
 }

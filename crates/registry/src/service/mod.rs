@@ -225,7 +225,7 @@ impl Registry for RegistryService {
             .await
             .map_err(store_error_status)?;
         if let Some(events) = &self.events {
-            events.announce(self.store.as_ref(), &record).await;
+            events.after_commit(&record.model).await;
         }
         Ok(Response::new(pb::SetAliasResponse {
             record: Some((&record).into()),

@@ -18,6 +18,10 @@ pub const ALIAS_VERSION_METADATA: &str = "mend-alias-version";
 
 /// The status a store error answers with.
 pub fn store_error_status(error: StoreError) -> Status {
+    mend_runtime::grpc::capped(uncapped_store_error_status(error))
+}
+
+fn uncapped_store_error_status(error: StoreError) -> Status {
     let message = error.to_string();
     match error {
         StoreError::InvalidArgument { .. } => Status::invalid_argument(message),
@@ -59,7 +63,9 @@ pub fn convert_error_status(prefix: &str, error: &ConvertError) -> Status {
 
 /// INVALID_ARGUMENT naming `field`, in the same words as [`StoreError::InvalidArgument`].
 pub fn invalid_argument(field: &str, reason: &str) -> Status {
-    Status::invalid_argument(format!("invalid {field}: {reason}"))
+    mend_runtime::grpc::capped(Status::invalid_argument(format!(
+        "invalid {field}: {reason}"
+    )))
 }
 
 /// Adds a field prefix to a store's INVALID_ARGUMENT for a field nested in the request.

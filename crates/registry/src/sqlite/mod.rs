@@ -201,6 +201,20 @@ impl RegistryStore for SqliteStore {
             .await
     }
 
+    async fn announced_seq(&self, model: &str) -> Result<u64, StoreError> {
+        names::validate("model", model)?;
+        let model = model.to_owned();
+        self.with_connection(move |connection| ops::announced_seq(connection, &model))
+            .await
+    }
+
+    async fn set_announced_seq(&self, model: &str, seq: u64) -> Result<(), StoreError> {
+        names::validate("model", model)?;
+        let model = model.to_owned();
+        self.with_connection(move |connection| ops::set_announced_seq(connection, &model, seq))
+            .await
+    }
+
     async fn watch_aliases(&self, model: &str) -> Result<AliasWatch, StoreError> {
         names::validate("model", model)?;
         let model = model.to_owned();

@@ -239,3 +239,29 @@ pub(crate) fn audit(
         .collect::<Result<Vec<AuditRecord>, StoreError>>()?;
     Ok(Page::from_probe(records, limit, |record| record.seq))
 }
+
+pub(crate) fn announced_seq(connection: &Connection, model: &str) -> Result<u64, StoreError> {
+    existing_model_state(connection, model)?;
+    let seq = connection
+        .query_row(
+            "SELECT announced_seq FROM outbox WHERE model = ?1",
+            params![model],
+            |row| row.get::<_, u64>(0),
+        )
+        .optional()?;
+    Ok(seq.unwrap_or(0))
+}
+
+pub(crate) fn set_announced_seq(
+    connection: &Connection,
+    model: &str,
+    seq: u64,
+) -> Result<(), StoreError> {
+    existing_model_state(connection, model)?;
+    connection.execute(
+        "INSERT INTO outbox (model, announced_seq) VALUES (?1, ?2)
+         ON CONFLICT (model) DO UPDATE SET announced_seq = max(announced_seq, excluded.announced_seq)",
+        params![model, seq],
+    )?;
+    Ok(())
+}

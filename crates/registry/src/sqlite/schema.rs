@@ -44,6 +44,18 @@ CREATE TABLE IF NOT EXISTS audit (
 ) STRICT;
 ";
 
+/// The outbox cursor: how far each model's audit log has been announced on the bus. Created
+/// apart from [`SCHEMA`] so a registry written before it existed starts with every model
+/// announced up to its last record (those moves were announced, or lost, long ago) instead
+/// of publishing its whole history again.
+const OUTBOX: &str = "
+CREATE TABLE outbox (
+    model         TEXT PRIMARY KEY REFERENCES models(name),
+    announced_seq INTEGER NOT NULL
+) STRICT;
+INSERT INTO outbox (model, announced_seq) SELECT name, audit_seq FROM models;
+";
+
 /// Sets the connection up and creates the tables if they do not exist.
 pub(crate) fn prepare(connection: &Connection) -> Result<(), StoreError> {
     // WAL lets readers in other processes (e.g. a backup) proceed during a write; FULL sync
@@ -53,5 +65,13 @@ pub(crate) fn prepare(connection: &Connection) -> Result<(), StoreError> {
     connection.pragma_update(None, "foreign_keys", "ON")?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.execute_batch(SCHEMA)?;
+    let has_outbox: bool = connection.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_outbox {
+        connection.execute_batch(&format!("BEGIN IMMEDIATE; {OUTBOX} COMMIT;"))?;
+    }
     Ok(())
 }

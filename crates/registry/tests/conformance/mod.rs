@@ -651,3 +651,30 @@ pub async fn large_artifact_round_trips<S: RegistryStore>(store: Arc<S>) {
     let (_, stored) = store.artifact("churn", 1).await.expect("artifact");
     assert!(stored == bytes, "artifact bytes differ");
 }
+
+/// The outbox cursor starts at 0 for a new model, only moves forward, survives a reopen of
+/// the store (checked by the runners), and is refused for a model the store does not know.
+pub async fn outbox_cursor_moves_forward_only<S: RegistryStore>(store: Arc<S>) {
+    store
+        .register(new_version("outboxed", 1), artifact(1))
+        .await
+        .unwrap();
+    assert_eq!(store.announced_seq("outboxed").await.unwrap(), 0);
+    store.set_announced_seq("outboxed", 1).await.unwrap();
+    assert_eq!(store.announced_seq("outboxed").await.unwrap(), 1);
+    store.set_announced_seq("outboxed", 3).await.unwrap();
+    store.set_announced_seq("outboxed", 2).await.unwrap();
+    assert_eq!(
+        store.announced_seq("outboxed").await.unwrap(),
+        3,
+        "a slower writer must not move the cursor back"
+    );
+    assert!(matches!(
+        store.announced_seq("nosuch").await,
+        Err(StoreError::ModelNotFound { .. })
+    ));
+    assert!(matches!(
+        store.set_announced_seq("nosuch", 1).await,
+        Err(StoreError::ModelNotFound { .. })
+    ));
+}
