@@ -32,6 +32,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Tensor payloads and artifact chunks are large; `Bytes` lets prost decode them
         // without copying out of the receive buffer.
         .bytes(".")
+        // A request that does not decode is the client's fault: INVALID_ARGUMENT.
+        .codec_path("crate::codec::Codec")
         .compile_fds(descriptor_set)?;
     Ok(())
 }

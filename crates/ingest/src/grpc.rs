@@ -75,11 +75,10 @@ impl GrpcIngest {
                 Ok(Some(message)) => message,
                 Ok(None) => break None,
                 Err(status) => {
-                    let status = stream_error(status, index);
-                    if status.code() == Code::InvalidArgument {
+                    if matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted) {
                         self.ingestor.metrics().too_large(T::KIND, Door::Grpc);
                     }
-                    break Some(status);
+                    break Some(stream_error(status, index));
                 }
             };
             let rows = count(&message);
@@ -155,6 +154,7 @@ impl pb::ingest_server::Ingest for GrpcIngest {
     ) -> Result<Response<pb::IngestSummary>, Status> {
         self.drive(request.into_inner(), split_rows, |batch| batch.rows.len())
             .await
+            .map_err(mend_runtime::grpc::capped)
     }
 
     async fn ingest_labels(
@@ -165,6 +165,7 @@ impl pb::ingest_server::Ingest for GrpcIngest {
             batch.labels.len()
         })
         .await
+        .map_err(mend_runtime::grpc::capped)
     }
 }
 
@@ -260,12 +261,17 @@ async fn work<T: Incoming>(
     done
 }
 
-/// tonic reports a message over the size limit as OUT_OF_RANGE or RESOURCE_EXHAUSTED; to the
-/// producer it is a bad argument, like a batch over the row limit.
+/// tonic reports a message over the size limit as OUT_OF_RANGE or RESOURCE_EXHAUSTED, and a
+/// body that is not gRPC framing (an unknown compression flag, a cut-off message) as
+/// INTERNAL; to the producer each is a bad argument, like a batch over the row limit.
 fn stream_error(status: Status, index: u32) -> Status {
     match status.code() {
         Code::OutOfRange | Code::ResourceExhausted => Status::invalid_argument(format!(
             "batch {index} is too large: {} (MEND_INGEST_MAX_MESSAGE_BYTES)",
+            status.message()
+        )),
+        Code::Internal => Status::invalid_argument(format!(
+            "batch {index} could not be read: {}",
             status.message()
         )),
         _ => status,

@@ -1,5 +1,5 @@
 //! Generated gRPC code for mend, from the `.proto` files in the workspace's `proto/`
-//! folder (the only source of every wire type). This crate holds no logic.
+//! folder (the only source of every wire type). This crate holds no logic beyond its codec.
 //!
 //! - [`inference`]: the Open Inference Protocol V2 (`inference.GRPCInferenceService`),
 //!   wire-compatible with KServe's `grpc_predict_v2.proto`.
@@ -7,8 +7,11 @@
 //! - [`ingest::v1`]: row and label ingest (`mend.ingest.v1.Ingest`).
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors of all three, for `tonic-reflection`.
 //!
-//! Every module has a `..._client` and a `..._server` submodule. `bytes` fields are
+//! Every module has a `..._client` and a `..._server` submodule, both on [`codec::Codec`]
+//! (prost, with malformed messages answered `INVALID_ARGUMENT`). `bytes` fields are
 //! [`prost::bytes::Bytes`].
+
+pub mod codec;
 
 /// The Open Inference Protocol V2 (KServe predict API), package `inference`.
 #[allow(clippy::all, missing_docs)]

@@ -88,3 +88,58 @@ fn read_pem(var: &'static str, path: &Path) -> Result<Vec<u8>, GrpcSetupError> {
         source,
     })
 }
+
+/// Longest status message a service sends: a client must be able to read its error, and a
+/// message is a header (`grpc-message`) that proxies and clients cap far below megabytes.
+pub const MAX_STATUS_MESSAGE: usize = 1000;
+/// Longest piece of a client's own input an error quotes back.
+pub const MAX_QUOTE: usize = 200;
+
+/// `text` as an error may quote it: whole when short, else its first [`MAX_QUOTE`]
+/// characters and how long it was.
+pub fn quote(text: &str) -> std::borrow::Cow<'_, str> {
+    cap(text, MAX_QUOTE)
+}
+
+/// `status` with its message cut to [`MAX_STATUS_MESSAGE`] characters (saying so, with the
+/// full length), code and metadata kept.
+pub fn capped(status: tonic::Status) -> tonic::Status {
+    if status.message().chars().count() <= MAX_STATUS_MESSAGE {
+        return status;
+    }
+    let message = cap(status.message(), MAX_STATUS_MESSAGE).into_owned();
+    tonic::Status::with_metadata(status.code(), message, status.metadata().clone())
+}
+
+fn cap(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let Some((cut, _)) = text.char_indices().nth(max) else {
+        return std::borrow::Cow::Borrowed(text);
+    };
+    std::borrow::Cow::Owned(format!(
+        "{}… ({} characters in all)",
+        &text[..cut],
+        text.chars().count()
+    ))
+}
+
+#[cfg(test)]
+mod cap_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn long_messages_and_quotes_are_cut_and_say_how_long_they_were() {
+        assert_eq!(quote("short"), "short");
+        let long = "é".repeat(10_000);
+        let quoted = quote(&long);
+        assert!(quoted.starts_with(&"é".repeat(MAX_QUOTE)));
+        assert!(quoted.ends_with("… (10000 characters in all)"), "{quoted}");
+        let status = capped(tonic::Status::invalid_argument(long));
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().chars().count() < MAX_STATUS_MESSAGE + 40);
+        assert!(status.message().ends_with("(10000 characters in all)"));
+        let short = capped(tonic::Status::not_found("no model named `m`"));
+        assert_eq!(short.message(), "no model named `m`");
+    }
+}

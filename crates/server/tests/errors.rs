@@ -527,3 +527,124 @@ async fn random_malformed_requests_never_break_the_server() {
     assert!(ok < 600);
     server.stop().await;
 }
+
+/// Sends bytes as they are, as the body of one gRPC message.
+#[derive(Clone, Default)]
+struct RawBytes;
+
+impl tonic::codec::Codec for RawBytes {
+    type Encode = Bytes;
+    type Decode = mend_proto::inference::ModelInferResponse;
+    type Encoder = RawBytes;
+    type Decoder = tonic_prost::ProstDecoder<mend_proto::inference::ModelInferResponse>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawBytes
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+impl tonic::codec::Encoder for RawBytes {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Bytes,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+/// Bodies that are not a `ModelInferRequest` at all are the client's fault: INVALID_ARGUMENT
+/// naming the message, never INTERNAL.
+#[tokio::test]
+async fn undecodable_bodies_are_invalid_arguments() {
+    let source = Arc::new(InMemoryModelSource::new());
+    source.promote("mixed", train(2, 1, 2, 24).bytes);
+    let server = start(Setup::new(Arc::clone(&source))).await;
+    server.wait_for_champion(&mixed(), 1).await;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    let path = http::uri::PathAndQuery::from_static("/inference.GRPCInferenceService/ModelInfer");
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut invalid = 0;
+    for round in 0..300 {
+        let len = 1 + rng.below(200) as usize;
+        let mut body: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        // A truncated length-delimited field: never a valid message, whatever follows.
+        if round % 2 == 0 {
+            body = vec![0x0a, 0xff, 0xff, 0x03];
+            body.extend((0..rng.below(20)).map(|_| rng.next() as u8));
+        }
+        grpc.ready().await.unwrap();
+        match grpc
+            .unary(
+                tonic::Request::new(Bytes::from(body)),
+                path.clone(),
+                RawBytes,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(status) => {
+                assert_ne!(
+                    status.code(),
+                    Code::Internal,
+                    "round {round}: garbage answered as a server fault: {status:?}"
+                );
+                if status.code() == Code::InvalidArgument
+                    && status.message().contains("not a valid ModelInferRequest")
+                {
+                    invalid += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        invalid >= 150,
+        "only {invalid} of 300 named the bad message"
+    );
+    server.stop().await;
+}
+
+/// An error quotes what the client sent, but never megabytes of it.
+#[tokio::test]
+async fn errors_quote_at_most_a_readable_piece_of_the_request() {
+    let source = Arc::new(InMemoryModelSource::new());
+    source.promote("mixed", train(2, 1, 2, 24).bytes);
+    let server = start(Setup::new(Arc::clone(&source))).await;
+    let mut client = server.client().await;
+    server.wait_for_champion(&mixed(), 1).await;
+    let huge = "m".repeat(10 * 1024 * 1024);
+    let mut probe = mixed();
+    probe.model_name = huge;
+    let status = client.model_infer(probe).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::NotFound,
+        "{}",
+        &status.message()[..200]
+    );
+    assert!(
+        status.message().len() <= 1100,
+        "message of {} bytes",
+        status.message().len()
+    );
+    assert!(
+        status.message().contains("characters in all"),
+        "{}",
+        status.message()
+    );
+    let mut probe = mixed();
+    probe.inputs[0].name = "x".repeat(5 * 1024 * 1024);
+    let status = client.model_infer(probe).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().len() <= 1100);
+    server.stop().await;
+}

@@ -49,6 +49,7 @@ impl From<InferError> for Status {
             | InferError::InvalidArgument(message)
             | InferError::Unavailable(message) => message,
         };
-        Status::new(code, message)
+        // Messages quote the request (model and tensor names): never send megabytes back.
+        mend_runtime::grpc::capped(Status::new(code, message))
     }
 }
