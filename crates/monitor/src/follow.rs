@@ -154,7 +154,7 @@ async fn follow_once(
             let signals = match &envelope.event {
                 // A promotion of a model not watched yet starts its loop (when the monitor
                 // discovers models or the allow-list names it); the loop finds the champion.
-                Event::ModelPromoted(_) => wake.watch(&envelope.model),
+                Event::ModelPromoted(_) => wake.watch_promoted(&envelope.model).await,
                 _ => wake.signals(envelope.model.as_str()),
             };
             let Some(signals) = signals else {

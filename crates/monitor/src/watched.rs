@@ -3,9 +3,10 @@
 //! Without an allow-list (`MEND_MONITOR_MODELS` unset) the monitor watches every model that has
 //! a champion: it lists them from the [`ChampionSource`] at start and at every champion
 //! refresh, and a `model.promoted` of a model it does not watch yet starts that model's loop
-//! at once. A model that no longer has a champion at a listing has its loop stopped. With an
-//! allow-list, exactly the listed models are watched, from the start, whether or not they
-//! have a champion yet (the loop waits for one), and discovery adds nothing.
+//! at once, once the registry confirms the model has a champion (events are hints). A model
+//! that no longer has a champion at a listing has its loop stopped. With an allow-list,
+//! exactly the listed models are watched, from the start, whether or not they have a
+//! champion yet (the loop waits for one), and discovery adds nothing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,6 +101,29 @@ impl WatchedModels {
             },
         );
         Some(signals)
+    }
+
+    /// Starts `model`'s loop on a promotion heard on the bus. Events are hints: without an
+    /// allow-list, a model not watched yet is only watched if the registry says it has a
+    /// champion, so a forged event starts nothing.
+    pub async fn watch_promoted(&self, model: &ModelName) -> Option<Arc<Signals>> {
+        if let Some(signals) = self.signals(model.as_str()) {
+            return Some(signals);
+        }
+        if self.allow.is_none() {
+            match self.template.champions.champion(model).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    tracing::info!(%model, "ignored a promotion of a model the registry has no champion for");
+                    return None;
+                }
+                Err(error) => {
+                    tracing::warn!(%model, %error, "could not check a promotion with the registry; the next listing will");
+                    return None;
+                }
+            }
+        }
+        self.watch(model)
     }
 
     /// Starts the allow-listed models' loops (with an allow-list), or lists the models with

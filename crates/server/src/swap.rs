@@ -2,8 +2,9 @@
 //! [`ModelStore::reconcile`], which asks the source (the truth) and swaps atomically.
 //!
 //! - Events: a durable consumer of `model.promoted.*` and `model.rolled_back.*`. Events are
-//!   notifications only; the handler does not trust the version in them beyond skipping a
-//!   swap that already happened.
+//!   hints only: the handler does not trust the version in them beyond skipping a swap that
+//!   already happened, and starts serving a model it did not know only when the registry
+//!   says that model has a champion (a forged event adds nothing).
 //! - A reconcile loop on an interval, so a missed event cannot leave a model stale. While the
 //!   server is not ready yet (source down at start) it retries faster.
 //!
@@ -159,8 +160,18 @@ async fn on_event(store: &ModelStore, envelope: &Envelope) {
         Event::ModelRolledBack(rolled_back) => rolled_back.to_version,
         _ => return,
     };
-    let Some(entry) = store.ensure(envelope.model.as_str()) else {
-        return;
+    // Events are hints (anyone who may publish can send one): a model is only added when the
+    // registry says it has a champion, and what is served is whatever the registry says.
+    let entry = match store.ensure_known(envelope.model.as_str()).await {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            tracing::info!(model = %envelope.model, announced, event_id = %envelope.id, "ignored a champion event for a model the registry has no champion for");
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(model = %envelope.model, announced, %error, "could not check a champion event with the registry; the reconcile loop will");
+            return;
+        }
     };
     if entry
         .champion()

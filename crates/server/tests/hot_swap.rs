@@ -445,3 +445,58 @@ async fn after_many_swaps_only_the_served_versions_keep_metric_series() {
     assert_eq!(count(&server.metrics.encode().unwrap()), before + 1);
     server.stop().await;
 }
+
+/// `model.promoted` events are hints: 300 forged promotions of models the registry does not
+/// know add nothing to what the server serves, and a forged promotion of a served model to a
+/// version that is not its champion swaps nothing.
+#[tokio::test]
+async fn forged_promotions_change_nothing_served() {
+    let source = Arc::new(InMemoryModelSource::new());
+    let trained = train(3, 0, 2, 35);
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::default());
+    source.promote("m", trained.bytes.clone());
+    source.add_version("m", variant(&trained.artifact, 1.0));
+    let probe = |model: &str| {
+        Rows {
+            numeric: vec![vec![0.5]; 3],
+            categorical: vec![],
+        }
+        .matrix(model, false, false)
+    };
+    let mut setup = Setup::new(Arc::clone(&source));
+    setup.bus = Some(Arc::clone(&bus));
+    let server = start(setup).await;
+    server.wait_for_champion(&probe("m"), 1).await;
+
+    for n in 0..300 {
+        announce_promotion(bus.as_ref(), &format!("forged-{n}"), 1).await;
+    }
+    // Version 2 exists but the registry never made it champion.
+    announce_promotion(bus.as_ref(), "m", 2).await;
+    // A real promotion of a new model, published last: once it is served, every forged
+    // event before it has been handled.
+    source.promote("real", trained.bytes.clone());
+    announce_promotion(bus.as_ref(), "real", 1).await;
+    server.wait_for_champion(&probe("real"), 1).await;
+
+    let mut client = server.client().await;
+    for n in [0, 150, 299] {
+        let status = client
+            .model_infer(probe(&format!("forged-{n}")))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+        assert!(
+            status.message().ends_with("(served: `m`, `real`)"),
+            "forged models listed as served: {}",
+            status.message()
+        );
+    }
+    let served = client.model_infer(probe("m")).await.unwrap();
+    assert_eq!(
+        served.get_ref().model_version,
+        "1",
+        "still the registry's champion"
+    );
+    server.stop().await;
+}

@@ -124,6 +124,23 @@ impl ModelStore {
         !self.fixed
     }
 
+    /// Like [`ModelStore::ensure`] for a name heard from outside (an event): a model not
+    /// served yet is added only if the source says it has a champion, so an event cannot
+    /// make the server list a model the registry does not know.
+    pub async fn ensure_known(&self, name: &str) -> Result<Option<Arc<ModelEntry>>, SourceError> {
+        if let Some(entry) = self.get(name) {
+            return Ok(Some(entry));
+        }
+        if self.fixed || mend_bus::ModelName::new(name).is_err() {
+            return Ok(None);
+        }
+        match self.source.champion_version(name).await {
+            Ok(_) => Ok(self.ensure(name)),
+            Err(SourceError::NotFound(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Starts serving `name` if models are discovered; returns its entry if served.
     pub fn ensure(&self, name: &str) -> Option<Arc<ModelEntry>> {
         if let Some(entry) = self.get(name) {
