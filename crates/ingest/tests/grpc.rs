@@ -458,3 +458,49 @@ async fn the_listed_rejections_are_capped_but_the_count_is_complete() {
     assert_eq!(listed, [(0, "a"), (0, "b")]);
     service.stop().await;
 }
+
+/// Bodies that are not a `RowBatch` (or `LabelBatch`) are the producer's fault:
+/// INVALID_ARGUMENT naming the message, never INTERNAL; nothing is stored from them.
+#[tokio::test]
+async fn undecodable_batches_are_invalid_arguments() {
+    let (schemas, log, _dir) = setup(true);
+    let service = start(IngestConfig::default(), schemas, log.clone(), None).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", service.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut named = 0;
+    let bodies = mend_testkit::raw_grpc::garbage_bodies(300, 0x9e37_79b9_7f4a_7c15);
+    for (round, body) in bodies.into_iter().enumerate() {
+        let (path, message) = if round % 3 == 0 {
+            ("/mend.ingest.v1.Ingest/IngestLabels", "LabelBatch")
+        } else {
+            ("/mend.ingest.v1.Ingest/IngestRows", "RowBatch")
+        };
+        grpc.ready().await.unwrap();
+        let codec = mend_testkit::raw_grpc::RawBytes::<pb::IngestSummary>::default();
+        let outcome = grpc
+            .client_streaming(
+                tonic::Request::new(tokio_stream::iter(vec![body])),
+                http::uri::PathAndQuery::from_static(path),
+                codec,
+            )
+            .await;
+        if let Err(status) = outcome {
+            assert_ne!(
+                status.code(),
+                Code::Internal,
+                "round {round}: garbage answered as a server fault: {status:?}"
+            );
+            if status.code() == Code::InvalidArgument
+                && status.message().contains(&format!("not a valid {message}"))
+            {
+                named += 1;
+            }
+        }
+    }
+    assert!(named >= 150, "only {named} of 300 named the bad message");
+    service.stop().await;
+}

@@ -96,3 +96,58 @@ async fn models_are_found_as_they_get_a_champion_and_dropped_when_they_lose_it()
     .await;
     monitor.stop().await;
 }
+
+/// Promotion events are hints: forged promotions of models the registry has no champion
+/// for start no loop; a real one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_promotions_start_nothing() {
+    let nats = nats().await;
+    let dir = tempfile::tempdir().unwrap();
+    let champions = Arc::new(InMemoryChampionSource::new());
+    let mut config = config(dir.path());
+    config.models = Vec::new();
+    // Listings are rare here: only events could start loops during the test.
+    config.champion_refresh = Duration::from_secs(3600);
+    let monitor = start(
+        config,
+        Arc::clone(&champions),
+        Arc::clone(&nats.data_log),
+        Some(Arc::clone(&nats.bus)),
+    )
+    .await;
+    eventually("the monitor to start with nothing to watch", || async {
+        (watched(&monitor.metrics) == Some(0)).then_some(())
+    })
+    .await;
+    let promoted = |model: &ModelName| {
+        Envelope::new(
+            model.clone(),
+            ModelPromoted {
+                version: 1,
+                previous: None,
+                reason: "forged".into(),
+                metrics: Default::default(),
+                trigger_event_id: None,
+            },
+        )
+    };
+    for n in 0..50 {
+        let forged = ModelName::new(format!("forged-{n}")).unwrap();
+        publish_event(nats.bus.as_ref(), &promoted(&forged))
+            .await
+            .unwrap();
+    }
+    let churn = model();
+    champions.set(&churn, 1, train(&Regime::default(), 1));
+    publish_event(nats.bus.as_ref(), &promoted(&churn))
+        .await
+        .unwrap();
+    eventually("the real model to be watched", || async {
+        (watched(&monitor.metrics) == Some(1)).then_some(())
+    })
+    .await;
+    // Every forged event has been handled by now or soon; none may add a model.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(watched(&monitor.metrics), Some(1));
+    monitor.stop().await;
+}

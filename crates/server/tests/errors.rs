@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Rows, Setup, request, start, tensor, train, wants};
-use mend_proto::inference::{InferTensorContents, ModelInferRequest};
+use mend_proto::inference::{InferTensorContents, ModelInferRequest, ModelInferResponse};
 use mend_server::{InMemoryModelSource, ServerConfig};
 use tonic::Code;
 
@@ -528,40 +528,6 @@ async fn random_malformed_requests_never_break_the_server() {
     server.stop().await;
 }
 
-/// Sends bytes as they are, as the body of one gRPC message.
-#[derive(Clone, Default)]
-struct RawBytes;
-
-impl tonic::codec::Codec for RawBytes {
-    type Encode = Bytes;
-    type Decode = mend_proto::inference::ModelInferResponse;
-    type Encoder = RawBytes;
-    type Decoder = tonic_prost::ProstDecoder<mend_proto::inference::ModelInferResponse>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawBytes
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        tonic_prost::ProstDecoder::default()
-    }
-}
-
-impl tonic::codec::Encoder for RawBytes {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Bytes,
-        buf: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        use bytes::BufMut;
-        buf.put_slice(&item);
-        Ok(())
-    }
-}
-
 /// Bodies that are not a `ModelInferRequest` at all are the client's fault: INVALID_ARGUMENT
 /// naming the message, never INTERNAL.
 #[tokio::test]
@@ -572,37 +538,26 @@ async fn undecodable_bodies_are_invalid_arguments() {
     server.wait_for_champion(&mixed(), 1).await;
     let mut grpc = tonic::client::Grpc::new(server.channel().await);
     let path = http::uri::PathAndQuery::from_static("/inference.GRPCInferenceService/ModelInfer");
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     let mut invalid = 0;
-    for round in 0..300 {
-        let len = 1 + rng.below(200) as usize;
-        let mut body: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        // A truncated length-delimited field: never a valid message, whatever follows.
-        if round % 2 == 0 {
-            body = vec![0x0a, 0xff, 0xff, 0x03];
-            body.extend((0..rng.below(20)).map(|_| rng.next() as u8));
-        }
+    for (round, body) in mend_testkit::raw_grpc::garbage_bodies(300, 0x2545_f491_4f6c_dd1d)
+        .into_iter()
+        .enumerate()
+    {
         grpc.ready().await.unwrap();
-        match grpc
-            .unary(
-                tonic::Request::new(Bytes::from(body)),
-                path.clone(),
-                RawBytes,
-            )
+        let codec = mend_testkit::raw_grpc::RawBytes::<ModelInferResponse>::default();
+        if let Err(status) = grpc
+            .unary(tonic::Request::new(body), path.clone(), codec)
             .await
         {
-            Ok(_) => {}
-            Err(status) => {
-                assert_ne!(
-                    status.code(),
-                    Code::Internal,
-                    "round {round}: garbage answered as a server fault: {status:?}"
-                );
-                if status.code() == Code::InvalidArgument
-                    && status.message().contains("not a valid ModelInferRequest")
-                {
-                    invalid += 1;
-                }
+            assert_ne!(
+                status.code(),
+                Code::Internal,
+                "round {round}: garbage answered as a server fault: {status:?}"
+            );
+            if status.code() == Code::InvalidArgument
+                && status.message().contains("not a valid ModelInferRequest")
+            {
+                invalid += 1;
             }
         }
     }

@@ -8,6 +8,7 @@
 //!   ([`NatsServerOptions`]), for tests of secured connections.
 //! - [`artifacts`]: real, small model artifacts (and ones of an exact size) for tests of
 //!   the services that store and move them.
+//! - [`raw_grpc`]: a codec that sends any bytes as a gRPC message, and garbage to send.
 //! - [`TestkitError`] (in `error.rs`) says what went wrong, with the server's log tail.
 //!
 //! The API is synchronous (`std::process`) so it works from any test, async or not; it
@@ -16,6 +17,7 @@
 pub mod artifacts;
 mod error;
 mod nats_server;
+pub mod raw_grpc;
 
 pub use error::TestkitError;
 pub use nats_server::{NATS_SERVER_BIN_ENV, NatsServer, NatsServerOptions, ServerAuth, ServerTls};
