@@ -42,11 +42,12 @@ async fn serve(config: MendConfig, ingest_config: IngestConfig) -> anyhow::Resul
         .listen_for_signals()
         .context("failed to install signal handlers")?;
     let metrics = Metrics::new();
-    let ops = tokio::spawn(mend_runtime::http::serve_http(
-        http,
-        mend_runtime::http::ops_router(metrics.clone(), readiness),
-        shutdown.token(),
-    ));
+    let tls = config.tls.clone();
+    let ops_router = mend_runtime::http::ops_router(metrics.clone(), readiness);
+    let ops_token = shutdown.token();
+    let ops = tokio::spawn(async move {
+        mend_runtime::http::serve_ops_with_tls(http, ops_router, &tls, ops_token).await
+    });
     let deps = IngestDeps {
         schemas: Arc::new(RegistrySchemaSource::new(registry)),
         data_log,

@@ -142,6 +142,8 @@ pub struct MonitorConfig {
     pub data_dir: PathBuf,
     /// Names this replica's durable promotion consumer (`mend-monitor-<instance>`).
     pub instance: String,
+    /// `MEND_TLS_*`: the reports are data, so the HTTP port follows them.
+    pub tls: mend_runtime::config::TlsConfig,
 }
 
 impl MonitorConfig {
@@ -165,12 +167,15 @@ impl MonitorConfig {
             trend: TrendConfig::default(),
             data_dir: data_dir.into(),
             instance: random_instance(),
+            tls: mend_runtime::config::TlsConfig::default(),
         }
     }
 
     /// Reads the monitor settings from the same environment and file as `config`.
     pub fn from_mend(config: &MendConfig) -> Result<MonitorConfig, ConfigError> {
-        MonitorConfig::from_source(config.source(), config.data_dir.clone())
+        let mut monitor = MonitorConfig::from_source(config.source(), config.data_dir.clone())?;
+        monitor.tls = config.tls.clone();
+        Ok(monitor)
     }
 
     /// Reads the monitor settings from an environment and optional file.

@@ -36,7 +36,7 @@ pub struct MonitorDeps {
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorServiceError {
     #[error("the http server failed: {0}")]
-    Http(#[from] std::io::Error),
+    Http(#[from] mend_runtime::http::HttpServeError),
 }
 
 /// Monitors every model of `config` and serves `/metrics`, `/healthz`, `/livez` and
@@ -80,9 +80,14 @@ pub async fn run(
 
     let gate = shutdown.readiness().gate("monitor");
     gate.open();
-    let router = mend_runtime::http::ops_router(deps.metrics.clone(), shutdown.readiness())
-        .merge(reports_router(reports));
-    let served = mend_runtime::http::serve_http(http_listener, router, token.clone()).await;
+    let served = mend_runtime::http::serve_http_with_tls(
+        http_listener,
+        mend_runtime::http::ops_router(deps.metrics.clone(), shutdown.readiness()),
+        reports_router(reports),
+        &config.tls,
+        token.clone(),
+    )
+    .await;
     if served.is_err() {
         shutdown.trigger();
     }

@@ -43,7 +43,7 @@ async fn serve(config: MendConfig) -> anyhow::Result<()> {
     let work = async {
         let (grpc, http) = tokio::join!(
             mend_registry::run(&config, deps, grpc, shutdown.clone()),
-            mend_runtime::http::serve_http(http, router, shutdown.token()),
+            mend_runtime::http::serve_ops_with_tls(http, router, &config.tls, shutdown.token()),
         );
         grpc.context("registry grpc failed")?;
         http.context("registry http failed")

@@ -75,3 +75,157 @@ async fn readiness_handler(State(state): State<OpsState>) -> Response {
 async fn liveness_handler() -> &'static str {
     "alive\n"
 }
+
+/// Why the HTTP side could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpServeError {
+    #[error("http listener: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("http tls: cannot read {path:?}: {reason}")]
+    Pem {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("http tls: {0}")]
+    Tls(String),
+}
+
+/// How long a client gets to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the `ops` routes (`/metrics`, `/healthz`, `/livez`) and the service's `data` routes
+/// on `listener`, following the same `MEND_TLS_*` settings as the service's gRPC port:
+///
+/// - without an identity: plain HTTP, every route;
+/// - with an identity: TLS only (plain text is refused on every route);
+/// - with a CA as well (mTLS): a client certificate not signed by the CA fails the
+///   handshake, and a connection without a client certificate reaches only the ops routes
+///   (kubelet probes and scrapers present none); data routes need a certificate.
+pub async fn serve_http_with_tls(
+    listener: TcpListener,
+    ops: Router,
+    data: Router,
+    tls: &crate::config::TlsConfig,
+    shutdown: CancellationToken,
+) -> Result<(), HttpServeError> {
+    let Some(identity) = &tls.identity else {
+        return Ok(serve_http(listener, ops.merge(data), shutdown).await?);
+    };
+    let config = server_tls_config(identity, tls.ca.as_deref())?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let needs_cert = tls.ca.is_some();
+    let everything = ops.clone().merge(data);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, mtls = needs_cert, "https listening");
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "http accept failed");
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let acceptor = acceptor.clone();
+        let (ops, everything) = (ops.clone(), everything.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "refused an http connection: tls handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "refused an http connection: tls handshake timed out");
+                    return;
+                }
+            };
+            let has_cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|certs| !certs.is_empty());
+            let router = if needs_cert && !has_cert {
+                ops
+            } else {
+                everything
+            };
+            let service = hyper_util::service::TowerToHyperService::new(router);
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let connection = builder
+                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(%peer, %error, "https connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+fn server_tls_config(
+    identity: &crate::config::TlsIdentity,
+    ca: Option<&std::path::Path>,
+) -> Result<tokio_rustls::rustls::ServerConfig, HttpServeError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+
+    let pem_error =
+        |path: &std::path::Path, error: rustls_pki_types::pem::Error| HttpServeError::Pem {
+            path: path.to_owned(),
+            reason: error.to_string(),
+        };
+    let chain = CertificateDer::pem_file_iter(&identity.cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|error| pem_error(&identity.cert, error))?;
+    let key = PrivateKeyDer::from_pem_file(&identity.key)
+        .map_err(|error| pem_error(&identity.key, error))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(std::sync::Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| HttpServeError::Tls(error.to_string()))?;
+    let builder = match ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca).map_err(|error| pem_error(ca, error))? {
+                roots
+                    .add(cert.map_err(|error| pem_error(ca, error))?)
+                    .map_err(|error| HttpServeError::Tls(error.to_string()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                provider,
+            )
+            // A connection without a certificate gets the ops routes only (see above).
+            .allow_unauthenticated()
+            .build()
+            .map_err(|error| HttpServeError::Tls(error.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|error| HttpServeError::Tls(error.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// [`serve_http_with_tls`] for a service whose HTTP port has only the ops routes.
+pub async fn serve_ops_with_tls(
+    listener: TcpListener,
+    ops: Router,
+    tls: &crate::config::TlsConfig,
+    shutdown: CancellationToken,
+) -> Result<(), HttpServeError> {
+    serve_http_with_tls(listener, ops, Router::new(), tls, shutdown).await
+}

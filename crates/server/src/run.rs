@@ -64,7 +64,7 @@ pub enum ServerError {
     #[error("the grpc server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
     #[error("the http server failed: {0}")]
-    Http(#[source] std::io::Error),
+    Http(#[source] mend_runtime::http::HttpServeError),
 }
 
 /// Serves until `shutdown` is triggered, then drains and returns. Readiness (the `server`
@@ -136,12 +136,16 @@ pub async fn run(
     let http = async {
         match listeners.http {
             Some(listener) => {
-                let router =
-                    mend_runtime::http::ops_router(deps.metrics.clone(), shutdown.readiness())
-                        .merge(rest::router(service.clone(), config.max_message_bytes));
-                mend_runtime::http::serve_http(listener, router, token.clone())
-                    .await
-                    .map_err(ServerError::Http)
+                // REST inference follows the same TLS settings as gRPC (mTLS included).
+                mend_runtime::http::serve_http_with_tls(
+                    listener,
+                    mend_runtime::http::ops_router(deps.metrics.clone(), shutdown.readiness()),
+                    rest::router(service.clone(), config.max_message_bytes),
+                    &config.tls,
+                    token.clone(),
+                )
+                .await
+                .map_err(ServerError::Http)
             }
             None => Ok(()),
         }

@@ -173,3 +173,88 @@ async fn rest_endpoints_answer_like_grpc() {
     );
     server.stop().await;
 }
+
+fn tls_fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../runtime/tests/fixtures/tls")
+        .join(name)
+}
+
+/// With mutual TLS configured, REST inference on the HTTP port needs a client certificate
+/// signed by the CA, like gRPC: plain text and a foreign certificate get nothing, no
+/// certificate gets the probes only.
+#[tokio::test]
+async fn rest_inference_follows_mutual_tls() {
+    use mend_testkit::https::{ClientTls, HttpRequest, https, plain};
+
+    let source = Arc::new(InMemoryModelSource::new());
+    let mut trained = train(2, 1, 2, 43);
+    source.promote("churn", trained.bytes.clone());
+    let mut setup = Setup::new(Arc::clone(&source));
+    setup.config.tls = mend_runtime::config::TlsConfig {
+        identity: Some(mend_runtime::config::TlsIdentity {
+            cert: tls_fixture("server.pem"),
+            key: tls_fixture("server.key"),
+        }),
+        ca: Some(tls_fixture("ca.pem")),
+    };
+    let server = start(setup).await;
+    let (ca, cert, key) = (
+        tls_fixture("ca.pem"),
+        tls_fixture("client.pem"),
+        tls_fixture("client.key"),
+    );
+    let (other_cert, other_key) = (
+        tls_fixture("other-client.pem"),
+        tls_fixture("other-client.key"),
+    );
+    let client = ClientTls {
+        trust: &ca,
+        identity: Some((&cert, &key)),
+    };
+    let anonymous = ClientTls {
+        trust: &ca,
+        identity: None,
+    };
+    let foreign = ClientTls {
+        trust: &ca,
+        identity: Some((&other_cert, &other_key)),
+    };
+
+    let ready = HttpRequest::get("/v2/models/churn/ready");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while https(server.http, &ready, client)
+        .await
+        .map(|(status, _)| status)
+        != Ok(200)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let rows = Rows::draw(&mut trained.generator, 3, 4);
+    let body = json!({
+        "inputs": [
+            {"name": "x0", "shape": [3], "datatype": "FP32", "data": rows.numeric[0]},
+            {"name": "x1", "shape": [3], "datatype": "FP64", "data": rows.numeric[1]},
+            {"name": "c0", "shape": [3], "datatype": "BYTES", "data": rows.categorical[0]},
+        ]
+    })
+    .to_string();
+    let infer = HttpRequest::post_json("/v2/models/churn/infer", &body);
+    let (status, text) = https(server.http, &infer, client).await.unwrap();
+    assert_eq!(status, 200, "{text}");
+
+    let plain_text = plain(server.http, &infer).await;
+    assert!(
+        plain_text.is_err(),
+        "plain text was answered: {plain_text:?}"
+    );
+    let without_cert = https(server.http, &infer, anonymous).await;
+    assert_eq!(without_cert.map(|(status, _)| status), Ok(404));
+    let probe = https(server.http, &HttpRequest::get("/livez"), anonymous).await;
+    assert_eq!(probe.map(|(status, _)| status), Ok(200));
+    let foreign_cert = https(server.http, &infer, foreign).await;
+    assert!(foreign_cert.is_err(), "{foreign_cert:?}");
+    server.shutdown.trigger();
+}

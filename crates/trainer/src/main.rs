@@ -57,7 +57,7 @@ async fn serve(config: MendConfig) -> anyhow::Result<()> {
     let work = async {
         let (trainer, http) = tokio::join!(
             mend_trainer::run(&config, deps, shutdown.clone()),
-            mend_runtime::http::serve_http(http, router, shutdown.token()),
+            mend_runtime::http::serve_ops_with_tls(http, router, &config.tls, shutdown.token()),
         );
         trainer.context("trainer failed")?;
         http.context("trainer http failed")
