@@ -28,8 +28,8 @@ pub mod typed;
 
 pub use bus::{Bus, ConsumerSpec, MAX_DURABLE_LEN, Subscription};
 pub use datalog::{
-    DataKind, DataLog, DataLogExt, JetStreamDataLog, LogRecord, Logged, Range, RawEntry,
-    SqliteDataLog, Window,
+    DEDUP_WINDOW, DataKind, DataLog, DataLogExt, JetStreamDataLog, LogRecord, Logged, Range,
+    RawEntry, SqliteDataLog, Stored, Window,
 };
 pub use error::{BusError, DataLogError, DecodeError};
 pub use events::{Envelope, Event};

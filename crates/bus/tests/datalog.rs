@@ -61,6 +61,7 @@ for_each_log!(
     time_windows_follow_append_time,
     labels_and_predictions_round_trip,
     a_large_window_comes_back_whole,
+    retried_records_are_stored_once,
 );
 
 fn rows(prefix: &str, range: std::ops::Range<usize>) -> Vec<RowRecord> {
@@ -268,6 +269,74 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    /// A producer that retries a batch (same row ids) gets the first copies' sequences back,
+    /// marked as duplicates, and the log holds each row once; a corrected label is new.
+    pub async fn retried_records_are_stored_once(backend: Backend) {
+        let Log { log, .. } = &open(backend).await;
+        let churn = ModelName::new("churn").unwrap();
+        let first = log
+            .append_deduplicated(&churn, &rows("r", 0..50))
+            .await
+            .unwrap();
+        assert!(first.iter().all(|stored| !stored.duplicate));
+        // The retry overlaps the first batch by 30 rows and brings 20 new ones.
+        let retry = log
+            .append_deduplicated(&churn, &rows("r", 20..70))
+            .await
+            .unwrap();
+        let duplicates: Vec<u64> = retry
+            .iter()
+            .filter(|stored| stored.duplicate)
+            .map(|stored| stored.seq)
+            .collect();
+        assert_eq!(duplicates.len(), 30);
+        assert_eq!(
+            duplicates,
+            first[20..]
+                .iter()
+                .map(|stored| stored.seq)
+                .collect::<Vec<_>>(),
+            "a duplicate answers with the first copy's sequence"
+        );
+        let stored = log.read_rows(&churn, &Window::last(1000)).await.unwrap();
+        assert_eq!(
+            ids(&stored, |row| &row.id),
+            (0..70).map(|i| format!("r{i}")).collect::<Vec<_>>()
+        );
+
+        let label = |value: &str| LabelRecord {
+            row_id: "r1".into(),
+            label: value.into(),
+            time_ms: 1,
+        };
+        log.append_labels(&churn, &[label("yes")]).await.unwrap();
+        log.append_labels(&churn, &[label("yes")]).await.unwrap();
+        log.append_labels(&churn, &[label("no")]).await.unwrap();
+        let labels = log.read_labels(&churn, &Window::last(10)).await.unwrap();
+        let values: Vec<&str> = labels.iter().map(|l| l.record.label.as_str()).collect();
+        assert_eq!(
+            values,
+            ["yes", "no"],
+            "the correction is kept, the repeat is not"
+        );
+
+        // Raw appends carry no key: each is new.
+        let raw = vec![bytes::Bytes::from_static(b"{}"); 2];
+        log.append_raw(&churn, DataKind::Predictions, raw.clone())
+            .await
+            .unwrap();
+        log.append_raw(&churn, DataKind::Predictions, raw)
+            .await
+            .unwrap();
+        assert_eq!(
+            log.read_raw(&churn, DataKind::Predictions, &Window::last(10))
+                .await
+                .unwrap()
+                .len(),
+            4
         );
     }
 

@@ -131,10 +131,17 @@ impl GrpcIngest {
                 }
                 IngestError::Internal(_) => Code::Internal,
             };
-            return Err(Status::new(
-                code,
-                format!("batch {batch} was not stored: {error}; {progress}"),
-            ));
+            // A failed append may have stored part of the batch (or all of it, acknowledged
+            // too late): the producer retries, and the dedup keys keep the retry from
+            // storing anything twice.
+            let outcome = match error {
+                IngestError::DataLog(_) => format!(
+                    "batch {batch} may be partly stored: {error}; send it again: rows (by id) and labels (by row id and label) already stored within the last {} s are stored once",
+                    mend_bus::DEDUP_WINDOW.as_secs()
+                ),
+                _ => format!("batch {batch} was not stored: {error}"),
+            };
+            return Err(Status::new(code, format!("{outcome}; {progress}")));
         }
         if let Some(status) = read_failure {
             return Err(Status::new(
@@ -240,6 +247,7 @@ async fn work<T: Incoming>(
         };
         done.batches += 1;
         done.summary.accepted += outcome.accepted as u64;
+        done.summary.already_stored += outcome.already_stored as u64;
         done.summary.rejected += outcome.rejected.len() as u64;
         let room = max_listed.saturating_sub(done.summary.rejected_rows.len());
         done.summary

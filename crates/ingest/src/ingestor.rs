@@ -92,6 +92,8 @@ pub struct Prepared<R> {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BatchOutcome {
     pub accepted: usize,
+    /// Of `accepted`, how many the log had stored already (a retried batch).
+    pub already_stored: usize,
     pub rejected: Vec<Rejection>,
 }
 
@@ -211,13 +213,20 @@ impl Ingestor {
             kind,
             started,
         } = prepared;
+        let mut already_stored = 0;
         if let Some(model) = &model
             && !accepted.is_empty()
-            && let Err(error) = self.data_log.append(model, &accepted).await
         {
-            self.metrics.failed(kind, door);
-            tracing::warn!(%model, kind = kind.as_str(), %error, records = accepted.len(), "data log append failed");
-            return Err(error.into());
+            match self.data_log.append_deduplicated(model, &accepted).await {
+                Ok(stored) => {
+                    already_stored = stored.iter().filter(|stored| stored.duplicate).count();
+                }
+                Err(error) => {
+                    self.metrics.failed(kind, door);
+                    tracing::warn!(%model, kind = kind.as_str(), %error, records = accepted.len(), "data log append failed");
+                    return Err(error.into());
+                }
+            }
         }
         let seconds = started.elapsed().as_secs_f64();
         self.metrics
@@ -227,12 +236,14 @@ impl Ingestor {
             kind = kind.as_str(),
             source = door.as_str(),
             accepted = accepted.len(),
+            already_stored,
             rejected = rejected.len(),
             seconds,
             "batch ingested"
         );
         Ok(BatchOutcome {
             accepted: accepted.len(),
+            already_stored,
             rejected,
         })
     }

@@ -215,3 +215,78 @@ async fn a_promotion_on_the_bus_switches_validation_to_the_new_schema() {
     .await;
     service.stop().await;
 }
+
+/// A batch cut off by a NATS outage is retried by the producer: whatever the first attempt
+/// stored (before the outage, or once NATS came back) is stored once, the retry says how
+/// many rows were already there, and the log holds every acknowledged row exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_retried_across_a_nats_outage_is_stored_once() {
+    let mut nats = NatsServer::start().unwrap();
+    let jetstream = JetStreamBus::connect(&nats.url(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    let log = Arc::new(JetStreamDataLog::new(jetstream));
+    let schemas = Arc::new(InMemorySchemaSource::new());
+    schemas.promote("churn", churn_schema(true));
+    let service = start(IngestConfig::default(), schemas, log.clone(), None).await;
+    let mut client = service.client().await;
+    let churn = ModelName::new("churn").unwrap();
+    let batch = |from: usize, to: usize| pb::RowBatch {
+        model: "churn".into(),
+        rows: (from..to)
+            .map(|i| {
+                row(
+                    &format!("r{i}"),
+                    &[("age", number(i as f64)), ("plan", text("pro"))],
+                )
+            })
+            .collect(),
+    };
+
+    let first = client
+        .ingest_rows(tokio_stream::iter(vec![batch(0, 500)]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((first.accepted, first.already_stored), (500, 0));
+
+    // NATS goes down while the next batch is sent; the producer gives up after 2 s.
+    nats.stop().unwrap();
+    let mut cut_off = tonic::Request::new(tokio_stream::iter(vec![batch(500, 1000)]));
+    cut_off.set_timeout(Duration::from_secs(2));
+    let outcome = client.ingest_rows(cut_off).await;
+    assert!(outcome.is_err(), "no answer can say stored: {outcome:?}");
+    // NATS is back (the service's publish retries may now store what it had in hand)...
+    nats.resume().unwrap();
+    // ...and the producer retries the whole stream, as told.
+    let retried = eventually("the retry to be stored", || {
+        let mut client = client.clone();
+        async move {
+            client
+                .ingest_rows(tokio_stream::iter(vec![batch(0, 500), batch(500, 1000)]))
+                .await
+                .ok()
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await;
+    assert_eq!(retried.accepted, 1000);
+    assert!(
+        retried.already_stored >= 500,
+        "the first batch was stored before: {retried:?}"
+    );
+    let stored = eventually("every row to be readable", || {
+        let log = Arc::clone(&log);
+        let churn = churn.clone();
+        async move {
+            let rows = log.read_rows(&churn, &Window::last(5000)).await.ok()?;
+            (rows.len() >= 1000).then_some(rows)
+        }
+    })
+    .await;
+    let ids: std::collections::BTreeSet<&str> =
+        stored.iter().map(|row| row.record.id.as_str()).collect();
+    assert_eq!(ids.len(), 1000);
+    assert_eq!(stored.len(), 1000, "some rows were stored twice");
+    service.stop().await;
+}

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use time::OffsetDateTime;
 
-use super::{DataKind, DataLog, Range, RawEntry, Window};
+use super::{DataKind, DataLog, Range, RawEntry, Stored, Window};
 use crate::bus::Bus;
 use crate::error::DataLogError;
 use crate::jetstream::JetStreamBus;
@@ -151,12 +151,15 @@ impl JetStreamDataLog {
         subject: &str,
         payload: Bytes,
         msg_id: String,
-    ) -> Result<u64, DataLogError> {
+    ) -> Result<Stored, DataLogError> {
         let receipt = self
             .bus
             .publish(subject, OutgoingMessage::new(payload).with_msg_id(msg_id))
             .await?;
-        Ok(receipt.sequence)
+        Ok(Stored {
+            seq: receipt.sequence,
+            duplicate: receipt.duplicate,
+        })
     }
 }
 
@@ -176,6 +179,13 @@ fn current_trace_headers() -> Option<async_nats::HeaderMap> {
     Some(map)
 }
 
+/// The message id of a keyed entry: the subject names the model and kind, and the key is
+/// hashed so any key (a row id may be long) makes a short id.
+fn dedup_msg_id(subject: &str, key: &str) -> String {
+    let digest = mend_core::sha256_hex(format!("{subject}\u{1f}{key}").as_bytes());
+    format!("rec-{}", &digest[..32])
+}
+
 fn millis(time: OffsetDateTime) -> i64 {
     i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
@@ -193,17 +203,41 @@ impl DataLog for JetStreamDataLog {
         kind: DataKind,
         payloads: Vec<Bytes>,
     ) -> Result<Vec<u64>, DataLogError> {
+        let entries = payloads
+            .into_iter()
+            .map(|payload| (payload, None))
+            .collect();
+        Ok(self
+            .append_keyed(model, kind, entries)
+            .await?
+            .into_iter()
+            .map(|stored| stored.seq)
+            .collect())
+    }
+
+    /// A keyed entry's `Nats-Msg-Id` is derived from its model, kind and key, so a retried
+    /// record is stored once within the stream's duplicate window (JetStream answers the
+    /// retry with the first copy's sequence); an entry without a key gets a fresh id.
+    async fn append_keyed(
+        &self,
+        model: &ModelName,
+        kind: DataKind,
+        entries: Vec<(Bytes, Option<String>)>,
+    ) -> Result<Vec<Stored>, DataLogError> {
         let subject = kind.subject(model);
         let js = self.bus.jetstream();
         let trace_headers = current_trace_headers();
-        let mut sequences = Vec::with_capacity(payloads.len());
-        for chunk in payloads.chunks(APPEND_IN_FLIGHT) {
+        let mut sequences = Vec::with_capacity(entries.len());
+        for chunk in entries.chunks(APPEND_IN_FLIGHT) {
             let ids: Vec<String> = chunk
                 .iter()
-                .map(|_| crate::events::new_event_id())
+                .map(|(_, key)| match key {
+                    Some(key) => dedup_msg_id(&subject, key),
+                    None => crate::events::new_event_id(),
+                })
                 .collect();
             let mut in_flight = Vec::with_capacity(chunk.len());
-            for (payload, id) in chunk.iter().zip(&ids) {
+            for ((payload, _), id) in chunk.iter().zip(&ids) {
                 let mut publish = Publish::build().payload(payload.clone());
                 // `headers` replaces the map, so the message id goes in after it.
                 if let Some(headers) = &trace_headers {
@@ -212,20 +246,23 @@ impl DataLog for JetStreamDataLog {
                 let publish = publish.message_id(id);
                 in_flight.push(js.send_publish(subject.clone(), publish).await.ok());
             }
-            for ((ack, payload), id) in in_flight.into_iter().zip(chunk).zip(ids) {
+            for ((ack, (payload, _)), id) in in_flight.into_iter().zip(chunk).zip(ids) {
                 let stored = match ack {
-                    Some(ack) => ack.await.ok().map(|ack| ack.sequence),
+                    Some(ack) => ack.await.ok().map(|ack| Stored {
+                        seq: ack.sequence,
+                        duplicate: ack.duplicate,
+                    }),
                     None => None,
                 };
-                let sequence = match stored {
-                    Some(sequence) => sequence,
+                let stored = match stored {
+                    Some(stored) => stored,
                     // Lost in a disconnect: retry with the same id, stored at most once.
                     None => {
                         self.append_one_with_retry(&subject, payload.clone(), id)
                             .await?
                     }
                 };
-                sequences.push(sequence);
+                sequences.push(stored);
             }
         }
         Ok(sequences)

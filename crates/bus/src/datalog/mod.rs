@@ -59,13 +59,43 @@ impl DataKind {
 /// A record type the log stores.
 pub trait LogRecord: Serialize + DeserializeOwned + Send + Sync + 'static {
     const KIND: DataKind;
+
+    /// What makes a record the same record when a producer sends it again (a retried batch):
+    /// the log stores a record whose key it stored within the last [`DEDUP_WINDOW`] once.
+    /// `None`: every append is new.
+    fn dedup_key(&self) -> Option<String> {
+        None
+    }
 }
+
+/// How long the log remembers a record's [`LogRecord::dedup_key`]: the same as the NATS
+/// streams' duplicate window, so both logs answer a retry alike.
+pub const DEDUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl LogRecord for RowRecord {
     const KIND: DataKind = DataKind::Rows;
+
+    /// A row is identified by its id.
+    fn dedup_key(&self) -> Option<String> {
+        (!self.id.is_empty()).then(|| self.id.clone())
+    }
 }
 impl LogRecord for LabelRecord {
     const KIND: DataKind = DataKind::Labels;
+
+    /// The same label for the same row; a corrected label (another value) is a new record.
+    fn dedup_key(&self) -> Option<String> {
+        (!self.row_id.is_empty()).then(|| format!("{}\u{1f}{}", self.row_id, self.label))
+    }
+}
+
+/// Where an appended entry is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub seq: u64,
+    /// It had been stored before under the same key (within [`DEDUP_WINDOW`]): `seq` is that
+    /// earlier entry's, and nothing new was written.
+    pub duplicate: bool,
 }
 impl LogRecord for PredictionRecord {
     const KIND: DataKind = DataKind::Predictions;
@@ -158,6 +188,27 @@ pub trait DataLog: Send + Sync + std::fmt::Debug {
         payloads: Vec<Bytes>,
     ) -> Result<Vec<u64>, DataLogError>;
 
+    /// Appends payloads in order, each with an optional dedup key: a payload whose key was
+    /// appended (for this model and kind) within [`DEDUP_WINDOW`] is not stored again, and its
+    /// earlier sequence is returned as a duplicate. The default ignores the keys.
+    async fn append_keyed(
+        &self,
+        model: &ModelName,
+        kind: DataKind,
+        entries: Vec<(Bytes, Option<String>)>,
+    ) -> Result<Vec<Stored>, DataLogError> {
+        let payloads = entries.into_iter().map(|(payload, _)| payload).collect();
+        Ok(self
+            .append_raw(model, kind, payloads)
+            .await?
+            .into_iter()
+            .map(|seq| Stored {
+                seq,
+                duplicate: false,
+            })
+            .collect())
+    }
+
     /// Entries of one model and kind inside `window`, in sequence order.
     async fn read_raw(
         &self,
@@ -176,17 +227,34 @@ pub trait DataLog: Send + Sync + std::fmt::Debug {
 
 /// Typed access to any [`DataLog`].
 pub trait DataLogExt: DataLog {
+    /// Appends records, each stored once per [`LogRecord::dedup_key`] within
+    /// [`DEDUP_WINDOW`]; returns the sequences (a duplicate's is its earlier entry's).
     fn append<'a, R: LogRecord>(
         &'a self,
         model: &'a ModelName,
         records: &'a [R],
     ) -> impl Future<Output = Result<Vec<u64>, DataLogError>> + Send + 'a {
         async move {
-            let payloads = records
+            let stored = self.append_deduplicated(model, records).await?;
+            Ok(stored.into_iter().map(|stored| stored.seq).collect())
+        }
+    }
+
+    /// [`DataLogExt::append`], telling which records were already stored.
+    fn append_deduplicated<'a, R: LogRecord>(
+        &'a self,
+        model: &'a ModelName,
+        records: &'a [R],
+    ) -> impl Future<Output = Result<Vec<Stored>, DataLogError>> + Send + 'a {
+        async move {
+            let entries = records
                 .iter()
-                .map(|record| serde_json::to_vec(record).map(Bytes::from))
+                .map(|record| {
+                    serde_json::to_vec(record)
+                        .map(|payload| (Bytes::from(payload), record.dedup_key()))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
-            self.append_raw(model, R::KIND, payloads).await
+            self.append_keyed(model, R::KIND, entries).await
         }
     }
 

@@ -14,9 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{DataKind, DataLog, Range, RawEntry, Window};
+use super::{DEDUP_WINDOW, DataKind, DataLog, Range, RawEntry, Stored, Window};
 use crate::error::DataLogError;
 use crate::message::{Headers, header};
 use crate::subjects::ModelName;
@@ -35,6 +35,11 @@ CREATE TABLE IF NOT EXISTS log (
 );
 CREATE INDEX IF NOT EXISTS log_by_model_kind_seq  ON log (model, kind, seq);
 CREATE INDEX IF NOT EXISTS log_by_model_kind_time ON log (model, kind, appended_ms);
+";
+
+/// Added by [`add_dedup_column`], which older files need first.
+const DEDUP_INDEX: &str = "
+CREATE INDEX IF NOT EXISTS log_by_dedup_key ON log (dedup_key, model, kind, appended_ms);
 ";
 
 /// The data log in a SQLite file. Cheap to clone.
@@ -79,6 +84,7 @@ impl SqliteDataLog {
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.execute_batch(SCHEMA)?;
         add_traceparent_column(&connection)?;
+        add_dedup_column(&connection)?;
         let last_appended_ms =
             connection.query_row("SELECT COALESCE(MAX(appended_ms), 0) FROM log", [], |row| {
                 row.get(0)
@@ -127,6 +133,22 @@ fn add_traceparent_column(connection: &Connection) -> Result<(), DataLogError> {
     Ok(())
 }
 
+/// Adds the `dedup_key` column (what makes a retried record the same record) to a log
+/// created before it existed, then its index.
+fn add_dedup_column(connection: &Connection) -> Result<(), DataLogError> {
+    let has_column: bool = connection.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('log') WHERE name = 'dedup_key'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_column {
+        connection.execute_batch("ALTER TABLE log ADD COLUMN dedup_key TEXT")?;
+        tracing::info!("data log upgraded: retried rows and labels are stored once");
+    }
+    connection.execute_batch(DEDUP_INDEX)?;
+    Ok(())
+}
+
 /// The current span's W3C `traceparent`, when an OpenTelemetry layer records it.
 fn current_traceparent() -> Option<String> {
     let mut headers = Headers::new();
@@ -150,6 +172,10 @@ fn now_ms() -> i64 {
         })
 }
 
+fn dedup_window_ms() -> i64 {
+    i64::try_from(DEDUP_WINDOW.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// SQLite integers are signed; sequences and limits beyond i64 mean "no bound".
 fn to_sql(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
@@ -167,7 +193,25 @@ impl DataLog for SqliteDataLog {
         kind: DataKind,
         payloads: Vec<Bytes>,
     ) -> Result<Vec<u64>, DataLogError> {
-        if payloads.is_empty() {
+        let entries = payloads
+            .into_iter()
+            .map(|payload| (payload, None))
+            .collect();
+        Ok(self
+            .append_keyed(model, kind, entries)
+            .await?
+            .into_iter()
+            .map(|stored| stored.seq)
+            .collect())
+    }
+
+    async fn append_keyed(
+        &self,
+        model: &ModelName,
+        kind: DataKind,
+        entries: Vec<(Bytes, Option<String>)>,
+    ) -> Result<Vec<Stored>, DataLogError> {
+        if entries.is_empty() {
             return Ok(Vec::new());
         }
         let model = model.to_string();
@@ -176,22 +220,47 @@ impl DataLog for SqliteDataLog {
         self.with(move |inner| {
             let appended_ms = now_ms().max(inner.last_appended_ms);
             let transaction = inner.connection.transaction()?;
-            let mut sequences = Vec::with_capacity(payloads.len());
+            let mut sequences = Vec::with_capacity(entries.len());
             {
                 let mut insert = transaction.prepare_cached(
-                    "INSERT INTO log (model, kind, appended_ms, payload, traceparent)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO log (model, kind, appended_ms, payload, traceparent, dedup_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
-                for payload in &payloads {
+                let mut earlier = transaction.prepare_cached(
+                    "SELECT seq FROM log INDEXED BY log_by_dedup_key
+                     WHERE dedup_key = ?3 AND model = ?1 AND kind = ?2 AND appended_ms >= ?4
+                     ORDER BY seq LIMIT 1",
+                )?;
+                let remembered_from = appended_ms - dedup_window_ms();
+                for (payload, key) in &entries {
+                    if let Some(key) = key {
+                        let seq: Option<i64> = earlier
+                            .query_row(
+                                params![model, kind_code(kind), key, remembered_from],
+                                |row| row.get(0),
+                            )
+                            .optional()?;
+                        if let Some(seq) = seq {
+                            sequences.push(Stored {
+                                seq: u64::try_from(seq).unwrap_or(0),
+                                duplicate: true,
+                            });
+                            continue;
+                        }
+                    }
                     insert.execute(params![
                         model,
                         kind_code(kind),
                         appended_ms,
                         payload.as_ref(),
                         traceparent.as_deref(),
+                        key.as_deref(),
                     ])?;
                     let seq = transaction.last_insert_rowid();
-                    sequences.push(u64::try_from(seq).unwrap_or(0));
+                    sequences.push(Stored {
+                        seq: u64::try_from(seq).unwrap_or(0),
+                        duplicate: false,
+                    });
                 }
             }
             transaction.commit()?;
