@@ -318,14 +318,14 @@ struct LatchedLog {
 
 #[async_trait]
 impl DataLog for LatchedLog {
-    async fn append_raw(
+    async fn append_keyed(
         &self,
         model: &ModelName,
         kind: DataKind,
-        payloads: Vec<Bytes>,
-    ) -> Result<Vec<u64>, DataLogError> {
+        entries: Vec<(Bytes, Option<String>)>,
+    ) -> Result<Vec<mend_bus::Stored>, DataLogError> {
         self.latch.acquire().await.unwrap().forget();
-        self.inner.append_raw(model, kind, payloads).await
+        self.inner.append_keyed(model, kind, entries).await
     }
 
     async fn read_raw(

@@ -150,12 +150,12 @@ struct StuckLog;
 
 #[async_trait]
 impl DataLog for StuckLog {
-    async fn append_raw(
+    async fn append_keyed(
         &self,
         _: &ModelName,
         _: DataKind,
-        _: Vec<Bytes>,
-    ) -> Result<Vec<u64>, DataLogError> {
+        _: Vec<(Bytes, Option<String>)>,
+    ) -> Result<Vec<mend_bus::Stored>, DataLogError> {
         std::future::pending().await
     }
     async fn read_raw(

@@ -197,24 +197,6 @@ fn time_from_ms(ms: i64) -> OffsetDateTime {
 
 #[async_trait]
 impl DataLog for JetStreamDataLog {
-    async fn append_raw(
-        &self,
-        model: &ModelName,
-        kind: DataKind,
-        payloads: Vec<Bytes>,
-    ) -> Result<Vec<u64>, DataLogError> {
-        let entries = payloads
-            .into_iter()
-            .map(|payload| (payload, None))
-            .collect();
-        Ok(self
-            .append_keyed(model, kind, entries)
-            .await?
-            .into_iter()
-            .map(|stored| stored.seq)
-            .collect())
-    }
-
     /// A keyed entry's `Nats-Msg-Id` is derived from its model, kind and key, so a retried
     /// record is stored once within the stream's duplicate window (JetStream answers the
     /// retry with the first copy's sequence); an entry without a key gets a fresh id.

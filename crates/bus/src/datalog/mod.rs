@@ -179,34 +179,30 @@ pub struct Logged<R> {
 /// Append-only storage of data records per model.
 #[async_trait]
 pub trait DataLog: Send + Sync + std::fmt::Debug {
-    /// Appends payloads in order; returns their sequence numbers, in the same order. Returns
-    /// only once every entry is durably stored.
-    async fn append_raw(
-        &self,
-        model: &ModelName,
-        kind: DataKind,
-        payloads: Vec<Bytes>,
-    ) -> Result<Vec<u64>, DataLogError>;
-
-    /// Appends payloads in order, each with an optional dedup key: a payload whose key was
-    /// appended (for this model and kind) within [`DEDUP_WINDOW`] is not stored again, and its
-    /// earlier sequence is returned as a duplicate. The default ignores the keys.
+    /// Appends payloads in order, each with an optional dedup key, and returns where each is
+    /// stored, in the same order, once every entry is durably stored. A payload whose key was
+    /// appended (for this model and kind) within [`DEDUP_WINDOW`] is not stored again: its
+    /// earlier sequence comes back as a duplicate.
     async fn append_keyed(
         &self,
         model: &ModelName,
         kind: DataKind,
         entries: Vec<(Bytes, Option<String>)>,
-    ) -> Result<Vec<Stored>, DataLogError> {
-        let payloads = entries.into_iter().map(|(payload, _)| payload).collect();
-        Ok(self
-            .append_raw(model, kind, payloads)
-            .await?
+    ) -> Result<Vec<Stored>, DataLogError>;
+
+    /// Appends payloads without keys (each one new); returns their sequence numbers.
+    async fn append_raw(
+        &self,
+        model: &ModelName,
+        kind: DataKind,
+        payloads: Vec<Bytes>,
+    ) -> Result<Vec<u64>, DataLogError> {
+        let entries = payloads
             .into_iter()
-            .map(|seq| Stored {
-                seq,
-                duplicate: false,
-            })
-            .collect())
+            .map(|payload| (payload, None))
+            .collect();
+        let stored = self.append_keyed(model, kind, entries).await?;
+        Ok(stored.into_iter().map(|stored| stored.seq).collect())
     }
 
     /// Entries of one model and kind inside `window`, in sequence order.

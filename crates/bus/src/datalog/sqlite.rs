@@ -187,24 +187,6 @@ fn limit_to_sql(limit: usize) -> i64 {
 
 #[async_trait]
 impl DataLog for SqliteDataLog {
-    async fn append_raw(
-        &self,
-        model: &ModelName,
-        kind: DataKind,
-        payloads: Vec<Bytes>,
-    ) -> Result<Vec<u64>, DataLogError> {
-        let entries = payloads
-            .into_iter()
-            .map(|payload| (payload, None))
-            .collect();
-        Ok(self
-            .append_keyed(model, kind, entries)
-            .await?
-            .into_iter()
-            .map(|stored| stored.seq)
-            .collect())
-    }
-
     async fn append_keyed(
         &self,
         model: &ModelName,

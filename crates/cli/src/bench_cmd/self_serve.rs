@@ -251,16 +251,19 @@ struct NullDataLog {
 
 #[async_trait]
 impl DataLog for NullDataLog {
-    async fn append_raw(
+    async fn append_keyed(
         &self,
         _model: &ModelName,
         _kind: DataKind,
-        payloads: Vec<Bytes>,
-    ) -> Result<Vec<u64>, DataLogError> {
-        let first = self
-            .next
-            .fetch_add(payloads.len() as u64, Ordering::Relaxed);
-        Ok((first..first + payloads.len() as u64).collect())
+        entries: Vec<(Bytes, Option<String>)>,
+    ) -> Result<Vec<mend_bus::Stored>, DataLogError> {
+        let first = self.next.fetch_add(entries.len() as u64, Ordering::Relaxed);
+        Ok((first..first + entries.len() as u64)
+            .map(|seq| mend_bus::Stored {
+                seq,
+                duplicate: false,
+            })
+            .collect())
     }
 
     async fn read_raw(
