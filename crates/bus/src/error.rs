@@ -36,6 +36,14 @@ pub enum BusError {
     },
     #[error("failed to encode event: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error(
+        "message on {subject} is {bytes} bytes; the NATS server takes at most {max} (max_payload)"
+    )]
+    TooLarge {
+        subject: String,
+        bytes: usize,
+        max: usize,
+    },
     #[error("the bus is closed")]
     Closed,
 }
@@ -79,4 +87,14 @@ pub enum DataLogError {
     Bus(#[from] BusError),
     #[error("data log worker failed: {0}")]
     Worker(String),
+    /// An entry larger than the log can carry (the NATS server's `max_payload`, less room
+    /// for headers): refused before anything of the append is stored.
+    #[error(
+        "entry {index} is {bytes} bytes; the data log takes at most {max} per entry (the NATS server's max_payload)"
+    )]
+    TooLarge {
+        index: usize,
+        bytes: usize,
+        max: usize,
+    },
 }

@@ -56,6 +56,14 @@ impl Headers {
             .map(|(name, value)| (name.as_str(), value.as_str()))
     }
 
+    /// About how many bytes the headers take on the wire (`Name: value\r\n` each).
+    pub fn approximate_len(&self) -> usize {
+        self.iter()
+            .map(|(name, value)| name.len() + value.len() + 4)
+            .sum::<usize>()
+            + 12
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

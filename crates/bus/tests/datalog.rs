@@ -400,3 +400,63 @@ async fn the_sqlite_log_survives_reopening() {
         .unwrap();
     assert_eq!(all.len(), 4);
 }
+
+/// NATS closes the connection of a client that publishes over the server's `max_payload`:
+/// the JetStream log refuses such an entry whole, before anything is stored, and stays
+/// connected for the next append.
+#[tokio::test]
+async fn an_entry_over_max_payload_is_refused_and_the_log_keeps_working() {
+    let Log { log, .. } = &open(Backend::JetStream).await;
+    let churn = ModelName::new("churn").unwrap();
+    let max = log.max_entry_bytes().expect("JetStream has a limit");
+    assert!(max < 1 << 20 && max > 1 << 19, "{max}");
+    let huge = bytes::Bytes::from(vec![b'x'; 2 << 20]);
+    let small = bytes::Bytes::from_static(b"{}");
+    let refused = log
+        .append_raw(&churn, DataKind::Predictions, vec![small.clone(), huge])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, mend_bus::DataLogError::TooLarge { index: 1, .. }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("max_payload"), "{refused}");
+    assert_eq!(
+        log.latest_seq(&churn, DataKind::Predictions).await.unwrap(),
+        None,
+        "nothing of the refused append was stored"
+    );
+    let stored = log
+        .append_raw(&churn, DataKind::Predictions, vec![small])
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+}
+
+/// The same for events: a message over `max_payload` is refused with the sizes, and the bus
+/// publishes the next one as usual.
+#[tokio::test]
+async fn an_event_over_max_payload_is_refused_and_the_bus_keeps_working() {
+    use mend_bus::Bus;
+    use mend_bus::message::OutgoingMessage;
+
+    let harness = Harness::start(Backend::JetStream).await;
+    let bus = harness.jetstream.clone().unwrap();
+    let refused = bus
+        .publish(
+            "alert.churn",
+            OutgoingMessage::new(bytes::Bytes::from(vec![b'x'; 2 << 20])),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, mend_bus::BusError::TooLarge { .. }),
+        "{refused}"
+    );
+    bus.publish(
+        "alert.churn",
+        OutgoingMessage::new(bytes::Bytes::from_static(b"{}")),
+    )
+    .await
+    .unwrap();
+}

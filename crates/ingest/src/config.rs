@@ -19,6 +19,12 @@ pub const MEND_INGEST_MAX_MESSAGE_BYTES: &str = "MEND_INGEST_MAX_MESSAGE_BYTES";
 pub const MEND_INGEST_MAX_IN_FLIGHT_BYTES: &str = "MEND_INGEST_MAX_IN_FLIGHT_BYTES";
 /// Most rejected rows listed in one summary; the count is always complete.
 pub const MEND_INGEST_MAX_LISTED_REJECTIONS: &str = "MEND_INGEST_MAX_LISTED_REJECTIONS";
+/// Largest value a row may carry, in bytes: a text cell, a column name, a row id or a label.
+pub const MEND_INGEST_MAX_VALUE_BYTES: &str = "MEND_INGEST_MAX_VALUE_BYTES";
+/// Largest row (or label), in bytes: its id and every column name and value together. Must
+/// stay under the NATS server's `max_payload` (1 MiB by default), which every stored row
+/// crosses as one message.
+pub const MEND_INGEST_MAX_ROW_BYTES: &str = "MEND_INGEST_MAX_ROW_BYTES";
 /// How long a champion's schema is trusted before the registry is asked again, in ms.
 pub const MEND_INGEST_SCHEMA_TTL_MS: &str = "MEND_INGEST_SCHEMA_TTL_MS";
 /// This replica's name, which keys its promotion consumer. Default: `HOSTNAME`, else random.
@@ -30,12 +36,14 @@ pub const ALL: &[&str] = &[
     MEND_INGEST_MAX_MESSAGE_BYTES,
     MEND_INGEST_MAX_IN_FLIGHT_BYTES,
     MEND_INGEST_MAX_LISTED_REJECTIONS,
+    MEND_INGEST_MAX_VALUE_BYTES,
+    MEND_INGEST_MAX_ROW_BYTES,
     MEND_INGEST_SCHEMA_TTL_MS,
     MEND_INGEST_INSTANCE,
 ];
 
 /// Defaults: 10,000 rows and 16 MiB per batch, 256 MiB in flight, 1,000 rejections listed,
-/// a 60 s schema time to live.
+/// 64 KiB per value and 256 KiB per row, a 60 s schema time to live.
 pub mod defaults {
     use std::time::Duration;
 
@@ -43,7 +51,26 @@ pub mod defaults {
     pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
     pub const MAX_IN_FLIGHT_BYTES: usize = 256 * 1024 * 1024;
     pub const MAX_LISTED_REJECTIONS: usize = 1_000;
+    pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+    pub const MAX_ROW_BYTES: usize = 256 * 1024;
     pub const SCHEMA_TTL: Duration = Duration::from_secs(60);
+}
+
+/// How large a value and a row may be; larger ones are rejected with a reason naming the
+/// setting, before anything reaches the data log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeLimits {
+    pub max_value_bytes: usize,
+    pub max_row_bytes: usize,
+}
+
+impl Default for SizeLimits {
+    fn default() -> Self {
+        SizeLimits {
+            max_value_bytes: defaults::MAX_VALUE_BYTES,
+            max_row_bytes: defaults::MAX_ROW_BYTES,
+        }
+    }
 }
 
 /// What the ingest service needs beyond the shared runtime settings.
@@ -53,6 +80,8 @@ pub struct IngestConfig {
     pub max_message_bytes: usize,
     pub max_in_flight_bytes: usize,
     pub max_listed_rejections: usize,
+    /// Per value and per row (`MEND_INGEST_MAX_VALUE_BYTES`, `MEND_INGEST_MAX_ROW_BYTES`).
+    pub limits: SizeLimits,
     pub schema_ttl: Duration,
     /// Names this replica's durable promotion consumer (`mend-ingest-<instance>`).
     pub instance: String,
@@ -67,6 +96,7 @@ impl Default for IngestConfig {
             max_message_bytes: defaults::MAX_MESSAGE_BYTES,
             max_in_flight_bytes: defaults::MAX_IN_FLIGHT_BYTES,
             max_listed_rejections: defaults::MAX_LISTED_REJECTIONS,
+            limits: SizeLimits::default(),
             schema_ttl: defaults::SCHEMA_TTL,
             instance: random_instance(),
             tls: TlsConfig::default(),
@@ -125,6 +155,30 @@ impl IngestConfig {
             "ingest.max_listed_rejections",
             defaults::MAX_LISTED_REJECTIONS,
         )?;
+        let max_value_bytes: usize = source.parse_or(
+            MEND_INGEST_MAX_VALUE_BYTES,
+            "ingest.max_value_bytes",
+            defaults::MAX_VALUE_BYTES,
+        )?;
+        if max_value_bytes == 0 {
+            return Err(source.invalid(
+                MEND_INGEST_MAX_VALUE_BYTES,
+                "ingest.max_value_bytes",
+                "must be at least 1",
+            ));
+        }
+        let max_row_bytes: usize = source.parse_or(
+            MEND_INGEST_MAX_ROW_BYTES,
+            "ingest.max_row_bytes",
+            defaults::MAX_ROW_BYTES.max(max_value_bytes),
+        )?;
+        if max_row_bytes < max_value_bytes {
+            return Err(source.invalid(
+                MEND_INGEST_MAX_ROW_BYTES,
+                "ingest.max_row_bytes",
+                "must be at least MEND_INGEST_MAX_VALUE_BYTES, or a row with one largest value could never be accepted",
+            ));
+        }
         let schema_ttl_ms: u64 = source.parse_or(
             MEND_INGEST_SCHEMA_TTL_MS,
             "ingest.schema_ttl_ms",
@@ -148,6 +202,10 @@ impl IngestConfig {
             max_message_bytes,
             max_in_flight_bytes,
             max_listed_rejections,
+            limits: SizeLimits {
+                max_value_bytes,
+                max_row_bytes,
+            },
             schema_ttl: Duration::from_millis(schema_ttl_ms),
             instance,
             tls: TlsConfig::default(),

@@ -14,6 +14,7 @@ use mend_core::Schema;
 use mend_core::record::{LabelRecord, RowRecord};
 use tokio::time::Instant;
 
+use crate::config::SizeLimits;
 use crate::incoming::{IncomingLabel, IncomingRow};
 use crate::metrics::{Door, IngestMetrics, Kind};
 use crate::reject::{RejectReason, Rejection};
@@ -52,7 +53,12 @@ pub trait Incoming: Send + Sized + 'static {
     /// The field named when the model is wrong.
     const MODEL_FIELD: &'static str = "model";
     fn row_id(&self) -> &str;
-    fn validate(schema: &Schema, batch: Vec<Self>, now_ms: i64) -> Validated<Self::Record>;
+    fn validate(
+        schema: &Schema,
+        batch: Vec<Self>,
+        now_ms: i64,
+        limits: &SizeLimits,
+    ) -> Validated<Self::Record>;
 }
 
 impl Incoming for IncomingRow {
@@ -61,8 +67,13 @@ impl Incoming for IncomingRow {
     fn row_id(&self) -> &str {
         &self.id
     }
-    fn validate(schema: &Schema, batch: Vec<Self>, now_ms: i64) -> Validated<RowRecord> {
-        validate_rows(schema, batch, now_ms)
+    fn validate(
+        schema: &Schema,
+        batch: Vec<Self>,
+        now_ms: i64,
+        limits: &SizeLimits,
+    ) -> Validated<RowRecord> {
+        validate_rows(schema, batch, now_ms, limits)
     }
 }
 
@@ -72,8 +83,13 @@ impl Incoming for IncomingLabel {
     fn row_id(&self) -> &str {
         &self.row_id
     }
-    fn validate(schema: &Schema, batch: Vec<Self>, now_ms: i64) -> Validated<LabelRecord> {
-        validate_labels(schema, batch, now_ms)
+    fn validate(
+        schema: &Schema,
+        batch: Vec<Self>,
+        now_ms: i64,
+        limits: &SizeLimits,
+    ) -> Validated<LabelRecord> {
+        validate_labels(schema, batch, now_ms, limits)
     }
 }
 
@@ -104,6 +120,7 @@ pub struct Ingestor {
     data_log: Arc<dyn DataLog>,
     metrics: IngestMetrics,
     max_batch_rows: usize,
+    limits: SizeLimits,
 }
 
 impl Ingestor {
@@ -112,12 +129,14 @@ impl Ingestor {
         data_log: Arc<dyn DataLog>,
         metrics: IngestMetrics,
         max_batch_rows: usize,
+        limits: SizeLimits,
     ) -> Self {
         Ingestor {
             schemas,
             data_log,
             metrics,
             max_batch_rows,
+            limits,
         }
     }
 
@@ -184,10 +203,11 @@ impl Ingestor {
         };
         let now = now_ms();
         let validated = if batch.len() <= INLINE_VALIDATION_ROWS {
-            T::validate(&champion.schema, batch, now)
+            T::validate(&champion.schema, batch, now, &self.limits)
         } else {
             let schema = Arc::clone(&champion.schema);
-            tokio::task::spawn_blocking(move || T::validate(&schema, batch, now))
+            let limits = self.limits;
+            tokio::task::spawn_blocking(move || T::validate(&schema, batch, now, &limits))
                 .await
                 .map_err(|error| IngestError::Internal(error.to_string()))?
         };

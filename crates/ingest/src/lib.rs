@@ -30,7 +30,7 @@ pub mod schema_source;
 pub mod validate;
 pub mod wire;
 
-pub use config::IngestConfig;
+pub use config::{IngestConfig, SizeLimits};
 pub use grpc::GrpcIngest;
 pub use ingestor::{BatchOutcome, IngestError, Ingestor};
 pub use reject::{RejectReason, Rejection};

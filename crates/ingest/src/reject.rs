@@ -55,6 +55,13 @@ pub enum RejectReason {
     UnknownClass { classes: Vec<String> },
     /// A JSON row that does not have the shape of a row.
     Undecodable(String),
+    /// A value or the whole row is larger than the configured limit.
+    TooLarge {
+        what: &'static str,
+        bytes: usize,
+        limit: usize,
+        setting: &'static str,
+    },
 }
 
 impl RejectReason {
@@ -71,11 +78,12 @@ impl RejectReason {
             RejectReason::UnknownModel(_) => "unknown_model",
             RejectReason::UnknownClass { .. } => "unknown_class",
             RejectReason::Undecodable(_) => "undecodable",
+            RejectReason::TooLarge { .. } => "too_large",
         }
     }
 
     /// Every code, so metrics can be pre-registered at zero.
-    pub const CODES: [&'static str; 10] = [
+    pub const CODES: [&'static str; 11] = [
         "empty_id",
         "duplicate_id",
         "unknown_column",
@@ -86,6 +94,7 @@ impl RejectReason {
         "unknown_model",
         "unknown_class",
         "undecodable",
+        "too_large",
     ];
 }
 
@@ -113,6 +122,15 @@ impl fmt::Display for RejectReason {
                 write!(f, "unknown class; the model's classes are {classes:?}")
             }
             RejectReason::Undecodable(why) => write!(f, "not a valid row: {why}"),
+            RejectReason::TooLarge {
+                what,
+                bytes,
+                limit,
+                setting,
+            } => write!(
+                f,
+                "{what} is {bytes} bytes; at most {limit} are accepted ({setting})"
+            ),
         }
     }
 }
@@ -137,6 +155,12 @@ mod tests {
             RejectReason::UnknownModel(String::new()),
             RejectReason::UnknownClass { classes: vec![] },
             RejectReason::Undecodable(String::new()),
+            RejectReason::TooLarge {
+                what: "the value",
+                bytes: 2,
+                limit: 1,
+                setting: "MEND_INGEST_MAX_VALUE_BYTES",
+            },
         ];
         let codes: Vec<&str> = reasons.iter().map(RejectReason::code).collect();
         assert_eq!(codes, RejectReason::CODES);

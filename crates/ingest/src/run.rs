@@ -67,6 +67,7 @@ pub async fn run(
         Arc::clone(&deps.data_log),
         metrics,
         config.max_batch_rows,
+        config.limits,
     );
 
     let mut background = Vec::new();

@@ -18,6 +18,7 @@ use mend_core::record::{LabelRecord, RowRecord, Value, Values};
 use mend_core::schema::is_missing;
 use mend_core::{FeatureKind, Schema};
 
+use crate::config::{MEND_INGEST_MAX_ROW_BYTES, MEND_INGEST_MAX_VALUE_BYTES, SizeLimits};
 use crate::incoming::{Cell, IncomingLabel, IncomingRow};
 use crate::reject::{RejectReason, Rejection};
 
@@ -31,7 +32,12 @@ pub struct Validated<R> {
 }
 
 /// Validates a batch of rows; `now_ms` stands in for an unset event time.
-pub fn validate_rows(schema: &Schema, rows: Vec<IncomingRow>, now_ms: i64) -> Validated<RowRecord> {
+pub fn validate_rows(
+    schema: &Schema,
+    rows: Vec<IncomingRow>,
+    now_ms: i64,
+    limits: &SizeLimits,
+) -> Validated<RowRecord> {
     let reserved: HashSet<&str> = [
         Some(schema.label.as_str()),
         schema.id_column.as_deref(),
@@ -46,6 +52,11 @@ pub fn validate_rows(schema: &Schema, rows: Vec<IncomingRow>, now_ms: i64) -> Va
         rejected: Vec::new(),
     };
     for (index, row) in rows.into_iter().enumerate() {
+        if let Some((field, reason)) = oversized_row(&row, limits) {
+            out.rejected
+                .push(Rejection::new(index, shorten(&row.id), &field, reason));
+            continue;
+        }
         if let Some(reason) = check_id(&row.id, index, &mut seen) {
             out.rejected
                 .push(Rejection::new(index, row.id, "id", reason));
@@ -66,6 +77,7 @@ pub fn validate_labels(
     schema: &Schema,
     labels: Vec<IncomingLabel>,
     now_ms: i64,
+    limits: &SizeLimits,
 ) -> Validated<LabelRecord> {
     let mut seen: HashMap<String, usize> = HashMap::with_capacity(labels.len());
     let mut out = Validated {
@@ -73,6 +85,11 @@ pub fn validate_labels(
         rejected: Vec::new(),
     };
     for (index, label) in labels.into_iter().enumerate() {
+        if let Some((field, reason)) = oversized_label(&label, limits) {
+            out.rejected
+                .push(Rejection::new(index, shorten(&label.row_id), field, reason));
+            continue;
+        }
         if let Some(reason) = check_id(&label.row_id, index, &mut seen) {
             out.rejected
                 .push(Rejection::new(index, label.row_id, "row_id", reason));
@@ -110,6 +127,58 @@ pub fn reject_all(
         .enumerate()
         .map(|(index, id)| Rejection::new(index, id, field, reason.clone()))
         .collect()
+}
+
+fn value_too_large(what: &'static str, bytes: usize, limits: &SizeLimits) -> Option<RejectReason> {
+    (bytes > limits.max_value_bytes).then_some(RejectReason::TooLarge {
+        what,
+        bytes,
+        limit: limits.max_value_bytes,
+        setting: MEND_INGEST_MAX_VALUE_BYTES,
+    })
+}
+
+/// The first value of `row` over the limits, or the row itself, with the field to name.
+fn oversized_row(row: &IncomingRow, limits: &SizeLimits) -> Option<(String, RejectReason)> {
+    if let Some(reason) = value_too_large("the row id", row.id.len(), limits) {
+        return Some(("id".to_owned(), reason));
+    }
+    let mut total = row.id.len();
+    for (name, cell) in &row.values {
+        if let Some(reason) = value_too_large("the column name", name.len(), limits) {
+            return Some((shorten(name), reason));
+        }
+        let value_bytes = match cell {
+            Cell::Text(text) => text.len(),
+            Cell::Number(_) => 8,
+            Cell::Missing | Cell::Other(_) => 0,
+        };
+        if let Some(reason) = value_too_large("the value", value_bytes, limits) {
+            return Some((name.clone(), reason));
+        }
+        total += name.len() + value_bytes;
+    }
+    (total > limits.max_row_bytes).then(|| {
+        (
+            String::new(),
+            RejectReason::TooLarge {
+                what: "the row (id, column names and values)",
+                bytes: total,
+                limit: limits.max_row_bytes,
+                setting: MEND_INGEST_MAX_ROW_BYTES,
+            },
+        )
+    })
+}
+
+fn oversized_label(
+    label: &IncomingLabel,
+    limits: &SizeLimits,
+) -> Option<(&'static str, RejectReason)> {
+    if let Some(reason) = value_too_large("the row id", label.row_id.len(), limits) {
+        return Some(("row_id", reason));
+    }
+    value_too_large("the label", label.label.len(), limits).map(|reason| ("label", reason))
 }
 
 fn or_now(time_ms: i64, now_ms: i64) -> i64 {
@@ -307,7 +376,7 @@ mod tests {
                 ],
             ),
         ];
-        let validated = validate_rows(&schema(true), rows, 99);
+        let validated = validate_rows(&schema(true), rows, 99, &SizeLimits::default());
         assert_eq!(
             reasons(&validated),
             vec![
@@ -346,13 +415,13 @@ mod tests {
                 ),
             ]
         };
-        let allowed = validate_rows(&schema(true), rows(), 0);
+        let allowed = validate_rows(&schema(true), rows(), 0, &SizeLimits::default());
         assert!(allowed.rejected.is_empty());
         assert_eq!(allowed.accepted[0].values["age"], Value::Missing);
         assert_eq!(allowed.accepted[0].values["plan"], Value::Missing);
         assert_eq!(allowed.accepted[1].values["age"], Value::Missing);
 
-        let strict = validate_rows(&schema(false), rows(), 0);
+        let strict = validate_rows(&schema(false), rows(), 0, &SizeLimits::default());
         assert!(strict.accepted.is_empty());
         assert_eq!(
             reasons(&strict),
@@ -375,7 +444,7 @@ mod tests {
                 ("id", Cell::Text("a".into())),
             ],
         )];
-        let validated = validate_rows(&schema(true), rows, 0);
+        let validated = validate_rows(&schema(true), rows, 0, &SizeLimits::default());
         assert!(validated.rejected.is_empty());
         assert_eq!(validated.accepted[0].values.len(), 2);
     }
@@ -384,7 +453,7 @@ mod tests {
     fn unset_event_time_is_now() {
         let mut r = row("a", vec![("age", Cell::Number(1.0))]);
         r.time_ms = 0;
-        let validated = validate_rows(&schema(true), vec![r], 1234);
+        let validated = validate_rows(&schema(true), vec![r], 1234, &SizeLimits::default());
         assert_eq!(validated.accepted[0].time_ms, 1234);
     }
 
@@ -405,6 +474,7 @@ mod tests {
                 label("c", " no "),
             ],
             7,
+            &SizeLimits::default(),
         );
         let got: Vec<(usize, &str, &str)> = validated
             .rejected
@@ -423,5 +493,61 @@ mod tests {
         assert_eq!(validated.accepted[1].label, "no");
         assert_eq!(validated.accepted[1].time_ms, 7);
         assert!(validated.rejected[0].reason.to_string().contains("\"yes\""));
+    }
+
+    #[test]
+    fn values_and_rows_over_the_limits_are_rejected_naming_the_setting() {
+        let limits = SizeLimits {
+            max_value_bytes: 100,
+            max_row_bytes: 150,
+        };
+        let rows = vec![
+            row(
+                "ok",
+                vec![
+                    ("age", Cell::Number(1.0)),
+                    ("plan", Cell::Text("pro".into())),
+                ],
+            ),
+            row("big", vec![("plan", Cell::Text("x".repeat(101)))]),
+            row(&"i".repeat(101), vec![("age", Cell::Number(1.0))]),
+            row(
+                "wide",
+                vec![
+                    ("plan", Cell::Text("y".repeat(90))),
+                    ("age", Cell::Number(2.0)),
+                    ("zz", Cell::Text("z".repeat(60))),
+                ],
+            ),
+        ];
+        let validated = validate_rows(&schema(true), rows, 0, &limits);
+        assert_eq!(validated.accepted.len(), 1);
+        let got: Vec<(usize, &str, String)> = validated
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.field.as_str(), r.reason.to_string()))
+            .collect();
+        assert_eq!(got[0].0, 1);
+        assert_eq!(got[0].1, "plan");
+        assert_eq!(
+            got[0].2,
+            "the value is 101 bytes; at most 100 are accepted (MEND_INGEST_MAX_VALUE_BYTES)"
+        );
+        assert_eq!((got[1].0, got[1].1), (2, "id"));
+        assert_eq!((got[2].0, got[2].1), (3, ""), "the whole row");
+        assert!(
+            got[2].2.contains("MEND_INGEST_MAX_ROW_BYTES"),
+            "{}",
+            got[2].2
+        );
+
+        let labels = vec![IncomingLabel {
+            row_id: "a".into(),
+            label: "n".repeat(101),
+            time_ms: 0,
+        }];
+        let validated = validate_labels(&schema(true), labels, 0, &limits);
+        assert_eq!(validated.rejected[0].field, "label");
+        assert_eq!(validated.rejected[0].reason.code(), "too_large");
     }
 }

@@ -290,3 +290,46 @@ async fn a_batch_retried_across_a_nats_outage_is_stored_once() {
     assert_eq!(stored.len(), 1000, "some rows were stored twice");
     service.stop().await;
 }
+
+/// A 1 MiB value is refused at the edge with a reason naming the setting, the rest of the
+/// batch is stored, and the service's NATS connection is not dropped for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_values_are_refused_at_the_edge() {
+    let nats = NatsServer::start().unwrap();
+    let jetstream = JetStreamBus::connect(&nats.url(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    let log = Arc::new(JetStreamDataLog::new(jetstream));
+    let schemas = Arc::new(InMemorySchemaSource::new());
+    schemas.promote("churn", churn_schema(true));
+    let service = start(IngestConfig::default(), schemas, log.clone(), None).await;
+    let mut client = service.client().await;
+    let huge = "x".repeat(1 << 20);
+    let summary = client
+        .ingest_rows(tokio_stream::iter(vec![pb::RowBatch {
+            model: "churn".into(),
+            rows: vec![
+                row("small", &[("age", number(1.0)), ("plan", text("pro"))]),
+                row("huge", &[("age", number(2.0)), ("plan", text(&huge))]),
+                row("after", &[("age", number(3.0)), ("plan", text("pro"))]),
+            ],
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.accepted, summary.rejected), (2, 1));
+    let rejection = &summary.rejected_rows[0];
+    assert_eq!(
+        (rejection.row_id.as_str(), rejection.field.as_str()),
+        ("huge", "plan")
+    );
+    assert!(
+        rejection.reason.contains("MEND_INGEST_MAX_VALUE_BYTES"),
+        "{}",
+        rejection.reason
+    );
+    let churn = ModelName::new("churn").unwrap();
+    let stored = log.read_rows(&churn, &Window::last(10)).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    service.stop().await;
+}

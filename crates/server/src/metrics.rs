@@ -140,7 +140,7 @@ impl ServerMetrics {
         );
         metrics.register(
             "prediction_log_dropped",
-            "Sampled predictions dropped because the data log was slow or failing",
+            "Sampled predictions dropped because the data log was slow, failing, or could not take them (too large)",
             this.dropped.clone(),
         );
         metrics.register(

@@ -195,7 +195,23 @@ async fn write_loop(
                 .or_default()
                 .extend(batch.records);
         }
-        for (model, records) in by_model {
+        for (model, mut records) in by_model {
+            // A sample too large for the log (huge BYTES inputs) would fail the whole append
+            // (over NATS, close the connection): drop it alone, counted.
+            if let Some(max) = data_log.max_entry_bytes() {
+                let before = records.len();
+                records.retain(|record| {
+                    serde_json::to_vec(record).is_ok_and(|encoded| encoded.len() <= max)
+                });
+                let oversized = before - records.len();
+                if oversized > 0 {
+                    metrics.dropped(model.as_str(), oversized);
+                    tracing::warn!(%model, oversized, max, "sampled predictions too large for the data log; dropped");
+                }
+                if records.is_empty() {
+                    continue;
+                }
+            }
             match data_log.append_predictions(&model, &records).await {
                 Ok(_) => metrics.logged(model.as_str(), records.len()),
                 Err(error) => {

@@ -179,6 +179,9 @@ fn current_trace_headers() -> Option<async_nats::HeaderMap> {
     Some(map)
 }
 
+/// Room left in each message for its headers (message id, trace context) and subject.
+const HEADER_ROOM: usize = 4096;
+
 /// The message id of a keyed entry: the subject names the model and kind, and the key is
 /// hashed so any key (a row id may be long) makes a short id.
 fn dedup_msg_id(subject: &str, key: &str) -> String {
@@ -197,6 +200,17 @@ fn time_from_ms(ms: i64) -> OffsetDateTime {
 
 #[async_trait]
 impl DataLog for JetStreamDataLog {
+    fn max_entry_bytes(&self) -> Option<usize> {
+        let max_payload = self.bus.client().server_info().max_payload;
+        // 0: no INFO seen yet; the server default (1 MiB) is the safe assumption.
+        let max_payload = if max_payload == 0 {
+            1 << 20
+        } else {
+            max_payload
+        };
+        Some(max_payload.saturating_sub(HEADER_ROOM))
+    }
+
     /// A keyed entry's `Nats-Msg-Id` is derived from its model, kind and key, so a retried
     /// record is stored once within the stream's duplicate window (JetStream answers the
     /// retry with the first copy's sequence); an entry without a key gets a fresh id.
@@ -206,6 +220,20 @@ impl DataLog for JetStreamDataLog {
         kind: DataKind,
         entries: Vec<(Bytes, Option<String>)>,
     ) -> Result<Vec<Stored>, DataLogError> {
+        // NATS closes the connection of a client that publishes over `max_payload`: refuse
+        // such an entry here, before anything of the append is stored.
+        if let Some(max) = self.max_entry_bytes()
+            && let Some((index, (payload, _))) = entries
+                .iter()
+                .enumerate()
+                .find(|(_, (payload, _))| payload.len() > max)
+        {
+            return Err(DataLogError::TooLarge {
+                index,
+                bytes: payload.len(),
+                max,
+            });
+        }
         let subject = kind.subject(model);
         let js = self.bus.jetstream();
         let trace_headers = current_trace_headers();

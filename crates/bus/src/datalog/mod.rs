@@ -190,6 +190,12 @@ pub trait DataLog: Send + Sync + std::fmt::Debug {
         entries: Vec<(Bytes, Option<String>)>,
     ) -> Result<Vec<Stored>, DataLogError>;
 
+    /// The largest payload one entry may have, when the log has a limit (JetStream: the
+    /// server's `max_payload` less room for headers). Larger entries are refused whole.
+    fn max_entry_bytes(&self) -> Option<usize> {
+        None
+    }
+
     /// Appends payloads without keys (each one new); returns their sequence numbers.
     async fn append_raw(
         &self,

@@ -229,6 +229,16 @@ impl Bus for JetStreamBus {
         message: OutgoingMessage,
     ) -> Result<PublishReceipt, BusError> {
         let prepared = prepare_publish(subject, message)?;
+        // NATS closes the connection of a client that publishes over `max_payload`.
+        let max_payload = self.client.server_info().max_payload;
+        let bytes = prepared.payload.len() + prepared.headers.approximate_len();
+        if max_payload > 0 && bytes > max_payload {
+            return Err(BusError::TooLarge {
+                subject: subject.to_owned(),
+                bytes,
+                max: max_payload,
+            });
+        }
         let publish = Publish::build()
             .payload(prepared.payload)
             .headers(headers::to_nats_headers(&prepared.headers));
