@@ -216,12 +216,10 @@ async fn a_promotion_on_the_bus_switches_validation_to_the_new_schema() {
     service.stop().await;
 }
 
-/// A batch cut off by a NATS outage is retried by the producer: whatever the first attempt
-/// stored (before the outage, or once NATS came back) is stored once, the retry says how
-/// many rows were already there, and the log holds every acknowledged row exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_retried_across_a_nats_outage_is_stored_once() {
-    let mut nats = NatsServer::start().unwrap();
+/// The gRPC door of a service whose data log is JetStream on its own `nats-server`, with
+/// `churn` known.
+async fn grpc_over_jetstream() -> (NatsServer, Arc<JetStreamDataLog>, common::Running) {
+    let nats = NatsServer::start().unwrap();
     let jetstream = JetStreamBus::connect(&nats.url(), JetStreamConfig::default())
         .await
         .unwrap();
@@ -229,6 +227,15 @@ async fn a_batch_retried_across_a_nats_outage_is_stored_once() {
     let schemas = Arc::new(InMemorySchemaSource::new());
     schemas.promote("churn", churn_schema(true));
     let service = start(IngestConfig::default(), schemas, log.clone(), None).await;
+    (nats, log, service)
+}
+
+/// A batch cut off by a NATS outage is retried by the producer: whatever the first attempt
+/// stored (before the outage, or once NATS came back) is stored once, the retry says how
+/// many rows were already there, and the log holds every acknowledged row exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_retried_across_a_nats_outage_is_stored_once() {
+    let (mut nats, log, service) = grpc_over_jetstream().await;
     let mut client = service.client().await;
     let churn = ModelName::new("churn").unwrap();
     let batch = |from: usize, to: usize| pb::RowBatch {
@@ -295,14 +302,7 @@ async fn a_batch_retried_across_a_nats_outage_is_stored_once() {
 /// batch is stored, and the service's NATS connection is not dropped for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_values_are_refused_at_the_edge() {
-    let nats = NatsServer::start().unwrap();
-    let jetstream = JetStreamBus::connect(&nats.url(), JetStreamConfig::default())
-        .await
-        .unwrap();
-    let log = Arc::new(JetStreamDataLog::new(jetstream));
-    let schemas = Arc::new(InMemorySchemaSource::new());
-    schemas.promote("churn", churn_schema(true));
-    let service = start(IngestConfig::default(), schemas, log.clone(), None).await;
+    let (_nats, log, service) = grpc_over_jetstream().await;
     let mut client = service.client().await;
     let huge = "x".repeat(1 << 20);
     let summary = client
