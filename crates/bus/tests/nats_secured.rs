@@ -143,6 +143,48 @@ async fn a_user_password_server_admits_its_user_only() {
 }
 
 #[tokio::test]
+async fn an_nkey_server_admits_the_seed_of_its_user_only() {
+    within(60, async {
+        let user = nkeys::KeyPair::new_user();
+        let server = start(NatsServerOptions {
+            auth: ServerAuth::Nkey(user.public_key()),
+            tls: None,
+            ..NatsServerOptions::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let seed_file = dir.path().join("user.nk");
+        std::fs::write(&seed_file, format!("{}\n", user.seed().unwrap())).unwrap();
+        let other = nkeys::KeyPair::new_user();
+        let other_file = dir.path().join("other.nk");
+        std::fs::write(&other_file, other.seed().unwrap()).unwrap();
+        let url = server.url();
+
+        let bus = connect(&[
+            ("MEND_NATS_URL", &url),
+            ("MEND_NATS_NKEY", seed_file.to_str().unwrap()),
+        ])
+        .await
+        .unwrap();
+        assert_jetstream_works(&bus).await;
+
+        let message = refused(
+            connect(&[
+                ("MEND_NATS_URL", &url),
+                ("MEND_NATS_NKEY", other_file.to_str().unwrap()),
+            ])
+            .await,
+        );
+        assert!(message.contains("authorization violation"), "{message}");
+        assert!(!message.contains(&other.seed().unwrap()), "{message}");
+        // Without credentials the server refuses too.
+        let message = refused(connect(&[("MEND_NATS_URL", &url)]).await);
+        assert!(message.contains("authorization violation"), "{message}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn replicas_reach_the_streams_a_single_server_cannot_hold_three() {
     within(60, async {
         let server = start(NatsServerOptions::default()).await;

@@ -8,12 +8,15 @@ use std::path::PathBuf;
 
 use async_nats::ConnectOptions;
 
-use crate::config::vars::MEND_NATS_CREDS;
+use crate::config::vars::{MEND_NATS_CREDS, MEND_NATS_NKEY};
 use crate::config::{NatsAuth, NatsConfig};
 
 /// Why the connect options could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum NatsOptionsError {
+    /// The nkey file could not be read or holds no user seed.
+    #[error("{MEND_NATS_NKEY} {path}: {reason}")]
+    Nkey { path: PathBuf, reason: String },
     /// The `.creds` file was readable at start-up but is not a valid credentials file.
     #[error("{MEND_NATS_CREDS} {path}: not a usable NATS credentials file: {source}")]
     Credentials {
@@ -39,6 +42,7 @@ pub async fn connect_options(nats: &NatsConfig) -> Result<ConnectOptions, NatsOp
                 source,
             }
         })?,
+        NatsAuth::Nkey(path) => options.nkey(read_nkey_seed(path).await?),
     };
     if let Some(ca) = &nats.tls.ca {
         options = options.add_root_certificates(ca.clone());
@@ -51,4 +55,23 @@ pub async fn connect_options(nats: &NatsConfig) -> Result<ConnectOptions, NatsOp
         options = options.require_tls(true);
     }
     Ok(options)
+}
+
+/// The nkey user seed in `path`: the first line starting with `SU` (a `.nk` file as `nk -gen
+/// user` writes it, or the seed alone), never printed.
+async fn read_nkey_seed(path: &std::path::Path) -> Result<String, NatsOptionsError> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|error| NatsOptionsError::Nkey {
+            path: path.to_owned(),
+            reason: error.to_string(),
+        })?;
+    text.lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("SU"))
+        .map(str::to_owned)
+        .ok_or_else(|| NatsOptionsError::Nkey {
+            path: path.to_owned(),
+            reason: "holds no nkey user seed (a line starting with SU)".to_owned(),
+        })
 }

@@ -34,6 +34,8 @@ pub enum ServerAuth {
     Token(String),
     /// Clients must present this user and password.
     UserPassword { user: String, password: String },
+    /// Clients must sign the server's nonce with the seed of this nkey user (`U...` public key).
+    Nkey(String),
 }
 
 /// Test credentials are not secret, but keep the habit: never print them.
@@ -43,6 +45,7 @@ impl std::fmt::Debug for ServerAuth {
             ServerAuth::None => "None",
             ServerAuth::Token(_) => "Token(***)",
             ServerAuth::UserPassword { .. } => "UserPassword(***)",
+            ServerAuth::Nkey(_) => "Nkey(***)",
         })
     }
 }
@@ -212,11 +215,18 @@ impl NatsServer {
         std::fs::write(
             &config,
             format!(
-                "jetstream {{\n  store_dir: {:?}\n  max_file_store: {}\n}}\n",
+                "jetstream {{\n  store_dir: {:?}\n  max_file_store: {}\n}}\n{}",
                 self.store_dir().display().to_string(),
                 self.options
                     .max_file_store
                     .map_or_else(|| TEST_MAX_FILE_STORE.to_owned(), |bytes| bytes.to_string()),
+                match &self.options.auth {
+                    // nkey users exist only in a config file.
+                    ServerAuth::Nkey(public) => {
+                        format!("authorization {{\n  users = [ {{ nkey: {public} }} ]\n}}\n")
+                    }
+                    _ => String::new(),
+                },
             ),
         )
         .map_err(TestkitError::TempDir)?;
@@ -227,7 +237,7 @@ impl NatsServer {
             .args(["-a", "127.0.0.1"])
             .args(["-p", &self.port.to_string()]);
         match &self.options.auth {
-            ServerAuth::None => {}
+            ServerAuth::None | ServerAuth::Nkey(_) => {}
             ServerAuth::Token(token) => {
                 command.args(["--auth", token]);
             }

@@ -12,8 +12,9 @@ use super::secret::Secret;
 use super::source::ConfigSource;
 use super::tls::TlsIdentity;
 use super::vars::{
-    MEND_NATS_CREDS, MEND_NATS_PASSWORD, MEND_NATS_REPLICAS, MEND_NATS_TLS_CA, MEND_NATS_TLS_CERT,
-    MEND_NATS_TLS_KEY, MEND_NATS_TLS_REQUIRED, MEND_NATS_TOKEN, MEND_NATS_URL, MEND_NATS_USER,
+    MEND_NATS_CREDS, MEND_NATS_NKEY, MEND_NATS_PASSWORD, MEND_NATS_REPLICAS, MEND_NATS_TLS_CA,
+    MEND_NATS_TLS_CERT, MEND_NATS_TLS_KEY, MEND_NATS_TLS_REQUIRED, MEND_NATS_TOKEN, MEND_NATS_URL,
+    MEND_NATS_USER,
 };
 
 /// Stream replicas when `MEND_NATS_REPLICAS` is unset: right for a single server.
@@ -38,6 +39,8 @@ pub enum NatsAuth {
     },
     /// `MEND_NATS_CREDS`: a readable `.creds` file.
     Credentials(PathBuf),
+    /// `MEND_NATS_NKEY`: a readable file holding an nkey user seed.
+    Nkey(PathBuf),
 }
 
 /// `MEND_NATS_TLS_*`. Every path was readable when the config was loaded.
@@ -124,6 +127,7 @@ impl fmt::Debug for NatsConfig {
 
 fn auth_from_source(source: &ConfigSource) -> Result<NatsAuth, ConfigError> {
     let creds = source.readable_file(MEND_NATS_CREDS, "nats.creds")?;
+    let nkey = source.readable_file(MEND_NATS_NKEY, "nats.nkey")?;
     let token = source.secret(MEND_NATS_TOKEN, "nats.token")?;
     let user = source.raw(MEND_NATS_USER, "nats.user")?.map(|raw| raw.text);
     let password = source.secret(MEND_NATS_PASSWORD, "nats.password")?;
@@ -136,6 +140,7 @@ fn auth_from_source(source: &ConfigSource) -> Result<NatsAuth, ConfigError> {
     };
     let mut chosen: Vec<NatsAuth> = Vec::new();
     chosen.extend(creds.map(NatsAuth::Credentials));
+    chosen.extend(nkey.map(NatsAuth::Nkey));
     chosen.extend(token.map(NatsAuth::Token));
     chosen.extend(user_password);
     match chosen.len() {
@@ -220,6 +225,7 @@ fn auth_var(auth: &NatsAuth) -> Option<&'static str> {
         NatsAuth::Token(_) => Some(MEND_NATS_TOKEN),
         NatsAuth::UserPassword { .. } => Some(MEND_NATS_USER),
         NatsAuth::Credentials(_) => Some(MEND_NATS_CREDS),
+        NatsAuth::Nkey(_) => Some(MEND_NATS_NKEY),
     }
 }
 

@@ -9,6 +9,8 @@ pub const MEND_DATA_DIR: &str = "MEND_DATA_DIR";
 pub const MEND_NATS_URL: &str = "MEND_NATS_URL";
 /// Path to a NATS `.creds` file (JWT + nkey seed).
 pub const MEND_NATS_CREDS: &str = "MEND_NATS_CREDS";
+/// A file holding an nkey user seed (`SU...`), for servers that list nkey users.
+pub const MEND_NATS_NKEY: &str = "MEND_NATS_NKEY";
 /// NATS token authentication. A secret.
 pub const MEND_NATS_TOKEN: &str = "MEND_NATS_TOKEN";
 /// NATS user for user/password authentication; needs `MEND_NATS_PASSWORD`.
@@ -61,6 +63,7 @@ pub const ALL: &[&str] = &[
     MEND_DATA_DIR,
     MEND_NATS_URL,
     MEND_NATS_CREDS,
+    MEND_NATS_NKEY,
     MEND_NATS_TOKEN,
     MEND_NATS_USER,
     MEND_NATS_PASSWORD,
