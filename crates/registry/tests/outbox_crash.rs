@@ -107,45 +107,9 @@ fn champion_move(version: u64, expected: Option<u64>) -> pb::SetAliasRequest {
     }
 }
 
-/// Champion-move event ids on the events stream, with how many times each was stored.
-async fn announced(context: &jetstream::Context) -> BTreeMap<String, usize> {
-    let mut ids = BTreeMap::new();
-    let Ok(mut stream) = context.get_stream(EVENTS_STREAM).await else {
-        return ids;
-    };
-    let info = stream.info().await.unwrap();
-    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
-    for sequence in first..=last {
-        let Ok(message) = stream.get_raw_message(sequence).await else {
-            continue;
-        };
-        let subject = message.subject.as_str();
-        if subject != format!("model.promoted.{MODEL}")
-            && subject != format!("model.rolled_back.{MODEL}")
-        {
-            continue;
-        }
-        let envelope: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
-        let id = envelope["id"]
-            .as_str()
-            .expect("every event carries its id")
-            .to_owned();
-        *ids.entry(id).or_insert(0) += 1;
-    }
-    ids
-}
-
 /// The event ids the audit log's champion moves must have been announced under.
 async fn moves_in_audit(client: &RegistryClient) -> BTreeSet<String> {
-    client
-        .audit(MODEL)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|record| record.alias == "champion")
-        .filter(|record| record.previous_version != Some(record.version))
-        .map(|record| format!("registry-{MODEL}-{}", record.seq))
-        .collect()
+    mend_testkit::events::champion_move_ids(&client.audit(MODEL).await.unwrap(), MODEL)
 }
 
 /// Waits until the events stream holds every move of the audit log (or the time is up).
@@ -156,7 +120,7 @@ async fn settled(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let moves = moves_in_audit(client).await;
-        let events = announced(context).await;
+        let events = mend_testkit::events::champion_moves_announced(context, MODEL).await;
         let complete = moves.iter().all(|id| events.contains_key(id));
         if complete || tokio::time::Instant::now() >= deadline {
             return (moves, events);

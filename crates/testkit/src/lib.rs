@@ -8,6 +8,7 @@
 //!   ([`NatsServerOptions`]), for tests of secured connections.
 //! - [`artifacts`]: real, small model artifacts (and ones of an exact size) for tests of
 //!   the services that store and move them.
+//! - [`events`]: the champion moves the registry announced, read back from JetStream.
 //! - [`https`]: a one-request HTTP/1.1 client over TLS (with or without a client
 //!   certificate) or plain text, for tests of the services' HTTP ports.
 //! - [`raw_grpc`]: a codec that sends any bytes as a gRPC message, and garbage to send.
@@ -18,6 +19,7 @@
 
 pub mod artifacts;
 mod error;
+pub mod events;
 pub mod https;
 mod nats_server;
 pub mod raw_grpc;

@@ -33,6 +33,22 @@ pub const MODEL: &str = "churn";
 /// First event time of generated rows; each row is 1 ms after the one before.
 const FIRST_TIME_MS: i64 = 1_700_000_000_000;
 
+/// Settings that make the loop act on a few thousand rows: small training and drift windows,
+/// fast polls.
+pub fn loop_settings() -> Vec<(&'static str, String)> {
+    [
+        ("MEND_TRAINER_MIN_ROWS", "500"),
+        ("MEND_TRAINER_WINDOW_ROWS", "3000"),
+        ("MEND_SERVER_RECONCILE_MS", "1000"),
+        ("MEND_MONITOR_WINDOW_ROWS", "1000"),
+        ("MEND_MONITOR_LABEL_WINDOW", "1000"),
+        ("MEND_MONITOR_POLL_MS", "100"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_owned()))
+    .collect()
+}
+
 pub fn model() -> ModelName {
     ModelName::new(MODEL).unwrap()
 }
@@ -183,18 +199,13 @@ pub async fn start_with(options: Options) -> Stack {
         ("MEND_NATS_URL", nats.url()),
         ("MEND_DATA_DIR", dir.path().display().to_string()),
         ("MEND_REGISTRY_ADDR", registry_addr.clone()),
-        ("MEND_TRAINER_MIN_ROWS", "500".into()),
-        ("MEND_TRAINER_WINDOW_ROWS", "3000".into()),
         ("MEND_TRAINER_DEBOUNCE_MS", "100".into()),
         ("MEND_TRAINER_COOLDOWN_MS", "100".into()),
-        ("MEND_SERVER_RECONCILE_MS", "1000".into()),
         ("MEND_SERVER_MODELS", MODEL.into()),
         ("MEND_MONITOR_MODELS", MODEL.into()),
-        ("MEND_MONITOR_WINDOW_ROWS", "1000".into()),
-        ("MEND_MONITOR_LABEL_WINDOW", "1000".into()),
-        ("MEND_MONITOR_POLL_MS", "100".into()),
     ]
     .into_iter()
+    .chain(loop_settings())
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     for (k, v) in &options.vars {
@@ -530,13 +541,19 @@ impl Stack {
 /// `target/debug/mend-trainer` next to this test's own binary (`target/debug/deps/…`);
 /// built with cargo when it is not there (a workspace test run builds it already).
 pub fn trainer_binary() -> PathBuf {
+    service_binary("mend-trainer")
+}
+
+/// `target/<profile>/<name>` (a service binary, whose package has the same name) next to this
+/// test's own binary; built with cargo when it is not there.
+pub fn service_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test binaries live in target/<profile>/deps")
         .to_path_buf();
-    let binary = profile_dir.join(format!("mend-trainer{}", std::env::consts::EXE_SUFFIX));
+    let binary = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !binary.exists() {
         let cargo = option_env!("CARGO").unwrap_or("cargo");
         let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
@@ -544,12 +561,12 @@ pub fn trainer_binary() -> PathBuf {
             Some(other) => other,
         };
         let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "mend-trainer", "--bin", "mend-trainer"])
+            .args(["build", "-p", name, "--bin", name])
             .args(["--profile", profile])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("cargo runs");
-        assert!(status.success(), "cargo build -p mend-trainer failed");
+        assert!(status.success(), "cargo build -p {name} failed");
     }
     assert!(binary.exists(), "{} is missing", binary.display());
     binary
