@@ -353,3 +353,54 @@ async fn services_sharing_one_tls_configuration_reach_each_other() {
     );
     stop(shutdown, task).await;
 }
+
+/// The monitor's HTTP port under mutual TLS, through the monitor's own `run`: its reports are
+/// data, so they need a client certificate from the CA; without one only the probes answer;
+/// a foreign certificate and plain text get nothing at all.
+#[tokio::test]
+async fn monitor_reports_over_mutual_tls() {
+    use mend_testkit::https::{HttpRequest, MtlsFixtures, https, plain};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = server_config(&dir, true);
+    let monitor_config = mend_monitor::MonitorConfig::from_mend(&config).unwrap();
+    let deps = mend_monitor::MonitorDeps {
+        champions: Arc::new(mend_monitor::InMemoryChampionSource::new()),
+        data_log: Arc::new(mend_bus::SqliteDataLog::open(&dir.path().join("log")).unwrap()),
+        bus: None,
+        metrics: Metrics::new(),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (shutdown, task) = spawn_service(|shutdown| async move {
+        mend_monitor::run(monitor_config, deps, listener, shutdown).await
+    });
+
+    let fixtures = MtlsFixtures::in_dir(fixture("ca.pem").parent().unwrap());
+    let (client, anonymous, foreign) =
+        (fixtures.client(), fixtures.anonymous(), fixtures.foreign());
+    let reports = HttpRequest::get("/reports/churn");
+    let status = |answer: Result<(u16, String), String>| answer.map(|(status, _)| status);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while status(https(addr, &reports, client).await) != Ok(200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the monitor never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(https(addr, &reports, anonymous).await), Ok(404));
+    assert_eq!(
+        status(https(addr, &HttpRequest::get("/livez"), anonymous).await),
+        Ok(200)
+    );
+    let refused = https(addr, &reports, foreign).await;
+    assert!(
+        refused.is_err(),
+        "a foreign certificate was answered: {refused:?}"
+    );
+    let refused = plain(addr, &reports).await;
+    assert!(refused.is_err(), "plain text was answered: {refused:?}");
+    stop(shutdown, task).await;
+}

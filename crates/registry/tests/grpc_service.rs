@@ -833,3 +833,29 @@ async fn a_watch_snapshot_larger_than_its_buffer_arrives_whole() {
     assert_eq!(snapshot.first().unwrap(), "alias-000");
     assert_eq!(snapshot.last().unwrap(), "alias-099");
 }
+
+/// A raw gRPC client uploads a model with one body byte flipped, announcing the sha256 of the
+/// bytes it sends (so the upload's own checksum matches): the registry loads the artifact,
+/// finds its header's sha256 does not match its body, and refuses it with INVALID_ARGUMENT.
+/// No version is committed; the untouched model registers as version 1 right after.
+#[tokio::test]
+async fn a_tampered_artifact_is_refused_and_never_becomes_a_version() {
+    let registry = TestRegistry::start().await;
+    let mut client = registry.client().await;
+    let model = artifact(0).to_vec();
+    let newline = model.iter().position(|&b| b == b'\n').unwrap();
+    let mut tampered = model.clone();
+    tampered[newline + 50] ^= 0x01;
+    let status = register(&mut client, "churn", &tampered).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("invalid artifact") && status.message().contains("checksum"),
+        "{}",
+        status.message()
+    );
+    let missing = get(&mut client, "churn", None).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "nothing was registered");
+
+    let registered = register(&mut client, "churn", &model).await.unwrap();
+    assert_eq!(registered.version, 1);
+}

@@ -26,22 +26,33 @@ fn config(sample_rate: f64, log_queue: usize) -> ServerConfig {
     }
 }
 
+/// A server sampling every row into `data_log`, serving a model trained with `seed` as the
+/// champion of `churn`, and 3 rows of its world (drawn with `rows_seed`) it has answered.
+async fn logging_server(
+    data_log: Arc<dyn DataLog>,
+    seed: u64,
+    rows_seed: u64,
+) -> (common::TestServer, Rows) {
+    let source = Arc::new(InMemoryModelSource::new());
+    let mut trained = train(2, 1, 2, seed);
+    source.promote("churn", trained.bytes.clone());
+    let mut setup = Setup::new(Arc::clone(&source));
+    setup.data_log = Some(data_log);
+    setup.config = config(1.0, 64);
+    let server = start(setup).await;
+    let rows = Rows::draw(&mut trained.generator, 3, rows_seed);
+    server
+        .wait_for_champion(&rows.per_feature("churn", false), 1)
+        .await;
+    (server, rows)
+}
+
 #[tokio::test]
 async fn sampled_rows_reach_the_data_log_with_their_ids() {
     let dir = tempfile::tempdir().unwrap();
     let data_log = Arc::new(SqliteDataLog::open(dir.path()).unwrap());
-    let source = Arc::new(InMemoryModelSource::new());
-    let mut trained = train(2, 1, 2, 51);
-    source.promote("churn", trained.bytes.clone());
-    let mut setup = Setup::new(Arc::clone(&source));
-    setup.data_log = Some(data_log.clone());
-    setup.config = config(1.0, 64);
-    let server = start(setup).await;
+    let (server, rows) = logging_server(data_log.clone(), 51, 8).await;
     let mut client = server.client().await;
-    let rows = Rows::draw(&mut trained.generator, 3, 8);
-    server
-        .wait_for_champion(&rows.per_feature("churn", false), 1)
-        .await;
     let model = ModelName::new("churn").unwrap();
     let before = data_log
         .read_predictions(&model, &Window::last(10_000))
@@ -208,4 +219,61 @@ async fn a_stuck_data_log_drops_samples_and_never_slows_inference() {
     // Shutdown is not held up by the stuck writer beyond the caller's grace.
     server.shutdown.trigger();
     let _ = tokio::time::timeout(Duration::from_millis(500), server.task).await;
+}
+
+/// A sampled prediction larger than NATS takes (a 2 MiB BYTES input) is dropped and counted on
+/// its own; the other rows of the request are logged, and so is the next request: the data
+/// log's connection is never cut for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_larger_than_nats_takes_is_dropped_alone() {
+    let nats = tokio::task::spawn_blocking(mend_testkit::NatsServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let bus = mend_bus::JetStreamBus::connect(&nats.url(), mend_bus::JetStreamConfig::default())
+        .await
+        .unwrap();
+    let data_log = Arc::new(mend_bus::JetStreamDataLog::new(bus));
+    let (server, rows) = logging_server(data_log.clone(), 53, 9).await;
+    let mut client = server.client().await;
+
+    let mut huge = rows.per_feature("churn", false);
+    huge.id = "big".into();
+    let c0 = huge
+        .inputs
+        .iter_mut()
+        .find(|input| input.name == "c0")
+        .unwrap();
+    c0.contents.as_mut().unwrap().bytes_contents[1] = Bytes::from(vec![b'z'; 2 << 20]);
+    client.model_infer(huge).await.unwrap();
+    let mut after = rows.per_feature("churn", false);
+    after.id = "after".into();
+    client.model_infer(after).await.unwrap();
+
+    let model = ModelName::new("churn").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ids = loop {
+        let logged = data_log
+            .read_predictions(&model, &Window::last(100))
+            .await
+            .unwrap();
+        // The probes that waited for the champion were sampled too: only these two requests.
+        let ids: Vec<String> = logged
+            .iter()
+            .map(|l| l.record.row_id.clone())
+            .filter(|id| id.starts_with("big/") || id.starts_with("after/"))
+            .collect();
+        if ids.len() >= 5 {
+            break ids;
+        }
+        assert!(Instant::now() < deadline, "samples did not arrive: {ids:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(ids, ["big/0", "big/2", "after/0", "after/1", "after/2"]);
+    let text = server.metrics.encode().unwrap();
+    assert!(
+        text.contains("mend_prediction_log_dropped_total{model=\"churn\"} 1"),
+        "{text}"
+    );
+    server.stop().await;
 }

@@ -185,7 +185,7 @@ fn tls_fixture(name: &str) -> std::path::PathBuf {
 /// certificate gets the probes only.
 #[tokio::test]
 async fn rest_inference_follows_mutual_tls() {
-    use mend_testkit::https::{ClientTls, HttpRequest, https, plain};
+    use mend_testkit::https::{HttpRequest, MtlsFixtures, https, plain};
 
     let source = Arc::new(InMemoryModelSource::new());
     let mut trained = train(2, 1, 2, 43);
@@ -199,27 +199,9 @@ async fn rest_inference_follows_mutual_tls() {
         ca: Some(tls_fixture("ca.pem")),
     };
     let server = start(setup).await;
-    let (ca, cert, key) = (
-        tls_fixture("ca.pem"),
-        tls_fixture("client.pem"),
-        tls_fixture("client.key"),
-    );
-    let (other_cert, other_key) = (
-        tls_fixture("other-client.pem"),
-        tls_fixture("other-client.key"),
-    );
-    let client = ClientTls {
-        trust: &ca,
-        identity: Some((&cert, &key)),
-    };
-    let anonymous = ClientTls {
-        trust: &ca,
-        identity: None,
-    };
-    let foreign = ClientTls {
-        trust: &ca,
-        identity: Some((&other_cert, &other_key)),
-    };
+    let fixtures = MtlsFixtures::in_dir(tls_fixture("ca.pem").parent().unwrap());
+    let (client, anonymous, foreign) =
+        (fixtures.client(), fixtures.anonymous(), fixtures.foreign());
 
     let ready = HttpRequest::get("/v2/models/churn/ready");
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);

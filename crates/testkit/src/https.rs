@@ -45,6 +45,53 @@ pub struct ClientTls<'a> {
     pub identity: Option<(&'a Path, &'a Path)>,
 }
 
+/// The certificates a mutual-TLS check uses, from the runtime's test fixtures directory:
+/// `ca.pem`, `client.pem`/`.key` (signed by it), `other-client.pem`/`.key` (another CA).
+#[derive(Debug, Clone)]
+pub struct MtlsFixtures {
+    ca: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    other_cert: std::path::PathBuf,
+    other_key: std::path::PathBuf,
+}
+
+impl MtlsFixtures {
+    pub fn in_dir(dir: &Path) -> Self {
+        MtlsFixtures {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("client.pem"),
+            key: dir.join("client.key"),
+            other_cert: dir.join("other-client.pem"),
+            other_key: dir.join("other-client.key"),
+        }
+    }
+
+    /// Trusts the CA and shows a certificate it signed.
+    pub fn client(&self) -> ClientTls<'_> {
+        ClientTls {
+            trust: &self.ca,
+            identity: Some((&self.cert, &self.key)),
+        }
+    }
+
+    /// Trusts the CA and shows no certificate.
+    pub fn anonymous(&self) -> ClientTls<'_> {
+        ClientTls {
+            trust: &self.ca,
+            identity: None,
+        }
+    }
+
+    /// Trusts the CA and shows a certificate another CA signed.
+    pub fn foreign(&self) -> ClientTls<'_> {
+        ClientTls {
+            trust: &self.ca,
+            identity: Some((&self.other_cert, &self.other_key)),
+        }
+    }
+}
+
 /// Sends `request` over TLS; the status and body, or why the exchange failed.
 pub async fn https(
     addr: SocketAddr,
