@@ -77,10 +77,7 @@ impl Preprocessor {
                     let imputed = || values.iter().map(|&x| if x.is_nan() { med } else { x });
                     let mean = imputed().sum::<f64>() / n;
                     let var = imputed().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
-                    // Constant up to rounding: a column of one repeated large value has a
-                    // variance of rounding noise, which must not be scaled up to ±1.
-                    let constant = var.sqrt() <= 1e-9 * mean.abs().max(1.0);
-                    let std = if constant { 1.0 } else { var.sqrt() };
+                    let std = if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 };
                     Step::Numeric {
                         median: med,
                         mean,
