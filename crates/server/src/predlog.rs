@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mend_bus::{DataLog, DataLogExt, ModelName};
+use bytes::Bytes;
+use mend_bus::{DataLog, LogRecord, ModelName};
 use mend_core::record::PredictionRecord;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -195,28 +196,37 @@ async fn write_loop(
                 .or_default()
                 .extend(batch.records);
         }
-        for (model, mut records) in by_model {
-            // A sample too large for the log (huge BYTES inputs) would fail the whole append
-            // (over NATS, close the connection): drop it alone, counted.
-            if let Some(max) = data_log.max_entry_bytes() {
-                let before = records.len();
-                records.retain(|record| {
-                    serde_json::to_vec(record).is_ok_and(|encoded| encoded.len() <= max)
-                });
-                let oversized = before - records.len();
-                if oversized > 0 {
-                    metrics.dropped(model.as_str(), oversized);
-                    tracing::warn!(%model, oversized, max, "sampled predictions too large for the data log; dropped");
-                }
-                if records.is_empty() {
-                    continue;
+        for (model, records) in by_model {
+            // Each sample is encoded once: the same bytes are size-checked and appended. One
+            // too large for the log (huge BYTES inputs) would fail the whole append (over
+            // NATS, close the connection): it is dropped alone, counted.
+            let max = data_log.max_entry_bytes().unwrap_or(usize::MAX);
+            let mut entries = Vec::with_capacity(records.len());
+            let mut oversized = 0;
+            for record in &records {
+                match serde_json::to_vec(record) {
+                    Ok(encoded) if encoded.len() <= max => {
+                        entries.push((Bytes::from(encoded), record.dedup_key()));
+                    }
+                    _ => oversized += 1,
                 }
             }
-            match data_log.append_predictions(&model, &records).await {
-                Ok(_) => metrics.logged(model.as_str(), records.len()),
+            if oversized > 0 {
+                metrics.dropped(model.as_str(), oversized);
+                tracing::warn!(%model, oversized, max, "sampled predictions too large for the data log; dropped");
+            }
+            if entries.is_empty() {
+                continue;
+            }
+            let count = entries.len();
+            match data_log
+                .append_keyed(&model, PredictionRecord::KIND, entries)
+                .await
+            {
+                Ok(_) => metrics.logged(model.as_str(), count),
                 Err(error) => {
-                    metrics.dropped(model.as_str(), records.len());
-                    tracing::warn!(%model, rows = records.len(), %error, "could not append sampled predictions; dropped");
+                    metrics.dropped(model.as_str(), count);
+                    tracing::warn!(%model, rows = count, %error, "could not append sampled predictions; dropped");
                     tokio::time::sleep(FAILURE_PAUSE).await;
                 }
             }
