@@ -21,16 +21,17 @@ fn watched(metrics: &mend_runtime::Metrics) -> Option<i64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn models_are_found_as_they_get_a_champion_and_dropped_when_they_lose_it() {
-    let nats = nats().await;
-    let dir = tempfile::tempdir().unwrap();
+/// A monitor without an allow-list (discovery), listing champions every `refresh`, started
+/// and seen watching nothing yet; and the champions it lists from.
+async fn discovering_monitor(
+    nats: &Nats,
+    dir: &std::path::Path,
+    refresh: Duration,
+) -> (Arc<InMemoryChampionSource>, Running) {
     let champions = Arc::new(InMemoryChampionSource::new());
-    let mut config = config(dir.path());
-    // No allow-list: discovery. Listings every 300 ms, so a removal is seen soon.
+    let mut config = config(dir);
     config.models = Vec::new();
-    config.champion_refresh = Duration::from_millis(300);
-    let mut observer = Observer::new(Arc::clone(&nats.bus)).await;
+    config.champion_refresh = refresh;
     let monitor = start(
         config,
         Arc::clone(&champions),
@@ -42,6 +43,17 @@ async fn models_are_found_as_they_get_a_champion_and_dropped_when_they_lose_it()
         (watched(&monitor.metrics) == Some(0)).then_some(())
     })
     .await;
+    (champions, monitor)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_are_found_as_they_get_a_champion_and_dropped_when_they_lose_it() {
+    let nats = nats().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut observer = Observer::new(Arc::clone(&nats.bus)).await;
+    // Listings every 300 ms, so a removal is seen soon.
+    let (champions, monitor) =
+        discovering_monitor(&nats, dir.path(), Duration::from_millis(300)).await;
 
     // A model gets its first champion and the registry announces it.
     let churn = model();
@@ -103,22 +115,9 @@ async fn models_are_found_as_they_get_a_champion_and_dropped_when_they_lose_it()
 async fn forged_promotions_start_nothing() {
     let nats = nats().await;
     let dir = tempfile::tempdir().unwrap();
-    let champions = Arc::new(InMemoryChampionSource::new());
-    let mut config = config(dir.path());
-    config.models = Vec::new();
     // Listings are rare here: only events could start loops during the test.
-    config.champion_refresh = Duration::from_secs(3600);
-    let monitor = start(
-        config,
-        Arc::clone(&champions),
-        Arc::clone(&nats.data_log),
-        Some(Arc::clone(&nats.bus)),
-    )
-    .await;
-    eventually("the monitor to start with nothing to watch", || async {
-        (watched(&monitor.metrics) == Some(0)).then_some(())
-    })
-    .await;
+    let (champions, monitor) =
+        discovering_monitor(&nats, dir.path(), Duration::from_secs(3600)).await;
     let promoted = |model: &ModelName| {
         Envelope::new(
             model.clone(),
