@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
+use mend_core::synthetic::{Generator, Regime, Sample, SyntheticSpec};
 use mend_core::{Artifact, Frame, Schema, SchemaOverride, TrainSettings};
 
 /// A model trained on `rows` rows drawn from the synthetic world of `spec` (the default
@@ -12,7 +12,13 @@ use mend_core::{Artifact, Frame, Schema, SchemaOverride, TrainSettings};
 pub fn train_on(spec: SyntheticSpec, rows: usize) -> (Artifact, Generator) {
     let mut generator = Generator::new(spec);
     let sample = generator.sample(rows, &Regime::default());
-    let table = generator.to_table(&sample, true, 0, 0);
+    (train_sample(&generator, &sample), generator)
+}
+
+/// A model trained on `sample`, drawn from `generator`'s world (schema inferred, default
+/// settings).
+pub fn train_sample(generator: &Generator, sample: &Sample) -> Artifact {
+    let table = generator.to_table(sample, true, 0, 0);
     let schema = Schema::infer(
         &table.headers,
         &table.rows,
@@ -22,9 +28,8 @@ pub fn train_on(spec: SyntheticSpec, rows: usize) -> (Artifact, Generator) {
     .unwrap_or_else(|error| panic!("synthetic schema: {error}"));
     let frame = Frame::from_table(&schema, &table, true)
         .unwrap_or_else(|error| panic!("synthetic frame: {error}"));
-    let artifact = mend_core::train(&schema, &frame, &TrainSettings::default())
-        .unwrap_or_else(|error| panic!("training the test model: {error}"));
-    (artifact, generator)
+    mend_core::train(&schema, &frame, &TrainSettings::default())
+        .unwrap_or_else(|error| panic!("training the test model: {error}"))
 }
 
 /// A small trained model (2 numeric features, 2 classes); each `seed` gives other data and

@@ -13,9 +13,9 @@ use mend_bus::{
     Bus, ConsumerSpec, DataLog, Envelope, Event, EventSubscription, JetStreamBus, JetStreamConfig,
     JetStreamDataLog, ModelName,
 };
+use mend_core::Artifact;
 use mend_core::record::{LabelRecord, RowRecord};
 use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
-use mend_core::{Artifact, Frame, Schema, SchemaOverride, TrainSettings};
 use mend_monitor::{InMemoryChampionSource, MonitorConfig, MonitorDeps, MonitorServiceError};
 use mend_runtime::{Metrics, Shutdown};
 use mend_testkit::NatsServer;
@@ -50,16 +50,7 @@ pub fn train(regime: &Regime, seed: u64) -> Artifact {
     let mut generator = Generator::new(SyntheticSpec::default());
     generator.reseed(seed);
     let sample = generator.sample(12_000, regime);
-    let table = generator.to_table(&sample, true, 0, 0);
-    let schema = Schema::infer(
-        &table.headers,
-        &table.rows,
-        "label",
-        &SchemaOverride::default(),
-    )
-    .unwrap();
-    let frame = Frame::from_table(&schema, &table, true).unwrap();
-    mend_core::train(&schema, &frame, &TrainSettings::default()).unwrap()
+    mend_testkit::artifacts::train_sample(&generator, &sample)
 }
 
 /// Rows and labels of the world the model was trained in, with fresh ids.
