@@ -75,9 +75,17 @@ impl Preprocessor {
                     };
                     let n = values.len() as f64;
                     let imputed = || values.iter().map(|&x| if x.is_nan() { med } else { x });
-                    let mean = imputed().sum::<f64>() / n;
-                    let var = imputed().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
-                    let std = if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 };
+                    let first = imputed().next().unwrap_or(0.0);
+                    // One repeated value (say one large value, the rest imputed by it) is
+                    // constant: its mean is the value itself, not a sum's rounding of it, whose
+                    // leftover noise would otherwise be divided by a std of 1e-11 into ±1.
+                    let (mean, std) = if imputed().all(|x| x == first) {
+                        (first, 1.0)
+                    } else {
+                        let mean = imputed().sum::<f64>() / n;
+                        let var = imputed().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+                        (mean, if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 })
+                    };
                     Step::Numeric {
                         median: med,
                         mean,

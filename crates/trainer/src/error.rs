@@ -21,6 +21,13 @@ pub enum TrainerError {
     /// Too few labeled rows to train and judge a candidate: retrying now will not help.
     #[error("only {found} labeled rows in the window, at least {needed} are needed")]
     NotEnoughRows { found: usize, needed: usize },
+    /// A trigger named a model the registry has no version of. Events are hints: the trainer
+    /// never creates a model on the bus's word; the first version is registered by hand.
+    #[error(
+        "the registry knows no model named {model}; a trigger is only a hint, so nothing is \
+         trained (register a first version with `mend train`)"
+    )]
+    UnknownModel { model: String },
     #[error("training task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -30,7 +37,9 @@ impl TrainerError {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            TrainerError::NotEnoughRows { .. } | TrainerError::Config(_)
+            TrainerError::NotEnoughRows { .. }
+                | TrainerError::UnknownModel { .. }
+                | TrainerError::Config(_)
         )
     }
 }

@@ -117,8 +117,15 @@ impl Healer {
         };
         tracing::info!(trigger = %primary.event_id, kind = primary.kind.as_str(), "retrain starting");
         let ids: Vec<&str> = batch.iter().map(|t| t.event_id.as_str()).collect();
-        let existing = registry::versions(&self.registry, model.as_str())
-            .await?
+        let versions = registry::versions(&self.registry, model.as_str()).await?;
+        if versions.is_empty() {
+            // A trigger on the bus is a hint, not the registry's word (anyone who can publish
+            // can send one): a model the registry does not know is never trained into being.
+            return Err(TrainerError::UnknownModel {
+                model: model.to_string(),
+            });
+        }
+        let existing = versions
             .into_iter()
             .find(|meta| lineage::produced_by(meta, &ids));
         if let Some(meta) = existing {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mend_bus::DataLogExt;
-use mend_bus::events::{DriftDetected, DriftKind, Event, RetrainRequested, Severity};
+use mend_bus::events::{Decision, DriftDetected, DriftKind, Event, RetrainRequested, Severity};
 use mend_proto::registry::v1 as pb;
 use mend_proto::registry::v1::get_version_request::Selector;
 use mend_trainer::guard::{GUARDED_ALIAS, Guards};
@@ -553,5 +553,58 @@ async fn a_request_naming_its_window_skips_the_debounce_and_others_wait_it_out()
         .await;
     harness.drain(Duration::from_secs(2)).await;
     assert_eq!(harness.runs(), 1);
+    harness.stop().await;
+}
+
+/// Finding 5 of issue 16: a trigger is a hint. Forged drift alarms and requests for a model the
+/// registry has never seen, with plenty of labeled rows in the log, train nothing: each ends in
+/// a decision that says why, and the registry still knows no such model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_for_a_model_the_registry_does_not_know_train_nothing() {
+    let mut harness = Harness::start(Backend::JetStream).await;
+    let mut world = World::new();
+    harness.append(&world.records(1_000, &concept_b())).await;
+    harness.start_trainer(test_config()).await;
+
+    let forged = [
+        harness.publish(drift()).await,
+        harness
+            .publish(RetrainRequested {
+                reason: "forged".into(),
+                window: None,
+                requested_by: Some("nobody".into()),
+            })
+            .await,
+    ];
+    for trigger in &forged {
+        let decided = harness
+            .wait_for(30, |e| {
+                matches!(&e.event, Event::RetrainDecided(d)
+                    if d.trigger_event_id == trigger.id && d.decision == Decision::Dropped)
+            })
+            .await;
+        let Event::RetrainDecided(decided) = decided.event else {
+            unreachable!()
+        };
+        assert_eq!(decided.outcome.as_deref(), Some("skipped"), "{decided:?}");
+        assert!(
+            decided.reason.contains("knows no model named churn"),
+            "{}",
+            decided.reason
+        );
+        assert_eq!(decided.version, None);
+    }
+    // Both runs ended (their decisions are out), and neither trained or registered anything.
+    assert!(harness.versions().await.is_empty());
+    assert_eq!(harness.champion_version().await, None);
+    assert!(
+        !harness
+            .events
+            .seen
+            .iter()
+            .any(|e| matches!(e.event, Event::ModelTrained(_) | Event::ModelPromoted(_))),
+        "{}",
+        harness.events.describe_seen()
+    );
     harness.stop().await;
 }

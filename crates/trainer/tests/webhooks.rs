@@ -9,7 +9,7 @@ use std::time::Duration;
 use mend_bus::events::{DriftDetected, DriftKind, Event};
 use mend_runtime::Secret;
 use mend_trainer::webhook::{HttpUrl, WebhookConfig, deliver, hmac_sha256};
-use support::{Backend, Harness, test_config, within};
+use support::{Backend, Harness, World, concept_a, test_config, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -103,6 +103,11 @@ async fn a_drift_alert_reaches_the_webhook_signed_after_a_failed_attempt() {
         timeout: Duration::from_secs(2),
         attempts: 3,
     };
+    // The registry knows the model (a trigger for an unknown one is dropped before any read),
+    // but the log holds no labeled rows for it.
+    harness
+        .seed_champion(&World::new().records(1_000, &concept_a()))
+        .await;
     harness.start_trainer(config).await;
     let drift = harness
         .publish(DriftDetected {
