@@ -184,6 +184,51 @@ async fn an_nkey_server_admits_the_seed_of_its_user_only() {
     .await;
 }
 
+/// Decentralised auth: a server in operator mode admits a `.creds` file of a user its
+/// account signed (JetStream works through it), and refuses one another operator's account
+/// signed, and a client without credentials.
+#[tokio::test]
+async fn an_operator_mode_server_admits_a_creds_file_of_its_account_only() {
+    within(60, async {
+        let operator = mend_testkit::nats_jwt::Operator::new();
+        let server = start(NatsServerOptions {
+            auth: ServerAuth::Operator(operator.server_config()),
+            tls: None,
+            ..NatsServerOptions::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("mend.creds");
+        std::fs::write(&creds, operator.user_creds("mend")).unwrap();
+        let stranger = dir.path().join("stranger.creds");
+        std::fs::write(
+            &stranger,
+            mend_testkit::nats_jwt::Operator::new().user_creds("stranger"),
+        )
+        .unwrap();
+        let url = server.url();
+
+        let bus = connect(&[
+            ("MEND_NATS_URL", &url),
+            ("MEND_NATS_CREDS", creds.to_str().unwrap()),
+        ])
+        .await
+        .unwrap();
+        assert_jetstream_works(&bus).await;
+
+        let message = refused(
+            connect(&[
+                ("MEND_NATS_URL", &url),
+                ("MEND_NATS_CREDS", stranger.to_str().unwrap()),
+            ])
+            .await,
+        );
+        assert!(message.contains("authorization violation"), "{message}");
+        refused(connect(&[("MEND_NATS_URL", &url)]).await);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn replicas_reach_the_streams_a_single_server_cannot_hold_three() {
     within(60, async {

@@ -46,10 +46,12 @@ pub struct ClientTls<'a> {
 }
 
 /// The certificates a mutual-TLS check uses, from the runtime's test fixtures directory:
-/// `ca.pem`, `client.pem`/`.key` (signed by it), `other-client.pem`/`.key` (another CA).
+/// `ca.pem`, `client.pem`/`.key` (signed by it), `other-client.pem`/`.key` (another CA,
+/// `other-ca.pem`).
 #[derive(Debug, Clone)]
 pub struct MtlsFixtures {
     ca: std::path::PathBuf,
+    other_ca: std::path::PathBuf,
     cert: std::path::PathBuf,
     key: std::path::PathBuf,
     other_cert: std::path::PathBuf,
@@ -60,6 +62,7 @@ impl MtlsFixtures {
     pub fn in_dir(dir: &Path) -> Self {
         MtlsFixtures {
             ca: dir.join("ca.pem"),
+            other_ca: dir.join("other-ca.pem"),
             cert: dir.join("client.pem"),
             key: dir.join("client.key"),
             other_cert: dir.join("other-client.pem"),
@@ -80,6 +83,14 @@ impl MtlsFixtures {
         ClientTls {
             trust: &self.ca,
             identity: None,
+        }
+    }
+
+    /// Trusts another CA (so not the service's certificate) and shows a good certificate.
+    pub fn wrong_ca(&self) -> ClientTls<'_> {
+        ClientTls {
+            trust: &self.other_ca,
+            identity: Some((&self.cert, &self.key)),
         }
     }
 

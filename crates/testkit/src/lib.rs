@@ -11,6 +11,7 @@
 //! - [`events`]: the champion moves the registry announced, read back from JetStream.
 //! - [`https`]: a one-request HTTP/1.1 client over TLS (with or without a client
 //!   certificate) or plain text, for tests of the services' HTTP ports.
+//! - [`nats_jwt`]: an operator, accounts and `.creds` files for a server in operator mode.
 //! - [`raw_grpc`]: a codec that sends any bytes as a gRPC message, and garbage to send.
 //! - [`TestkitError`] (in `error.rs`) says what went wrong, with the server's log tail.
 //!
@@ -21,6 +22,7 @@ pub mod artifacts;
 mod error;
 pub mod events;
 pub mod https;
+pub mod nats_jwt;
 mod nats_server;
 pub mod raw_grpc;
 

@@ -36,6 +36,10 @@ pub enum ServerAuth {
     UserPassword { user: String, password: String },
     /// Clients must sign the server's nonce with the seed of this nkey user (`U...` public key).
     Nkey(String),
+    /// Operator mode: the server trusts an operator and resolves its accounts from this
+    /// configuration text (see [`crate::nats_jwt::Operator::server_config`]); users present
+    /// `.creds` files.
+    Operator(String),
 }
 
 /// Test credentials are not secret, but keep the habit: never print them.
@@ -46,6 +50,7 @@ impl std::fmt::Debug for ServerAuth {
             ServerAuth::Token(_) => "Token(***)",
             ServerAuth::UserPassword { .. } => "UserPassword(***)",
             ServerAuth::Nkey(_) => "Nkey(***)",
+            ServerAuth::Operator(_) => "Operator(***)",
         })
     }
 }
@@ -225,6 +230,7 @@ impl NatsServer {
                     ServerAuth::Nkey(public) => {
                         format!("authorization {{\n  users = [ {{ nkey: {public} }} ]\n}}\n")
                     }
+                    ServerAuth::Operator(config) => config.clone(),
                     _ => String::new(),
                 },
             ),
@@ -237,7 +243,7 @@ impl NatsServer {
             .args(["-a", "127.0.0.1"])
             .args(["-p", &self.port.to_string()]);
         match &self.options.auth {
-            ServerAuth::None | ServerAuth::Nkey(_) => {}
+            ServerAuth::None | ServerAuth::Nkey(_) | ServerAuth::Operator(_) => {}
             ServerAuth::Token(token) => {
                 command.args(["--auth", token]);
             }
