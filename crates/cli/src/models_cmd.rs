@@ -497,13 +497,17 @@ impl Registry {
                 vec![
                     record.seq.to_string(),
                     time_text(record.time_ms),
-                    action_text(record.action).to_owned(),
+                    audit_action_text(record),
                     if record.alias.is_empty() {
                         "-".to_owned()
                     } else {
                         record.alias.clone()
                     },
-                    record.version.to_string(),
+                    if record.version == 0 {
+                        "-".to_owned()
+                    } else {
+                        record.version.to_string()
+                    },
                     record
                         .previous_version
                         .map_or_else(|| "-".to_owned(), |previous| previous.to_string()),
@@ -655,7 +659,22 @@ fn action_text(action: i32) -> &'static str {
     match pb::AuditAction::try_from(action) {
         Ok(pb::AuditAction::Register) => "register",
         Ok(pb::AuditAction::SetAlias) => "set_alias",
+        Ok(pb::AuditAction::Decision) => "decision",
         _ => "unknown",
+    }
+}
+
+/// The ACTION cell: the action, and for the trainer's decisions what was decided and how the
+/// run ended (`decision: acted -> promoted`).
+fn audit_action_text(record: &pb::AuditRecord) -> String {
+    let action = action_text(record.action);
+    if record.action != pb::AuditAction::Decision as i32 {
+        return action.to_owned();
+    }
+    if record.outcome.is_empty() {
+        format!("{action}: {}", record.decision)
+    } else {
+        format!("{action}: {} -> {}", record.decision, record.outcome)
     }
 }
 
@@ -698,5 +717,8 @@ fn audit_json(record: &pb::AuditRecord) -> Value {
         "reason": record.reason,
         "trigger_event_id": record.trigger_event_id,
         "trace_id": record.trace_id,
+        "decision": (!record.decision.is_empty()).then_some(&record.decision),
+        "outcome": (!record.outcome.is_empty()).then_some(&record.outcome),
+        "run_event_id": (!record.run_event_id.is_empty()).then_some(&record.run_event_id),
     })
 }

@@ -168,4 +168,21 @@ async fn mend_up_watches_a_registered_model_and_heals_it_with_no_monitor_setting
     // Version 2 answers the monitor's drift event (its id names the monitor and the drift).
     assert!(audit.contains("drift retrain"), "{audit}");
     assert!(audit.contains("monitor-churn-"), "{audit}");
+
+    // The trainer's decision on the monitor's alarm joins the same record once its run ends.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let audit = ok(mend(dir, &vars, &["models", "audit", "churn"]).await);
+        let decided = audit
+            .lines()
+            .find(|line| line.contains("decision: acted ->") && line.contains("monitor-churn-"));
+        if decided.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the decision never reached the audit log: {audit}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

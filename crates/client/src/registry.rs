@@ -309,6 +309,19 @@ impl RegistryClient {
         Ok(response.into_inner())
     }
 
+    /// Puts a decision on a retrain trigger on the model's audit log (a write: needs the
+    /// token); the committed record comes back.
+    pub async fn record_decision(
+        &self,
+        request: pb::RecordDecisionRequest,
+    ) -> Result<pb::AuditRecord, ClientError> {
+        let request = self.request(request, true)?;
+        let response = within(self.raw.clone().record_decision(request)).await?;
+        response.into_inner().record.ok_or_else(|| {
+            ClientError::InvalidResponse("RecordDecision returned no audit record".into())
+        })
+    }
+
     /// The whole audit log of a model, oldest first.
     pub async fn audit(&self, model: &str) -> Result<Vec<pb::AuditRecord>, ClientError> {
         let mut out = Vec::new();

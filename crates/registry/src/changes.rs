@@ -7,8 +7,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AuditAction, AuditRecord, ModelSummary, NewVersion, SetAlias, StoreError, VersionMeta, names,
+    AuditAction, AuditRecord, ModelSummary, NewDecision, NewVersion, SetAlias, StoreError,
+    VersionMeta, names,
 };
+
+/// The decisions the trainer may record on a trigger.
+pub(crate) const DECISIONS: [&str; 4] = ["acted", "merged", "deferred", "dropped"];
+
+/// Longest reason a decision keeps (longer ones are cut, saying so).
+const MAX_REASON_CHARS: usize = 2000;
 
 /// Largest page a listing returns, whatever the caller asks for.
 pub(crate) const MAX_PAGE: usize = 1000;
@@ -41,6 +48,7 @@ impl ModelState {
                     self.aliases.insert(alias.clone(), record.version);
                 }
             }
+            AuditAction::Decision => {}
         }
     }
 }
@@ -76,6 +84,75 @@ pub(crate) fn check_set_alias(change: &SetAlias) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Checks a decision before the store is touched.
+pub(crate) fn check_decision(new: &NewDecision) -> Result<(), StoreError> {
+    names::validate("model", &new.model)?;
+    if !DECISIONS.contains(&new.note.decision.as_str()) {
+        return Err(StoreError::InvalidArgument {
+            field: "decision",
+            reason: format!(
+                "unknown decision {:?}: one of {}",
+                mend_runtime::grpc::quote(&new.note.decision),
+                DECISIONS.join(", ")
+            ),
+        });
+    }
+    for (field, value) in [
+        ("trigger_event_id", &new.trigger_event_id),
+        ("reason", &new.reason),
+    ] {
+        if value.trim().is_empty() {
+            return Err(StoreError::InvalidArgument {
+                field,
+                reason: "must not be empty".to_owned(),
+            });
+        }
+    }
+    if new.version == Some(0) {
+        return Err(StoreError::InvalidArgument {
+            field: "version",
+            reason: "versions start at 1".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The audit record a decision commits on top of `state`, or why it may not.
+pub(crate) fn decision_record(
+    state: &ModelState,
+    new: &NewDecision,
+    now_ms: i64,
+) -> Result<AuditRecord, StoreError> {
+    if state.latest_version == 0 {
+        return Err(StoreError::ModelNotFound {
+            model: new.model.clone(),
+        });
+    }
+    if let Some(version) = new.version
+        && version > state.latest_version
+    {
+        return Err(StoreError::VersionNotFound {
+            model: new.model.clone(),
+            version,
+        });
+    }
+    let reason = mend_runtime::grpc::cap(&new.reason, MAX_REASON_CHARS).into_owned();
+    Ok(AuditRecord {
+        seq: state.audit_seq + 1,
+        time_ms: now_ms,
+        model: new.model.clone(),
+        action: AuditAction::Decision,
+        alias: None,
+        version: new.version.unwrap_or(0),
+        previous_version: None,
+        actor: new.actor.clone(),
+        reason,
+        trigger_event_id: new.trigger_event_id.clone(),
+        trace_id: new.trace_id.clone(),
+        decision: Some(new.note.clone()),
+    })
+}
+
 /// Clamps a requested page size to 1..=[`MAX_PAGE`] (0 means the maximum).
 pub(crate) fn page_limit(limit: usize) -> usize {
     if limit == 0 {
@@ -107,6 +184,7 @@ pub(crate) fn registration(
         reason: new.reason.clone(),
         trigger_event_id: new.trigger.event_id.clone(),
         trace_id: new.trace_id.clone(),
+        decision: None,
     };
     (meta, record)
 }
@@ -144,5 +222,6 @@ pub(crate) fn alias_move(
         reason: change.reason.clone(),
         trigger_event_id: change.trigger_event_id.clone(),
         trace_id: change.trace_id.clone(),
+        decision: None,
     })
 }

@@ -7,8 +7,8 @@
 use mend_proto::registry::v1 as pb;
 
 use crate::{
-    AliasExpectation, AuditAction, AuditRecord, DataWindow, ModelSummary, NewVersion, SetAlias,
-    Trigger, TriggerKind, VersionMeta,
+    AliasExpectation, AuditAction, AuditRecord, DataWindow, DecisionNote, ModelSummary,
+    NewDecision, NewVersion, SetAlias, Trigger, TriggerKind, VersionMeta,
 };
 
 /// A wire message that does not make a valid domain value.
@@ -204,11 +204,30 @@ pub fn set_alias(request: pb::SetAliasRequest, trace_id: String) -> Result<SetAl
     })
 }
 
+/// The decision a `RecordDecision` request puts on record; `trace_id` comes from the trace
+/// context.
+pub fn decision(request: pb::RecordDecisionRequest, trace_id: String) -> NewDecision {
+    NewDecision {
+        model: request.model,
+        trigger_event_id: request.trigger_event_id,
+        note: DecisionNote {
+            decision: request.decision,
+            outcome: Some(request.outcome).filter(|outcome| !outcome.is_empty()),
+            run_event_id: Some(request.run_event_id).filter(|id| !id.is_empty()),
+        },
+        reason: request.reason,
+        version: request.version,
+        actor: request.actor,
+        trace_id,
+    }
+}
+
 impl From<AuditAction> for pb::AuditAction {
     fn from(action: AuditAction) -> Self {
         match action {
             AuditAction::Register => pb::AuditAction::Register,
             AuditAction::SetAlias => pb::AuditAction::SetAlias,
+            AuditAction::Decision => pb::AuditAction::Decision,
         }
     }
 }
@@ -227,6 +246,21 @@ impl From<&AuditRecord> for pb::AuditRecord {
             reason: record.reason.clone(),
             trigger_event_id: record.trigger_event_id.clone(),
             trace_id: record.trace_id.clone(),
+            decision: record
+                .decision
+                .as_ref()
+                .map(|note| note.decision.clone())
+                .unwrap_or_default(),
+            outcome: record
+                .decision
+                .as_ref()
+                .and_then(|note| note.outcome.clone())
+                .unwrap_or_default(),
+            run_event_id: record
+                .decision
+                .as_ref()
+                .and_then(|note| note.run_event_id.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -238,6 +272,7 @@ impl TryFrom<pb::AuditRecord> for AuditRecord {
         let action = match pb::AuditAction::try_from(record.action) {
             Ok(pb::AuditAction::Register) => AuditAction::Register,
             Ok(pb::AuditAction::SetAlias) => AuditAction::SetAlias,
+            Ok(pb::AuditAction::Decision) => AuditAction::Decision,
             _ => {
                 return Err(invalid(
                     "action",
@@ -257,6 +292,11 @@ impl TryFrom<pb::AuditRecord> for AuditRecord {
             reason: record.reason,
             trigger_event_id: record.trigger_event_id,
             trace_id: record.trace_id,
+            decision: (action == AuditAction::Decision).then(|| DecisionNote {
+                decision: record.decision,
+                outcome: Some(record.outcome).filter(|outcome| !outcome.is_empty()),
+                run_event_id: Some(record.run_event_id).filter(|id| !id.is_empty()),
+            }),
         })
     }
 }
@@ -386,6 +426,7 @@ mod tests {
             reason: "beat champion".into(),
             trigger_event_id: "evt-1".into(),
             trace_id: "trace".into(),
+            decision: None,
         };
         let wire = pb::AuditRecord::from(&record);
         assert_eq!(wire.action, pb::AuditAction::SetAlias as i32);
@@ -400,5 +441,23 @@ mod tests {
         let wire = pb::AuditRecord::from(&registration);
         assert_eq!(wire.alias, "");
         assert_eq!(AuditRecord::try_from(wire).unwrap(), registration);
+
+        let decided = AuditRecord {
+            action: AuditAction::Decision,
+            alias: None,
+            previous_version: None,
+            decision: Some(DecisionNote {
+                decision: "merged".into(),
+                outcome: Some("promoted".into()),
+                run_event_id: Some("evt-0".into()),
+            }),
+            ..registration
+        };
+        let wire = pb::AuditRecord::from(&decided);
+        assert_eq!(
+            (wire.decision.as_str(), wire.outcome.as_str()),
+            ("merged", "promoted")
+        );
+        assert_eq!(AuditRecord::try_from(wire).unwrap(), decided);
     }
 }

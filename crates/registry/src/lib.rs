@@ -45,8 +45,8 @@ mod time;
 pub use error::StoreError;
 pub use jetstream::{JetStreamConfig, JetStreamStore};
 pub use model::{
-    AliasExpectation, AuditAction, AuditRecord, DataWindow, ModelSummary, NewVersion, Page,
-    SetAlias, Trigger, TriggerKind, VersionMeta,
+    AliasExpectation, AuditAction, AuditRecord, DataWindow, DecisionNote, ModelSummary,
+    NewDecision, NewVersion, Page, SetAlias, Trigger, TriggerKind, VersionMeta,
 };
 pub use serve::{RegistryDeps, RunError, run};
 pub use service::RegistryService;

@@ -135,6 +135,34 @@ impl VersionMeta {
 pub enum AuditAction {
     Register,
     SetAlias,
+    /// The trainer's decision on a retrain trigger: nothing moved.
+    Decision,
+}
+
+/// What the trainer decided on one retrain trigger (a [`AuditAction::Decision`] record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionNote {
+    /// `acted`, `merged`, `deferred` or `dropped`.
+    pub decision: String,
+    /// How the run the trigger led or merged into ended, if one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The trigger that led that run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_event_id: Option<String>,
+}
+
+/// A decision to put on a model's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDecision {
+    pub model: String,
+    pub trigger_event_id: String,
+    pub note: DecisionNote,
+    pub reason: String,
+    /// The candidate version the run registered, if any.
+    pub version: Option<u64>,
+    pub actor: String,
+    pub trace_id: String,
 }
 
 /// One change to a model. A model's records are numbered 1, 2, 3, ... without gaps.
@@ -154,6 +182,9 @@ pub struct AuditRecord {
     pub reason: String,
     pub trigger_event_id: String,
     pub trace_id: String,
+    /// `Decision` records only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionNote>,
 }
 
 /// The state an alias must be in for a move to apply (compare-and-set).

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::{AuditRecord, ModelSummary, NewVersion, Page, SetAlias, StoreError, VersionMeta};
+use crate::{
+    AuditRecord, ModelSummary, NewDecision, NewVersion, Page, SetAlias, StoreError, VersionMeta,
+};
 
 /// Live alias moves of one model: each item is the `SetAlias` audit record of a move.
 /// [`StoreError::WatchLagged`] means moves were missed and the aliases should be re-read.
@@ -20,8 +22,9 @@ pub type AliasWatch = BoxStream<'static, Result<AuditRecord, StoreError>>;
 ///   [`StoreError::CorruptArtifact`] rather than bad bytes;
 /// - `set_alias` is a compare-and-set: a stale expectation fails with
 ///   [`StoreError::Conflict`] carrying where the alias points now;
-/// - every registration and every alias move appends exactly one audit record, and the
-///   records of a model are numbered 1, 2, 3, ... in the order the changes took effect.
+/// - every registration, every alias move and every recorded decision appends exactly one
+///   audit record, and the records of a model are numbered 1, 2, 3, ... in the order the
+///   changes took effect.
 #[async_trait]
 pub trait RegistryStore: Send + Sync + 'static {
     /// Registers `artifact` as the next version of `new.model` (creating the model on its
@@ -58,6 +61,10 @@ pub trait RegistryStore: Send + Sync + 'static {
 
     /// Moves an alias (compare-and-set) and returns the move's audit record.
     async fn set_alias(&self, change: SetAlias) -> Result<AuditRecord, StoreError>;
+
+    /// Appends the trainer's decision on a trigger to the model's audit log (moving nothing)
+    /// and returns its record. The model must exist.
+    async fn record_decision(&self, new: NewDecision) -> Result<AuditRecord, StoreError>;
 
     /// The audit log of a model, oldest first, starting after record `after`.
     async fn audit(

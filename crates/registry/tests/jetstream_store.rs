@@ -96,6 +96,12 @@ async fn abandoned_registrations_leave_no_partial_version() {
 }
 
 #[tokio::test]
+async fn decisions_are_recorded_in_the_audit_log() {
+    let fixture = fixture().await;
+    conformance::decisions_are_recorded_in_the_audit_log(fixture.store.clone()).await;
+}
+
+#[tokio::test]
 async fn large_artifact_round_trips() {
     let fixture = fixture().await;
     conformance::large_artifact_round_trips(fixture.store.clone()).await;

@@ -85,6 +85,12 @@ async fn abandoned_registrations_leave_no_partial_version() {
 }
 
 #[tokio::test]
+async fn decisions_are_recorded_in_the_audit_log() {
+    let (store, _dir) = store().await;
+    conformance::decisions_are_recorded_in_the_audit_log(store).await;
+}
+
+#[tokio::test]
 async fn large_artifact_round_trips() {
     let (store, _dir) = store().await;
     conformance::large_artifact_round_trips(store).await;

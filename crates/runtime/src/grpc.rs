@@ -111,7 +111,8 @@ pub fn capped(status: tonic::Status) -> tonic::Status {
     tonic::Status::with_metadata(status.code(), message, status.metadata().clone())
 }
 
-fn cap(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+/// `text` whole when it has at most `max` characters, else its first `max` and how long it was.
+pub fn cap(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     let Some((cut, _)) = text.char_indices().nth(max) else {
         return std::borrow::Cow::Borrowed(text);
     };

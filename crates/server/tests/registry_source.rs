@@ -149,6 +149,13 @@ impl Registry for FakeRegistry {
     ) -> Result<Response<RequestRetrainResponse>, Status> {
         Err(Status::unimplemented("not needed"))
     }
+
+    async fn record_decision(
+        &self,
+        _: Request<RecordDecisionRequest>,
+    ) -> Result<Response<RecordDecisionResponse>, Status> {
+        Err(Status::unimplemented("not needed"))
+    }
 }
 
 async fn serve(corrupt: bool) -> (String, Bytes, Bytes) {

@@ -26,6 +26,8 @@ use std::time::Duration;
 
 use mend_bus::events::{Decision, RetrainDecided, Severity};
 use mend_bus::{DataKind, DataLogExt, Envelope, ModelName, Window, publish_event};
+use mend_client::ClientError;
+use mend_proto::registry::v1 as pb;
 use opentelemetry::trace::TraceContextExt;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -34,9 +36,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::alerts;
 use crate::heal::{Healer, RunOutcome};
 use crate::trigger::{RetrainTrigger, data_drift_alone};
+use crate::{alerts, lineage};
 
 /// Longest wait between attempts, whatever the backoff doubles to.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -579,24 +581,54 @@ impl Flight {
             %reason,
             "trigger decided"
         );
-        let mut envelope = Envelope::new(
-            self.model.clone(),
-            RetrainDecided {
-                trigger_event_id: trigger.event_id.clone(),
-                trigger: trigger.kind.as_str().to_owned(),
-                decision,
-                reason,
-                run_event_id: outcome.run_event_id,
-                outcome: outcome.outcome.map(str::to_owned),
-                version: outcome.version,
-                until_labels: outcome.until_labels,
-                labels_seq: outcome.labels_seq,
-            },
-        );
+        let decided = RetrainDecided {
+            trigger_event_id: trigger.event_id.clone(),
+            trigger: trigger.kind.as_str().to_owned(),
+            decision,
+            reason,
+            run_event_id: outcome.run_event_id,
+            outcome: outcome.outcome.map(str::to_owned),
+            version: outcome.version,
+            until_labels: outcome.until_labels,
+            labels_seq: outcome.labels_seq,
+        };
+        self.record_decision(&decided).await;
+        let mut envelope = Envelope::new(self.model.clone(), decided);
         // One decision of each kind per trigger: a repeated publish is stored once.
         envelope.id = format!("decided-{}-{}", trigger.event_id, decision.as_str());
         if let Err(error) = publish_event(self.healer.bus.as_ref(), &envelope).await {
             tracing::warn!(model = %self.model, %error, "could not publish a decision");
+        }
+    }
+
+    /// Puts a decision on the model's audit log in the registry, where `mend models audit`
+    /// shows it beside the moves it led to. A model the registry does not know has no log
+    /// (its triggers are dropped for that reason, on the bus only).
+    async fn record_decision(&self, decided: &RetrainDecided) {
+        let mut reason = decided.reason.clone();
+        if let Some(until) = decided.until_labels {
+            reason.push_str(&format!(
+                "; judged again once {until} labels are logged past the last run's data"
+            ));
+        }
+        let request = pb::RecordDecisionRequest {
+            model: self.model.as_str().to_owned(),
+            trigger_event_id: decided.trigger_event_id.clone(),
+            decision: decided.decision.as_str().to_owned(),
+            reason,
+            outcome: decided.outcome.clone().unwrap_or_default(),
+            run_event_id: decided.run_event_id.clone().unwrap_or_default(),
+            version: decided.version,
+            actor: lineage::ACTOR.to_owned(),
+        };
+        match self.healer.registry.record_decision(request).await {
+            Ok(_) => {}
+            Err(ClientError::NotFound(_)) => {
+                tracing::debug!(model = %self.model, "no audit log for a model the registry does not know");
+            }
+            Err(error) => {
+                tracing::warn!(model = %self.model, %error, "could not record a decision in the registry");
+            }
         }
     }
 

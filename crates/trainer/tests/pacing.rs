@@ -11,6 +11,7 @@ use std::time::Duration;
 use mend_bus::events::{DataWindow, Decision, DriftDetected, DriftKind, Event, RetrainDecided};
 use mend_bus::{DataKind, DataLogExt, Envelope, Window};
 use mend_core::record::{PredictionRecord, RowRecord};
+use mend_proto::registry::v1 as pb;
 use support::*;
 
 /// A drift alarm raised at data-log position `to_seq`, of `kind`.
@@ -118,6 +119,54 @@ async fn an_alarm_during_the_cooldown_is_deferred_then_acted_on_and_both_are_on_
         .map(|d| d.decision)
         .collect();
     assert_eq!(recorded, vec![Decision::Deferred, Decision::Acted]);
+    // The same decisions are on the model's audit log in the registry (`mend models audit`),
+    // recorded before they were announced.
+    let audit = mend_trainer::registry::audit(&harness.registry, "churn")
+        .await
+        .unwrap();
+    let on_record: Vec<(String, String, String, u64)> = audit
+        .iter()
+        .filter(|r| r.action == pb::AuditAction::Decision as i32)
+        .map(|r| {
+            (
+                r.trigger_event_id.clone(),
+                r.decision.clone(),
+                r.outcome.clone(),
+                r.version,
+            )
+        })
+        .collect();
+    let announced: Vec<(String, String, String, u64)> = [&first.id, &second.id]
+        .into_iter()
+        .flat_map(|id| decisions(&harness, id))
+        .map(|d| {
+            (
+                d.trigger_event_id.clone(),
+                d.decision.as_str().to_owned(),
+                d.outcome.clone().unwrap_or_default(),
+                d.version.unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(on_record, announced);
+    assert_eq!(
+        on_record[..2],
+        [
+            (first.id.clone(), "acted".into(), "promoted".into(), 2),
+            (second.id.clone(), "deferred".into(), String::new(), 0),
+        ]
+    );
+    assert_eq!(on_record.len(), 3);
+    let deferral = audit
+        .iter()
+        .find(|r| r.decision == "deferred")
+        .map(|r| r.reason.as_str())
+        .unwrap();
+    assert!(deferral.contains("cooldown"), "{deferral}");
+    assert!(
+        deferral.contains("judged again once 300 labels"),
+        "{deferral}"
+    );
     let exposition = harness.metrics.encode().unwrap();
     for (decision, count) in [("acted", 2), ("deferred", 1)] {
         let line = format!(

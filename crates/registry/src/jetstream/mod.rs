@@ -26,10 +26,12 @@ use tracing::{debug, info};
 
 pub use artifacts::object_name;
 
-use crate::changes::{self, ModelState, check_new_version, check_set_alias, page_limit};
+use crate::changes::{
+    self, ModelState, check_decision, check_new_version, check_set_alias, page_limit,
+};
 use crate::{
-    AliasWatch, AuditAction, AuditRecord, ModelSummary, NewVersion, Page, RegistryStore, SetAlias,
-    StoreError, VersionMeta, digest, names, time,
+    AliasWatch, AuditAction, AuditRecord, ModelSummary, NewDecision, NewVersion, Page,
+    RegistryStore, SetAlias, StoreError, VersionMeta, digest, names, time,
 };
 use log::{
     LogEntry, OUTBOX_READY_KEY, catch_up, encode, log_key, log_pattern, outbox_key, read_entry,
@@ -411,6 +413,22 @@ impl RegistryStore for JetStreamStore {
         info!(model = %record.model, alias = ?record.alias, version = record.version,
               previous = ?record.previous_version, "alias moved");
         Ok(record)
+    }
+
+    async fn record_decision(&self, new: NewDecision) -> Result<AuditRecord, StoreError> {
+        check_decision(&new)?;
+        let commit_id = commit_id();
+        let entry = self
+            .commit(&new.model, |state| {
+                Ok(LogEntry {
+                    commit_id: commit_id.clone(),
+                    record: changes::decision_record(state, &new, time::now_ms())?,
+                    version: None,
+                })
+            })
+            .await?;
+        debug!(model = %entry.record.model, seq = entry.record.seq, "decision recorded");
+        Ok(entry.record)
     }
 
     async fn audit(

@@ -280,6 +280,7 @@ mod tests {
             reason: "beat the champion".into(),
             trigger_event_id: "drift-1".into(),
             trace_id: String::new(),
+            decision: None,
         }
     }
 

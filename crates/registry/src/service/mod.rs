@@ -279,4 +279,21 @@ impl Registry for RegistryService {
             retrain::request_retrain(self.store.as_ref(), bus, request.into_inner()).await?;
         Ok(Response::new(response))
     }
+
+    #[instrument(skip_all, fields(model = %request.get_ref().model))]
+    async fn record_decision(
+        &self,
+        request: Request<pb::RecordDecisionRequest>,
+    ) -> Result<Response<pb::RecordDecisionResponse>, Status> {
+        self.auth.check(request.metadata(), "RecordDecision")?;
+        let trace_id = trace::request_trace_id(request.metadata());
+        let record = self
+            .store
+            .record_decision(convert::decision(request.into_inner(), trace_id))
+            .await
+            .map_err(store_error_status)?;
+        Ok(Response::new(pb::RecordDecisionResponse {
+            record: Some((&record).into()),
+        }))
+    }
 }

@@ -22,10 +22,10 @@ use tracing::{debug, info};
 
 pub use schema::ARTIFACTS_TABLE;
 
-use crate::changes::{self, check_new_version, check_set_alias, page_limit};
+use crate::changes::{self, check_decision, check_new_version, check_set_alias, page_limit};
 use crate::{
-    AliasWatch, AuditRecord, ModelSummary, NewVersion, Page, RegistryStore, SetAlias, StoreError,
-    VersionMeta, digest, names, time,
+    AliasWatch, AuditRecord, ModelSummary, NewDecision, NewVersion, Page, RegistryStore, SetAlias,
+    StoreError, VersionMeta, digest, names, time,
 };
 
 /// File name of the registry database inside the data directory.
@@ -186,6 +186,17 @@ impl RegistryStore for SqliteStore {
         if self.alias_moves.send(record.clone()).is_err() {
             debug!("no alias watchers");
         }
+        Ok(record)
+    }
+
+    async fn record_decision(&self, new: NewDecision) -> Result<AuditRecord, StoreError> {
+        check_decision(&new)?;
+        let record = self
+            .with_connection(move |connection| {
+                ops::record_decision(connection, &new, time::now_ms())
+            })
+            .await?;
+        debug!(model = %record.model, seq = record.seq, "decision recorded");
         Ok(record)
     }
 

@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::changes::{self, ModelState};
 use crate::digest;
-use crate::{AuditRecord, ModelSummary, NewVersion, Page, SetAlias, StoreError, VersionMeta};
+use crate::{
+    AuditRecord, ModelSummary, NewDecision, NewVersion, Page, SetAlias, StoreError, VersionMeta,
+};
 
 /// A model's state, or `None` if the model does not exist.
 fn model_state(connection: &Connection, model: &str) -> Result<Option<ModelState>, StoreError> {
@@ -200,6 +202,19 @@ pub(crate) fn list_versions(
         .map(|json| Ok(serde_json::from_str(&json?)?))
         .collect::<Result<Vec<VersionMeta>, StoreError>>()?;
     Ok(Page::from_probe(metas, limit, |meta| meta.version))
+}
+
+pub(crate) fn record_decision(
+    connection: &mut Connection,
+    new: &NewDecision,
+    now_ms: i64,
+) -> Result<AuditRecord, StoreError> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let state = existing_model_state(&transaction, &new.model)?;
+    let record = changes::decision_record(&state, new, now_ms)?;
+    insert_audit(&transaction, &record)?;
+    transaction.commit()?;
+    Ok(record)
 }
 
 pub(crate) fn set_alias(

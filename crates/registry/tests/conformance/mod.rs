@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use mend_registry::{
-    AliasExpectation, AuditAction, NewVersion, RegistryStore, SetAlias, StoreError, Trigger,
-    TriggerKind, VersionMeta,
+    AliasExpectation, AuditAction, DecisionNote, NewDecision, NewVersion, RegistryStore, SetAlias,
+    StoreError, Trigger, TriggerKind, VersionMeta,
 };
 
 /// Distinct, recognisable artifact bytes for the `n`th registration.
@@ -677,4 +677,109 @@ pub async fn outbox_cursor_moves_forward_only<S: RegistryStore>(store: Arc<S>) {
         store.set_announced_seq("nosuch", 1).await,
         Err(StoreError::ModelNotFound { .. })
     ));
+}
+
+pub fn decision(model: &str, trigger: &str, decided: &str, version: Option<u64>) -> NewDecision {
+    NewDecision {
+        model: model.into(),
+        trigger_event_id: trigger.into(),
+        note: DecisionNote {
+            decision: decided.into(),
+            outcome: version.map(|_| "promoted".to_owned()),
+            run_event_id: version.map(|_| trigger.to_owned()),
+        },
+        reason: format!("{decided} {trigger}"),
+        version,
+        actor: "mend-trainer".into(),
+        trace_id: String::new(),
+    }
+}
+
+/// Decisions join the audit log between the changes, numbered like them, moving nothing: the
+/// champion stays, the next version number is unchanged, and a reopened log replays them.
+/// An unknown model, an unknown decision, an empty reason and a version that does not exist
+/// are refused, appending nothing.
+pub async fn decisions_are_recorded_in_the_audit_log<S: RegistryStore>(store: Arc<S>) {
+    store
+        .register(new_version("churn", 1), artifact(1))
+        .await
+        .expect("register");
+    store
+        .set_alias(move_alias("churn", "champion", 1, AliasExpectation::Absent))
+        .await
+        .expect("alias");
+    let deferred = store
+        .record_decision(decision("churn", "drift-1", "deferred", None))
+        .await
+        .expect("deferred");
+    assert_eq!(deferred.seq, 3);
+    assert_eq!(deferred.action, AuditAction::Decision);
+    store
+        .register(new_version("churn", 2), artifact(2))
+        .await
+        .expect("register");
+    let acted = store
+        .record_decision(decision("churn", "drift-1", "acted", Some(2)))
+        .await
+        .expect("acted");
+    assert_eq!(acted.seq, 5);
+    assert_eq!(acted.version, 2);
+    assert_eq!(
+        acted.decision.as_ref().unwrap().outcome.as_deref(),
+        Some("promoted")
+    );
+
+    // Nothing moved, and the next registration is version 3 at seq 6.
+    assert_eq!(store.resolve_alias("churn", "champion").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .register(new_version("churn", 3), artifact(3))
+            .await
+            .unwrap()
+            .version,
+        3
+    );
+
+    for (bad, why) in [
+        (
+            decision("nosuch", "drift-1", "acted", None),
+            "unknown model",
+        ),
+        (
+            decision("churn", "drift-1", "pondered", None),
+            "unknown decision",
+        ),
+        (
+            NewDecision {
+                reason: "  ".into(),
+                ..decision("churn", "drift-1", "dropped", None)
+            },
+            "empty reason",
+        ),
+        (
+            decision("churn", "drift-1", "acted", Some(99)),
+            "no such version",
+        ),
+    ] {
+        let refused = store.record_decision(bad).await;
+        assert!(refused.is_err(), "{why}: {refused:?}");
+    }
+
+    let audit = store.audit("churn", None, 0).await.expect("audit");
+    let actions: Vec<_> = audit.items.iter().map(|r| (r.seq, r.action)).collect();
+    assert_eq!(
+        actions,
+        [
+            (1, AuditAction::Register),
+            (2, AuditAction::SetAlias),
+            (3, AuditAction::Decision),
+            (4, AuditAction::Register),
+            (5, AuditAction::Decision),
+            (6, AuditAction::Register),
+        ]
+    );
+    assert_eq!(audit.items[2], deferred);
+    assert_eq!(audit.items[4], acted);
+    assert_eq!(audit.items[2].reason, "deferred drift-1");
+    assert_eq!(audit.items[2].trigger_event_id, "drift-1");
 }
