@@ -61,6 +61,10 @@ pub struct IngestArgs {
     /// How many rejected rows to print.
     #[arg(long, default_value_t = 20)]
     show: usize,
+    /// Exit 0 even when some rows (or labels) were rejected; by default any rejection makes
+    /// the exit status non-zero, so a script notices (the summary lists them either way).
+    #[arg(long)]
+    allow_rejects: bool,
 }
 
 /// Runs `mend ingest` (the CLI is synchronous; the gRPC client is not).
@@ -148,7 +152,18 @@ async fn ingest(args: IngestArgs, json: bool) -> anyhow::Result<()> {
         }
     };
     let stats = read?;
-    report(&args, &summary, &stats, json)
+    report(&args, &summary, &stats, json)?;
+    if summary.rejected > 0 && !args.allow_rejects {
+        let what = if args.labels { "labels" } else { "rows" };
+        bail!(
+            "{} of {} {what} were rejected (listed above; the {} others were stored); \
+             pass --allow-rejects to exit 0 on a partial ingest",
+            summary.rejected,
+            stats.records,
+            summary.accepted
+        );
+    }
+    Ok(())
 }
 
 /// What the reader saw.

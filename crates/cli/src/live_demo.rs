@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::Args;
-use mend_bus::events::Event;
+use mend_bus::events::{DriftDetected, DriftKind, Event};
 use mend_bus::{ConsumerSpec, EventSubscription};
 use mend_client::RegistryClient;
 use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
@@ -35,9 +35,10 @@ pub struct DemoArgs {
     /// Rows per batch of traffic.
     #[arg(long, default_value_t = 1_000)]
     batch: usize,
-    /// Where the demo keeps its stores and reports (emptied first).
-    #[arg(long, default_value = "mend-data/demo")]
-    data_dir: PathBuf,
+    /// Where the demo keeps its stores and reports (emptied first); default `demo` inside
+    /// `MEND_DATA_DIR` when that is set, else `mend-data/demo`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 7)]
     seed: u64,
 }
@@ -92,11 +93,23 @@ pub fn run(args: DemoArgs, json: bool) -> Result<()> {
     runtime.block_on(demo(args, json))
 }
 
+/// The demo's own directory: `--data-dir`, else `demo` under `MEND_DATA_DIR`, else
+/// `mend-data/demo` (never the data directory itself, which the demo empties).
+fn demo_dir(explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| {
+        std::env::var_os("MEND_DATA_DIR")
+            .filter(|dir| !dir.is_empty())
+            .map_or_else(|| PathBuf::from("mend-data"), PathBuf::from)
+            .join("demo")
+    })
+}
+
 async fn demo(args: DemoArgs, json: bool) -> Result<()> {
     let started = Instant::now();
-    if args.data_dir.exists() {
-        std::fs::remove_dir_all(&args.data_dir)
-            .with_context(|| format!("failed to empty {}", args.data_dir.display()))?;
+    let data_dir = demo_dir(args.data_dir.clone());
+    if data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir)
+            .with_context(|| format!("failed to empty {}", data_dir.display()))?;
     }
     let (registry_l, registry_addr) = bind().await?;
     let (server_l, server_addr) = bind().await?;
@@ -105,7 +118,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
     let (monitor_l, monitor_addr) = bind().await?;
     let window = (args.batch * 2).to_string();
     let vars: HashMap<String, String> = [
-        ("MEND_DATA_DIR", args.data_dir.display().to_string()),
+        ("MEND_DATA_DIR", data_dir.display().to_string()),
         ("MEND_REGISTRY_ADDR", registry_addr.clone()),
         ("MEND_LOG", "error".to_owned()),
         ("MEND_SERVER_MODELS", MODEL.to_owned()),
@@ -143,7 +156,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
     say(format!(
         "mend demo: registry, server, ingest, monitor and trainer up in {} ms (data in {})",
         started.elapsed().as_millis(),
-        args.data_dir.display()
+        data_dir.display()
     ));
 
     // Everything the services announce, printed as it happens.
@@ -267,7 +280,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
 
     let healed = healed_right as f64 / seen as f64;
     let stat = static_right as f64 / seen as f64;
-    let report = latest_report(&args.data_dir);
+    let report = latest_report(&data_dir);
     if json {
         println!(
             "{}",
@@ -289,10 +302,11 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
     if !heal_latencies.is_empty() {
         let ms: Vec<String> = heal_latencies
             .iter()
-            .map(|d| format!("{} ms", d.as_millis()))
+            .enumerate()
+            .map(|(i, d)| format!("heal {} took {} ms", i + 1, d.as_millis()))
             .collect();
         println!(
-            "         from the first batch that went wrong to the new version answering: {}",
+            "         heal latency, from the first batch that went wrong to the new version answering: {}",
             ms.join(", ")
         );
     }
@@ -304,7 +318,42 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
     println!(
         "         (the monitor served its reports at http://{monitor_addr}/reports/{MODEL} while it ran)"
     );
+    println!(
+        "         to look again: `mend up --data-dir {dir} &`, then `mend models audit {MODEL}` and \
+         `mend report {MODEL} --addr 127.0.0.1:8081`",
+        dir = data_dir.display()
+    );
     Ok(())
+}
+
+/// A performance alarm in words, each number named: the accuracy the labels showed, against
+/// what, and the drop (or the trend's test statistic) that raised it.
+fn performance_text(d: &DriftDetected) -> String {
+    let metric = |name: &str| d.metrics.get(name).copied().unwrap_or(f64::NAN);
+    let labels = metric("labels");
+    match d.features.first() {
+        Some(f) if f.method == "accuracy_trend" => format!(
+            "accuracy falling: {:.3} on the newest labels against {:.3} on the {:.0} before \
+             (trend z {:.2}, threshold {:.2})",
+            metric("trend.recent_accuracy"),
+            metric("trend.older_accuracy"),
+            metric("trend.older_labels"),
+            f.score,
+            f.threshold
+        ),
+        Some(f) => format!(
+            "accuracy {:.3} on the last {labels:.0} labels against a baseline of {:.3} \
+             (a drop of {:.3}; tolerance {:.3})",
+            metric("accuracy"),
+            metric("baseline_accuracy"),
+            f.score,
+            f.threshold
+        ),
+        None => format!(
+            "accuracy {:.3} on the last {labels:.0} labels",
+            metric("accuracy")
+        ),
+    }
 }
 
 fn describe(
@@ -327,6 +376,12 @@ fn describe(
             } else {
                 format!(": {}", features.join(", "))
             };
+            if d.kind == DriftKind::Performance {
+                return format!(
+                    "monitor: performance drift detected: {}",
+                    performance_text(d)
+                );
+            }
             format!("monitor: {:?} drift detected{what}", d.kind).to_lowercase()
         }
         Event::ModelTrained(t) => {

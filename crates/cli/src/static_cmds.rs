@@ -141,6 +141,13 @@ pub(crate) fn frame_error(e: CoreError) -> anyhow::Error {
             if errors.len() > 20 {
                 msg.push_str(&format!("\n  ... and {} more", errors.len() - 20));
             }
+            if errors.iter().any(|err| err.reason == "not a number") {
+                msg.push_str(
+                    "\na column whose values are mostly numbers is numeric: fix the cells above, \
+                     or declare the column in a --schema file, e.g. \
+                     {\"columns\": {\"<column>\": \"categorical\"}} (or \"ignore\")",
+                );
+            }
             anyhow::anyhow!(msg)
         }
         other => other.into(),
@@ -276,7 +283,7 @@ pub fn predict(args: PredictArgs, json: bool) -> Result<()> {
                     .map(String::as_str)
                     .zip(p.iter().copied())
                     .collect();
-                json!({"id": id, "probabilities": probs, "label": label})
+                json!({"id": id, "probabilities": probs, "predicted_label": label})
             })
             .collect();
         serde_json::to_writer_pretty(&mut w, &rows)?;
@@ -284,7 +291,9 @@ pub fn predict(args: PredictArgs, json: bool) -> Result<()> {
     } else {
         let mut header = vec!["id".to_owned()];
         header.extend(artifact.schema.classes.iter().map(|c| format!("p_{c}")));
-        header.push("label".into());
+        // Not `label`: that is the ground truth's column, and a predictions file must never
+        // pass for labels (`mend ingest predictions.csv --labels` finds no label column).
+        header.push("predicted_label".into());
         writeln!(w, "{}", header.join(","))?;
         for ((id, p), label) in frame.ids.iter().zip(proba.rows()).zip(&labels) {
             let probs: Vec<String> = p.iter().map(|x| format!("{x:.6}")).collect();

@@ -80,7 +80,7 @@ fn trains_evaluates_and_predicts_on_generated_data() {
     ));
     let pred = std::fs::read_to_string(d.join("pred.csv")).unwrap();
     let mut lines = pred.lines();
-    assert_eq!(lines.next(), Some("id,p_no,p_yes,label"));
+    assert_eq!(lines.next(), Some("id,p_no,p_yes,predicted_label"));
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 1000);
     assert_eq!(rows[0][0], "100000");
@@ -117,6 +117,47 @@ fn trains_evaluates_and_predicts_on_generated_data() {
         serde_json::from_str(&ok(mend(d, &["inspect", "m.mend", "--json"]))).unwrap();
     assert_eq!(inspected["schema"]["features"].as_array().unwrap().len(), 6);
     assert_eq!(inspected["sha256"], train["sha256"]);
+}
+
+/// Issue 17 point 1: one `abc` among thousands of numbers does not turn the column
+/// categorical behind the user's back; training is refused with the bad cell named and how to
+/// say otherwise. With the column declared categorical, the same file trains.
+#[test]
+fn a_stray_word_in_a_numeric_column_is_named_not_turned_into_a_category() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(mend(d, &["synth", "--out", "train.csv", "--rows", "3000"]));
+    let text = std::fs::read_to_string(d.join("train.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let x0 = header.iter().position(|h| *h == "x0").unwrap();
+    let mut cells: Vec<String> = lines[1234].split(',').map(str::to_owned).collect();
+    cells[x0] = "abc".into();
+    lines[1234] = cells.join(",");
+    std::fs::write(d.join("typo.csv"), lines.join("\n") + "\n").unwrap();
+
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train", "--data", "typo.csv", "--label", "label", "--out", "m.mend",
+        ];
+        args.extend_from_slice(extra);
+        mend(d, &args)
+    };
+    let out = train(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 1235, column `x0`, value \"abc\": not a number"),
+        "{err}"
+    );
+    assert!(err.contains("--schema"), "{err}");
+
+    std::fs::write(
+        d.join("schema.json"),
+        r#"{"columns": {"x0": "categorical"}}"#,
+    )
+    .unwrap();
+    ok(train(&["--schema", "schema.json"]));
 }
 
 #[test]

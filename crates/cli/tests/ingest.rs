@@ -86,7 +86,8 @@ async fn streams_a_csv_in_batches_and_lists_the_rejected_rows() {
     std::fs::write(work.path().join("rows.csv"), &csv).unwrap();
     let vars = [("MEND_INGEST_ADDR", ingest.addr.as_str())];
 
-    let out = ok(mend(
+    // A rejected row makes the exit status non-zero (scripts notice), after the summary.
+    let refused = mend(
         work.path(),
         &vars,
         &[
@@ -100,7 +101,14 @@ async fn streams_a_csv_in_batches_and_lists_the_rejected_rows() {
             "ts",
         ],
     )
-    .await);
+    .await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert!(
+        stderr.contains("1 of 27 rows were rejected") && stderr.contains("--allow-rejects"),
+        "{stderr}"
+    );
+    let out = String::from_utf8(refused.stdout).unwrap();
     assert!(out.contains("27 rows read"), "{out}");
     assert!(out.contains("26 accepted, 1 rejected"), "{out}");
     // Line 27 of the file: the header, then 25 good rows, then `bad1`.
@@ -138,6 +146,7 @@ async fn streams_a_csv_in_batches_and_lists_the_rejected_rows() {
             "churn",
             "--labels",
             "--json",
+            "--allow-rejects",
         ],
     )
     .await);
@@ -152,6 +161,22 @@ async fn streams_a_csv_in_batches_and_lists_the_rejected_rows() {
         .await
         .unwrap();
     assert_eq!(labels.len(), 2);
+
+    // A predictions file (what `mend predict` writes) never passes for ground truth.
+    std::fs::write(
+        work.path().join("predictions.csv"),
+        "id,p_no,p_yes,predicted_label\nr3,0.2,0.8,yes\n",
+    )
+    .unwrap();
+    let refused = mend(
+        work.path(),
+        &vars,
+        &["ingest", "predictions.csv", "--model", "churn", "--labels"],
+    )
+    .await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert!(stderr.contains("no `label` column"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,6 +86,26 @@ impl SchemaOverride {
     }
 }
 
+/// A column's kind from its cells: categorical only when most of its present values are not
+/// numbers. A numeric column with a few bad cells (a typo, a stray `abc`) stays numeric, so
+/// building its frame names each bad cell (line, column, value) instead of the column silently
+/// turning categorical; a column that really is categorical in part needs a schema override.
+pub fn infer_kind<'a>(cells: impl Iterator<Item = &'a String>) -> FeatureKind {
+    let (mut numbers, mut others) = (0usize, 0usize);
+    for cell in cells.filter(|c| !is_missing(c)) {
+        if cell.trim().parse::<f64>().is_ok() {
+            numbers += 1;
+        } else {
+            others += 1;
+        }
+    }
+    if others > numbers {
+        FeatureKind::Categorical
+    } else {
+        FeatureKind::Numeric
+    }
+}
+
 /// Whether a CSV cell counts as missing.
 pub fn is_missing(cell: &str) -> bool {
     let t = cell.trim();
@@ -150,18 +170,7 @@ impl Schema {
                 Some(ColumnOverride::Ignore) => continue,
                 Some(ColumnOverride::Numeric) => FeatureKind::Numeric,
                 Some(ColumnOverride::Categorical) => FeatureKind::Categorical,
-                None => {
-                    let numeric = rows
-                        .iter()
-                        .filter_map(|r| r.get(i))
-                        .filter(|c| !is_missing(c))
-                        .all(|c| c.trim().parse::<f64>().is_ok());
-                    if numeric {
-                        FeatureKind::Numeric
-                    } else {
-                        FeatureKind::Categorical
-                    }
-                }
+                None => infer_kind(rows.iter().filter_map(|r| r.get(i))),
             };
             features.push(Feature {
                 name: name.clone(),

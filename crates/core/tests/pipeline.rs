@@ -45,6 +45,56 @@ fn schema_is_inferred_from_csv() {
     assert_eq!(frame.len(), 200);
 }
 
+/// A column is categorical only when most of its present values are not numbers: one stray
+/// word in 5,000 numbers keeps it numeric (and the frame names the cell), while a column of
+/// words with a few numbers among them is categorical.
+#[test]
+fn a_few_bad_cells_do_not_make_a_numeric_column_categorical() {
+    let cells = |numbers: usize, words: usize| -> Vec<String> {
+        (0..numbers)
+            .map(|i| format!("{}.5", i % 17))
+            .chain((0..words).map(|i| format!("w{i}")))
+            .chain(["".to_owned(), "NA".to_owned()])
+            .collect()
+    };
+    assert_eq!(
+        schema::infer_kind(cells(5_000, 1).iter()),
+        FeatureKind::Numeric
+    );
+    assert_eq!(
+        schema::infer_kind(cells(50, 50).iter()),
+        FeatureKind::Numeric
+    );
+    assert_eq!(
+        schema::infer_kind(cells(3, 200).iter()),
+        FeatureKind::Categorical
+    );
+    assert_eq!(schema::infer_kind(cells(0, 0).iter()), FeatureKind::Numeric);
+
+    let mut csv = String::from("x,label\n");
+    for i in 0..500 {
+        csv.push_str(&format!("{i},{}\n", if i % 2 == 0 { "yes" } else { "no" }));
+    }
+    csv.push_str("abc,yes\n");
+    let table = read_csv(csv.as_bytes()).unwrap();
+    let schema = Schema::infer(
+        &table.headers,
+        &table.rows,
+        "label",
+        &SchemaOverride::default(),
+    )
+    .unwrap();
+    assert_eq!(schema.features[0].kind, FeatureKind::Numeric);
+    let Err(CoreError::Rows(errors)) = Frame::from_table(&schema, &table, true) else {
+        panic!("the bad cell must be refused");
+    };
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        errors[0].to_string(),
+        "line 502, column `x`, value \"abc\": not a number"
+    );
+}
+
 #[test]
 fn schema_override_changes_kinds_and_ignores_columns() {
     let csv = "id,zip,name,score,label\n1,02139,ann,1.5,yes\n2,10001,bob,2.5,no\n";

@@ -138,4 +138,11 @@ async fn with_the_nats_token_the_registry_publishes_forced_retrains() {
     };
     assert_eq!(request.reason, "through the binary");
     child.kill().await.unwrap();
+
+    // Its log went to a pipe, not a terminal: plain text, no colour codes (issue 17 point 7).
+    let out = child.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains(" INFO "), "an info line was logged: {log}");
+    assert!(log.contains("retrain requested"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a pipe: {log:?}");
 }

@@ -110,7 +110,12 @@ pub fn init(
     // stderr, so CLI commands sharing this init keep stdout for their output.
     let (pretty, json) = match config.log.format {
         LogFormat::Pretty => (
-            Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)),
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    // Colour codes only for a person at a terminal, never in a file or a pipe.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            ),
             None,
         ),
         LogFormat::Json => (
