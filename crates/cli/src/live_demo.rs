@@ -114,8 +114,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
     let (registry_l, registry_addr) = bind().await?;
     let (server_l, server_addr) = bind().await?;
     let (ingest_l, ingest_addr) = bind().await?;
-    let (http_l, _) = bind().await?;
-    let (monitor_l, monitor_addr) = bind().await?;
+    let (http_l, http_addr) = bind().await?;
     let window = (args.batch * 2).to_string();
     let vars: HashMap<String, String> = [
         ("MEND_DATA_DIR", data_dir.display().to_string()),
@@ -145,7 +144,6 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
         server: server_l,
         ingest: ingest_l,
         http: http_l,
-        monitor: monitor_l,
     };
     let (services, bus) = start_services(settings, listeners, &registry_addr, &shutdown).await?;
     let say = |line: String| {
@@ -316,11 +314,11 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
     );
     println!("         took {:.1} s", started.elapsed().as_secs_f64());
     println!(
-        "         (the monitor served its reports at http://{monitor_addr}/reports/{MODEL} while it ran)"
+        "         (the monitor served its reports at http://{http_addr}/reports/{MODEL} while it ran)"
     );
     println!(
         "         to look again: `mend up --data-dir {dir} &`, then `mend models audit {MODEL}` and \
-         `mend report {MODEL} --addr 127.0.0.1:8081`",
+         `mend report {MODEL}` (or open http://127.0.0.1:8080/ in a browser)",
         dir = data_dir.display()
     );
     Ok(())

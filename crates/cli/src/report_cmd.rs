@@ -194,7 +194,7 @@ fn get(addr: &str, path: &str) -> anyhow::Result<Vec<u8>> {
     stream.set_write_timeout(Some(TIMEOUT))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\nUser-Agent: mend\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json, */*\r\nConnection: close\r\nUser-Agent: mend\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     stream

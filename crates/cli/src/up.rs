@@ -101,13 +101,13 @@ pub fn run(args: UpArgs) -> Result<()> {
     runtime.block_on(serve(settings))
 }
 
-/// Listeners of every service, bound by the caller.
+/// Listeners of every service, bound by the caller. One HTTP port serves everything: OIP
+/// REST, the monitor's reports (and its index page at `/`), `/metrics` and the probes.
 pub struct Listeners {
     pub registry: TcpListener,
     pub server: TcpListener,
     pub ingest: TcpListener,
     pub http: TcpListener,
-    pub monitor: TcpListener,
 }
 
 /// Settings of every service, all read and checked before anything binds.
@@ -163,8 +163,13 @@ pub async fn start_services(
         server: server_listener,
         ingest: ingest_listener,
         http: http_listener,
-        monitor: monitor_listener,
     } = listeners;
+    // The monitor writes its reports under the data directory; the server's HTTP port reads
+    // them from there.
+    let reports = mend_monitor::reports_router(mend_monitor::ReportStore::new(
+        &monitor_config.data_dir,
+        monitor_config.reports_kept,
+    ));
     let mut services: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
     {
         let (config, shutdown) = (config.clone(), shutdown.clone());
@@ -217,7 +222,7 @@ pub async fn start_services(
         services.spawn(async move {
             (
                 "server",
-                mend_server::run(server_config, deps, listeners, shutdown)
+                mend_server::run_with_routes(server_config, deps, listeners, reports, shutdown)
                     .await
                     .map_err(Into::into),
             )
@@ -255,7 +260,7 @@ pub async fn start_services(
         services.spawn(async move {
             (
                 "monitor",
-                mend_monitor::run(monitor_config, deps, monitor_listener, shutdown)
+                mend_monitor::run_without_http(monitor_config, deps, shutdown)
                     .await
                     .map_err(Into::into),
             )
@@ -278,21 +283,11 @@ async fn serve(settings: Settings) -> Result<()> {
                 .with_context(|| format!("failed to bind {var} {addr}"))
         }
     };
-    // The monitor's reports get the port after MEND_HTTP_ADDR (the server's REST and metrics
-    // keep MEND_HTTP_ADDR itself).
-    let monitor_addr = format!(
-        "{}:{}",
-        config.http_addr.host(),
-        config.http_addr.port().saturating_add(1)
-    );
     let listeners = Listeners {
         registry: bind(&config.registry_addr, "MEND_REGISTRY_ADDR").await?,
         server: bind(&config.server_addr, "MEND_SERVER_ADDR").await?,
         ingest: bind(&config.ingest_addr, "MEND_INGEST_ADDR").await?,
         http: bind(&config.http_addr, "MEND_HTTP_ADDR").await?,
-        monitor: TcpListener::bind(&monitor_addr).await.with_context(|| {
-            format!("failed to bind the monitor's HTTP address {monitor_addr} (MEND_HTTP_ADDR + 1)")
-        })?,
     };
     let readiness = Readiness::new();
     let shutdown = Shutdown::with_readiness(readiness);
@@ -313,15 +308,12 @@ async fn serve(settings: Settings) -> Result<()> {
     println!("mend up: {mode}");
     println!("  inference (OIP gRPC)  {}", config.server_addr);
     println!(
-        "  inference (OIP REST), /metrics, /healthz  http://{}",
+        "  HTTP                  http://{}  (OIP REST /v2/..., monitor reports / and /reports/<model>, /metrics, /healthz)",
         config.http_addr
     );
     println!("  registry (gRPC)       {}", config.registry_addr);
     println!("  ingest (gRPC)         {}", config.ingest_addr);
     println!("  trainer               drift.detected.* and retrain.requested.* on the bus");
-    println!(
-        "  monitor reports       http://{monitor_addr}/reports/<model>  (mend report MODEL --addr {monitor_addr})"
-    );
     println!("press Ctrl-C to stop");
 
     // One service failing stops the others: a half-running loop is worse than a clear stop.

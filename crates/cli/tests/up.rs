@@ -12,17 +12,22 @@ use std::time::{Duration, Instant};
 use common::{mend, ok};
 use serde_json::Value;
 
-/// A loopback port that is free, and whose successor is free too (`mend up` serves the
-/// monitor's reports on the HTTP port + 1).
-fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = first.local_addr().unwrap().port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no pair of free ports");
+/// One GET with an `Accept` header over plain HTTP/1.1: the status line and the body.
+fn http_get(addr: &str, path: &str, accept: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
 }
 
 fn free_port() -> u16 {
@@ -94,7 +99,7 @@ async fn mend_up_watches_a_registered_model_and_heals_it_with_no_monitor_setting
     let registry = format!("127.0.0.1:{}", free_port());
     let server = format!("127.0.0.1:{}", free_port());
     let ingest = format!("127.0.0.1:{}", free_port());
-    let http = format!("127.0.0.1:{}", free_port_pair());
+    let http = format!("127.0.0.1:{}", free_port());
     let vars: Vec<(&str, &str)> = vec![
         ("MEND_REGISTRY_ADDR", registry.as_str()),
         ("MEND_SERVER_ADDR", server.as_str()),
@@ -168,6 +173,31 @@ async fn mend_up_watches_a_registered_model_and_heals_it_with_no_monitor_setting
     // Version 2 answers the monitor's drift event (its id names the monitor and the drift).
     assert!(audit.contains("drift retrain"), "{audit}");
     assert!(audit.contains("monitor-churn-"), "{audit}");
+
+    // One HTTP port serves everything: `mend report` finds the monitor's reports at
+    // MEND_HTTP_ADDR, and `/` indexes them, as JSON or as a page with links.
+    let report = ok(mend(dir, &vars, &["report", "churn", "--json"]).await);
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["model"], "churn", "{report}");
+    let (status, index) = http_get(&http, "/", "application/json");
+    assert!(status.contains("200"), "{status}");
+    let index: Value = serde_json::from_str(&index).unwrap();
+    assert_eq!(index["models"][0]["model"], "churn", "{index}");
+    assert_eq!(index["models"][0]["href"], "/reports/churn", "{index}");
+    let (status, page) = http_get(&http, "/", "text/html,application/xhtml+xml,*/*;q=0.8");
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        page.contains("<a href=\"/reports/churn\">churn</a>"),
+        "{page}"
+    );
+    let (_, page) = http_get(&http, "/reports/churn", "text/html");
+    assert!(page.contains("/reports/churn/"), "{page}");
+    assert!(page.contains(".html\""), "{page}");
+    let (_, listing) = http_get(&http, "/reports/churn", "*/*");
+    assert!(
+        serde_json::from_str::<Value>(&listing).unwrap().is_array(),
+        "{listing}"
+    );
 
     // The trainer's decision on the monitor's alarm joins the same record once its run ends.
     let deadline = Instant::now() + Duration::from_secs(60);

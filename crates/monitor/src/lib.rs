@@ -44,4 +44,4 @@ pub use config::MonitorConfig;
 pub use follow::consumer_name;
 pub use http::reports_router;
 pub use reports::{MonitorReport, ReportStore, ReportSummary};
-pub use run::{MonitorDeps, MonitorServiceError, run};
+pub use run::{MonitorDeps, MonitorServiceError, run, run_without_http};

@@ -118,6 +118,26 @@ impl ReportStore {
         Ok(())
     }
 
+    /// The models that have reports, in name order.
+    pub async fn models(&self) -> io::Result<Vec<String>> {
+        let mut entries = match tokio::fs::read_dir(&self.dir).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(error),
+        };
+        let mut models = Vec::new();
+        while let Some(entry) = entries.next_entry().await? {
+            if let Some(name) = entry.file_name().to_str()
+                && mend_bus::ModelName::new(name).is_ok()
+                && entry.file_type().await?.is_dir()
+            {
+                models.push(name.to_owned());
+            }
+        }
+        models.sort();
+        Ok(models)
+    }
+
     /// Report ids of a model, oldest first (none when the model has no reports).
     pub async fn ids(&self, model: &str) -> io::Result<Vec<String>> {
         // Model names come from URLs: only a valid name may become a path.

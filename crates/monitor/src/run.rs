@@ -47,6 +47,26 @@ pub async fn run(
     http_listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), MonitorServiceError> {
+    monitor(config, deps, Some(http_listener), shutdown).await
+}
+
+/// Monitors every model of `config` without an HTTP server of its own, for a process that
+/// serves the reports on its one HTTP port ([`reports_router`] over a [`ReportStore`] of the
+/// same data directory), as `mend up` does.
+pub async fn run_without_http(
+    config: MonitorConfig,
+    deps: MonitorDeps,
+    shutdown: Shutdown,
+) -> Result<(), MonitorServiceError> {
+    monitor(config, deps, None, shutdown).await
+}
+
+async fn monitor(
+    config: MonitorConfig,
+    deps: MonitorDeps,
+    http_listener: Option<TcpListener>,
+    shutdown: Shutdown,
+) -> Result<(), MonitorServiceError> {
     let token = shutdown.token();
     let metrics = MonitorMetrics::register(&deps.metrics);
     let states = StateStore::new(&config.data_dir);
@@ -80,14 +100,22 @@ pub async fn run(
 
     let gate = shutdown.readiness().gate("monitor");
     gate.open();
-    let served = mend_runtime::http::serve_http_with_tls(
-        http_listener,
-        mend_runtime::http::ops_router(deps.metrics.clone(), shutdown.readiness()),
-        reports_router(reports),
-        &config.tls,
-        token.clone(),
-    )
-    .await;
+    let served = match http_listener {
+        Some(listener) => {
+            mend_runtime::http::serve_http_with_tls(
+                listener,
+                mend_runtime::http::ops_router(deps.metrics.clone(), shutdown.readiness()),
+                reports_router(reports),
+                &config.tls,
+                token.clone(),
+            )
+            .await
+        }
+        None => {
+            token.cancelled().await;
+            Ok(())
+        }
+    };
     if served.is_err() {
         shutdown.trigger();
     }

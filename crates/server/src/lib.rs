@@ -35,7 +35,7 @@ pub use config::ServerConfig;
 pub use grpc::GrpcInference;
 pub use infer::InferError;
 pub use model::{LoadedModel, ModelStore};
-pub use run::{Listeners, ServerDeps, ServerError, run};
+pub use run::{Listeners, ServerDeps, ServerError, run, run_with_routes};
 pub use service::InferenceService;
 pub use source::{
     FetchedModel, InMemoryModelSource, ModelSource, RegistryModelSource, SourceError,

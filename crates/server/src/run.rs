@@ -76,6 +76,18 @@ pub async fn run(
     listeners: Listeners,
     shutdown: Shutdown,
 ) -> Result<(), ServerError> {
+    run_with_routes(config, deps, listeners, axum::Router::new(), shutdown).await
+}
+
+/// [`run`], with `routes` served beside OIP REST on the HTTP port under the same TLS rules
+/// (data routes): `mend up` adds the monitor's reports, so one port serves everything.
+pub async fn run_with_routes(
+    config: ServerConfig,
+    deps: ServerDeps,
+    listeners: Listeners,
+    routes: axum::Router,
+    shutdown: Shutdown,
+) -> Result<(), ServerError> {
     let token = shutdown.token();
     let metrics = ServerMetrics::register(&deps.metrics);
     let store = Arc::new(ModelStore::new(
@@ -140,7 +152,7 @@ pub async fn run(
                 mend_runtime::http::serve_http_with_tls(
                     listener,
                     mend_runtime::http::ops_router(deps.metrics.clone(), shutdown.readiness()),
-                    rest::router(service.clone(), config.max_message_bytes),
+                    rest::router(service.clone(), config.max_message_bytes).merge(routes),
                     &config.tls,
                     token.clone(),
                 )

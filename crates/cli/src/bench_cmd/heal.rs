@@ -254,7 +254,6 @@ impl Stack {
         let (server_l, server_addr) = bind().await?;
         let (ingest_l, ingest_addr) = bind().await?;
         let (http_l, http_addr) = bind().await?;
-        let (monitor_l, _) = bind().await?;
         let mut map: HashMap<String, String> = vars.clone().into_iter().collect();
         // Every run is self-contained: its own stores and ports, never a configured NATS.
         map.remove("MEND_NATS_URL");
@@ -276,7 +275,6 @@ impl Stack {
             server: server_l,
             ingest: ingest_l,
             http: http_l,
-            monitor: monitor_l,
         };
         let (services, bus) =
             start_services(settings, listeners, &registry_addr, &shutdown).await?;
