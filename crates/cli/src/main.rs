@@ -7,6 +7,7 @@ mod bench_cmd;
 mod csv_blocks;
 mod demo;
 mod drift_cmd;
+mod events_cmd;
 mod ingest_cmd;
 mod live_demo;
 mod models_cmd;
@@ -71,6 +72,8 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// Ask the trainer, through the registry, to retrain MODEL now.
     Retrain(retrain_cmd::RetrainArgs),
+    /// Publish an event on the bus, or follow it live (`mend up`'s, or NATS with --nats).
+    Events(events_cmd::EventsArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Ingest(args) => ingest_cmd::run(args, cli.json),
         Command::Report(args) => report_cmd::run(args, cli.json),
         Command::Retrain(args) => retrain_cmd::run(args, cli.json),
+        Command::Events(args) => events_cmd::run(args, cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

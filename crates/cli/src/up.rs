@@ -166,9 +166,15 @@ pub async fn start_services(
     } = listeners;
     // The monitor writes its reports under the data directory; the server's HTTP port reads
     // them from there.
-    let reports = mend_monitor::reports_router(mend_monitor::ReportStore::new(
+    // `mend events` reaches the bus through the same port (publishing needs the registry's
+    // token when one is set).
+    let routes = mend_monitor::reports_router(mend_monitor::ReportStore::new(
         &monitor_config.data_dir,
         monitor_config.reports_kept,
+    ))
+    .merge(crate::events_cmd::routes(
+        shared.bus.clone(),
+        config.registry_token.as_ref(),
     ));
     let mut services: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
     {
@@ -222,7 +228,7 @@ pub async fn start_services(
         services.spawn(async move {
             (
                 "server",
-                mend_server::run_with_routes(server_config, deps, listeners, reports, shutdown)
+                mend_server::run_with_routes(server_config, deps, listeners, routes, shutdown)
                     .await
                     .map_err(Into::into),
             )

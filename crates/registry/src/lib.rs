@@ -49,7 +49,7 @@ pub use model::{
     NewDecision, NewVersion, Page, SetAlias, Trigger, TriggerKind, VersionMeta,
 };
 pub use serve::{RegistryDeps, RunError, run};
-pub use service::RegistryService;
+pub use service::{RegistryService, WriteAuth};
 pub use settings::RegistrySettings;
 pub use sqlite::SqliteStore;
 pub use store::{AliasWatch, RegistryStore};

@@ -25,7 +25,8 @@ pub enum TrainerError {
     /// never creates a model on the bus's word; the first version is registered by hand.
     #[error(
         "the registry knows no model named {model}; a trigger is only a hint, so nothing is \
-         trained (register a first version with `mend train`)"
+         trained (train a first version with `mend train` and register it with \
+         `mend models register`)"
     )]
     UnknownModel { model: String },
     #[error("training task failed: {0}")]

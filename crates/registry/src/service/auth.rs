@@ -42,17 +42,25 @@ impl WriteAuth {
 
     /// Admits a write request, or answers UNAUTHENTICATED.
     pub fn check(&self, metadata: &MetadataMap, method: &'static str) -> Result<(), Status> {
+        self.check_header(
+            metadata.get(AUTHORIZATION).map(|value| value.as_bytes()),
+            method,
+        )
+    }
+
+    /// Admits a write by the value of its `authorization` header (gRPC metadata or HTTP), or
+    /// answers UNAUTHENTICATED saying what is wrong.
+    pub fn check_header(&self, header: Option<&[u8]>, method: &'static str) -> Result<(), Status> {
         let Some(expected) = &self.token_digest else {
             return Ok(());
         };
-        let Some(header) = metadata.get(AUTHORIZATION) else {
+        let Some(header) = header else {
             tracing::warn!(method, "registry write without a bearer token refused");
             return Err(Status::unauthenticated(
                 "registry writes need `authorization: Bearer <token>` (MEND_REGISTRY_TOKEN)",
             ));
         };
-        let presented = header
-            .to_str()
+        let presented = std::str::from_utf8(header)
             .ok()
             .and_then(|value| {
                 let (scheme, token) = value.split_at_checked(BEARER.len())?;
