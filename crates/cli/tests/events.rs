@@ -5,24 +5,14 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{failed, mend, ok};
+use common::{Up, failed, mend, ok};
 use serde_json::Value;
 
 fn free_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
-}
-
-/// Kills `mend up` when the test ends, however it ends.
-struct Up(tokio::process::Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.start_kill();
-    }
 }
 
 /// Each JSON line `mend events tail --json` printed.
@@ -44,18 +34,7 @@ async fn events_go_through_mend_up_with_the_token_and_come_back_in_the_tail() {
         ("MEND_HTTP_ADDR", http.as_str()),
         ("MEND_REGISTRY_TOKEN", "s3cret"),
     ];
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
-        .current_dir(dir)
-        .env_clear()
-        .env("MEND_LOG", "warn")
-        .envs(vars.iter().copied())
-        .args(["up", "--data-dir", "data"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("mend up starts");
-    let _up = Up(child);
+    let _up = Up::start(dir, &vars);
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(&http).is_err() {
         assert!(Instant::now() < deadline, "mend up did not start serving");

@@ -6,10 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{mend, ok};
+use common::{Up, mend, ok};
 use serde_json::Value;
 
 /// One GET with an `Accept` header over plain HTTP/1.1: the status line and the body.
@@ -36,15 +35,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Kills `mend up` when the test ends, however it ends.
-struct Up(tokio::process::Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.start_kill();
-    }
 }
 
 async fn versions(dir: &Path, vars: &[(&str, &str)]) -> Vec<Value> {
@@ -107,19 +97,7 @@ async fn mend_up_watches_a_registered_model_and_heals_it_with_no_monitor_setting
         ("MEND_HTTP_ADDR", http.as_str()),
     ];
     // Nothing about the monitor (or any pacing) is set: the defaults must heal.
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
-        .current_dir(dir)
-        .env_clear()
-        .env("USER", "tester")
-        .env("MEND_LOG", "warn")
-        .envs(vars.iter().copied())
-        .args(["up", "--data-dir", "data"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("mend up starts");
-    let _up = Up(child);
+    let _up = Up::start(dir, &vars);
 
     // The registry answers once `mend up` is serving.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -78,3 +78,31 @@ pub async fn start_registry(token: &str, bus: Option<Arc<dyn Bus>>) -> Registry 
         _dir: dir,
     }
 }
+
+/// A `mend up` in its own process (the real binary, only `vars` and `MEND_LOG=warn` set,
+/// its data in `dir/data`), killed when dropped however the test ends.
+pub struct Up(tokio::process::Child);
+
+impl Up {
+    pub fn start(dir: &Path, vars: &[(&str, &str)]) -> Up {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
+            .current_dir(dir)
+            .env_clear()
+            .env("USER", "tester")
+            .env("MEND_LOG", "warn")
+            .envs(vars.iter().copied())
+            .args(["up", "--data-dir", "data"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("mend up starts");
+        Up(child)
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
