@@ -352,9 +352,7 @@ impl Registry {
                     meta.version.to_string(),
                     time_text(meta.created_at_ms),
                     trigger_text(meta.trigger.as_ref()),
-                    meta.metrics
-                        .get("holdout.accuracy")
-                        .map_or_else(|| "-".to_owned(), |accuracy| f4(*accuracy)),
+                    holdout_accuracy(meta).map_or_else(|| "-".to_owned(), f4),
                     meta.artifact_size.to_string(),
                     meta.artifact_sha256.chars().take(12).collect(),
                 ]
@@ -655,6 +653,15 @@ fn trigger_text(trigger: Option<&pb::Trigger>) -> String {
     }
 }
 
+/// A version's accuracy on its holdout: `holdout.accuracy` for a registered artifact, or
+/// `candidate.accuracy` for one the trainer registered (measured on the holdout it judged the
+/// candidate and the champion on).
+fn holdout_accuracy(meta: &pb::VersionMetadata) -> Option<f64> {
+    ["holdout.accuracy", "candidate.accuracy"]
+        .iter()
+        .find_map(|name| meta.metrics.get(*name).copied())
+}
+
 fn action_text(action: i32) -> &'static str {
     match pb::AuditAction::try_from(action) {
         Ok(pb::AuditAction::Register) => "register",
@@ -721,4 +728,31 @@ fn audit_json(record: &pb::AuditRecord) -> Value {
         "outcome": (!record.outcome.is_empty()).then_some(&record.outcome),
         "run_event_id": (!record.run_event_id.is_empty()).then_some(&record.run_event_id),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn meta(metrics: &[(&str, f64)]) -> pb::VersionMetadata {
+        pb::VersionMetadata {
+            metrics: metrics.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            ..pb::VersionMetadata::default()
+        }
+    }
+
+    #[test]
+    fn the_listed_accuracy_is_the_holdout_s_whoever_registered_the_version() {
+        // `mend models register` records the artifact's holdout accuracy...
+        assert_eq!(
+            holdout_accuracy(&meta(&[("holdout.accuracy", 0.8)])),
+            Some(0.8)
+        );
+        // ...the trainer the candidate's, on the holdout it was judged on.
+        let trained = meta(&[("candidate.accuracy", 0.9), ("champion.accuracy", 0.4)]);
+        assert_eq!(holdout_accuracy(&trained), Some(0.9));
+        assert_eq!(holdout_accuracy(&meta(&[("champion.accuracy", 0.4)])), None);
+    }
 }

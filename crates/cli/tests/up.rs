@@ -177,6 +177,50 @@ async fn mend_up_watches_a_registered_model_and_heals_it_with_no_monitor_setting
         "{listing}"
     );
 
+    // A forced retrain followed to its outcome: trained and judged, with the gate's numbers.
+    let waited = ok(mend(
+        dir,
+        &vars,
+        &[
+            "retrain",
+            "churn",
+            "--reason",
+            "quarterly",
+            "--wait",
+            "--timeout",
+            "120",
+        ],
+    )
+    .await);
+    assert!(
+        waited.contains("promoted: version") || waited.contains("rejected: version"),
+        "{waited}"
+    );
+    assert!(waited.contains("candidate accuracy"), "{waited}");
+    // Too few rows to train on: the run is dropped, said why, and the exit status says so.
+    let out = mend(
+        dir,
+        &vars,
+        &[
+            "retrain",
+            "churn",
+            "--reason",
+            "tiny",
+            "--window-rows",
+            "5",
+            "--wait",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(!out.status.success());
+    let dropped: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(dropped["decision"], "dropped", "{dropped}");
+    assert!(
+        dropped["reason"].as_str().unwrap().contains("labeled rows"),
+        "{dropped}"
+    );
+
     // The trainer's decision on the monitor's alarm joins the same record once its run ends.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
