@@ -13,6 +13,20 @@ use serde_json::Value;
 
 /// One GET with an `Accept` header over plain HTTP/1.1: the status line and the body.
 fn http_get(addr: &str, path: &str, accept: &str) -> (String, String) {
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nAccept: {accept}\r\n"),
+        "",
+    )
+}
+
+/// One POST of a JSON body over plain HTTP/1.1: the status line and the body.
+fn http_post(addr: &str, path: &str, json: &str) -> (String, String) {
+    let head = format!("POST {path} HTTP/1.1\r\nContent-Type: application/json\r\n");
+    http(addr, &head, json)
+}
+
+fn http(addr: &str, head: &str, body: &str) -> (String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
@@ -20,7 +34,8 @@ fn http_get(addr: &str, path: &str, accept: &str) -> (String, String) {
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        "{head}Host: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut raw = String::new();
@@ -151,6 +166,25 @@ async fn mend_up_watches_a_registered_model_and_heals_it_with_no_monitor_setting
     // Version 2 answers the monitor's drift event (its id names the monitor and the drift).
     assert!(audit.contains("drift retrain"), "{audit}");
     assert!(audit.contains("monitor-churn-"), "{audit}");
+
+    // The README's request body, as documented, answered by the champion over OIP REST.
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let documented = readme
+        .split("<!-- request.json")
+        .nth(1)
+        .and_then(|rest| rest.split("```json").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("the README shows request.json");
+    let (status, answer) = http_post(&http, "/v2/models/churn/infer", documented);
+    assert!(status.contains("200"), "{status}: {answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["model_name"], "churn");
+    assert_eq!(answer["outputs"][0]["name"], "probabilities");
+    assert_eq!(answer["outputs"][0]["shape"], serde_json::json!([2, 2]));
+    assert_eq!(answer["outputs"][1]["name"], "label");
+    assert_eq!(answer["outputs"][1]["data"].as_array().unwrap().len(), 2);
 
     // One HTTP port serves everything: `mend report` finds the monitor's reports at
     // MEND_HTTP_ADDR, and `/` indexes them, as JSON or as a page with links.
