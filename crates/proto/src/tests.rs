@@ -75,7 +75,8 @@ fn descriptor_set_holds_the_three_services_with_their_rpcs() {
             "SetAlias",
             "GetAudit",
             "WatchAliases",
-            "RequestRetrain"
+            "RequestRetrain",
+            "RecordDecision"
         ]
     );
     assert_eq!(
