@@ -4,6 +4,11 @@
 //! (a uniform row sample, counts), the two on separate threads. Column kinds are inferred from the
 //! first rows of the reference; the reference summary becomes a [`DriftReference`], and the
 //! current summary is compared with it under the drift policy.
+//!
+//! The label is not a feature: `--label COL` names it, `--model` takes it (and the id and time
+//! columns) from a model's schema, and otherwise a column named `label` is taken as the label,
+//! with a note saying so (`--no-label` tests every column). The verdicts are printed as the
+//! monitor's reports word them ([`mend_core::drift::verdict`]): dataset drift, feature drift.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -14,7 +19,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mend_core::FeatureKind;
 use mend_core::drift::summary::FeatureLayout;
 use mend_core::drift::{
     DriftPolicy, DriftReference, DriftReport, ReferenceFeature, SummaryConfig, WindowSummary,
@@ -24,6 +28,7 @@ use mend_core::profile::MAX_CATEGORIES;
 use mend_core::record::{RowRecord, Value};
 use mend_core::report::{PageOptions, html};
 use mend_core::schema::is_missing;
+use mend_core::{Artifact, FeatureKind};
 use serde::Serialize;
 
 use crate::csv_blocks::{self, Row};
@@ -33,6 +38,9 @@ use crate::output::{f4, table};
 const INFER_ROWS: usize = 10_000;
 /// Column names taken as row ids or event times, not features (as `mend train` does).
 const ID_AND_TIME_NAMES: [&str; 6] = ["id", "row_id", "time", "timestamp", "event_time", "time_ms"];
+/// The column taken as the label when nothing names one (`mend synth` and `mend ingest
+/// --labels` use it).
+const DEFAULT_LABEL: &str = "label";
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
@@ -42,9 +50,16 @@ pub struct DriftArgs {
     /// Current data (CSV with the same columns), e.g. recent production inputs.
     #[arg(long)]
     current: PathBuf,
-    /// The label column, left out of the features.
-    #[arg(long)]
+    /// The label column, left out of the features (default: the `--model`'s label, else a
+    /// column named `label`, if there is one).
+    #[arg(long, value_name = "COLUMN")]
     label: Option<String>,
+    /// Take no column as the label: a `label` column is tested like any feature.
+    #[arg(long, conflicts_with = "label")]
+    no_label: bool,
+    /// A model artifact whose schema names the label and the id and time columns to leave out.
+    #[arg(long, value_name = "ARTIFACT")]
+    model: Option<PathBuf>,
     /// Another column to leave out (repeatable).
     #[arg(long = "ignore", value_name = "COLUMN")]
     ignore: Vec<String>,
@@ -61,7 +76,8 @@ pub struct DriftArgs {
     /// than this are compared exactly. Memory grows with it, not with the files.
     #[arg(long, default_value_t = 100_000)]
     sample: usize,
-    /// Exit non-zero when the dataset drifts (for CI pipelines).
+    /// Exit non-zero on dataset drift: at least the policy's `dataset_drift_share` (0.5) of
+    /// the features drifted (for CI pipelines).
     #[arg(long)]
     fail_on_drift: bool,
     /// Benchmark the monitor's per-window computation instead: load both files as data-log
@@ -76,10 +92,23 @@ pub struct DriftArgs {
 struct Output<'a> {
     #[serde(flatten)]
     report: &'a DriftReport,
+    /// Feature drift: the names of the drifted features (`drifted_features` counts them).
+    feature_drift: Vec<&'a str>,
     reference_file: &'a Path,
     current_file: &'a Path,
+    /// The label column, left out of the features (`None`: no column was taken as it).
+    label: Option<&'a str>,
     left_out: &'a [String],
     timings_ms: Timings,
+}
+
+/// The columns to compare, and the ones left out.
+struct Plan {
+    layout: Vec<FeatureLayout>,
+    left_out: Vec<String>,
+    label: Option<String>,
+    /// Why the label was taken as the label, when no `--label` named it.
+    label_note: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -106,7 +135,15 @@ pub fn run(args: DriftArgs, json: bool) -> Result<()> {
     if args.sample == 0 {
         bail!("--sample must be at least 1");
     }
-    let (layout, left_out) = plan_columns(&args)?;
+    let Plan {
+        layout,
+        left_out,
+        label,
+        label_note,
+    } = plan_columns(&args)?;
+    if let Some(note) = &label_note {
+        eprintln!("note: {note}");
+    }
     let config = SummaryConfig {
         reservoir_size: args.sample,
         max_categories: MAX_CATEGORIES,
@@ -139,13 +176,19 @@ pub fn run(args: DriftArgs, json: bool) -> Result<()> {
         }
     }
     if let Some(path) = &args.html {
-        let subtitle = format!(
+        let mut subtitle = format!(
             "reference {} ({} rows) vs current {} ({} rows)",
             args.reference.display(),
             report.reference_rows,
             args.current.display(),
             report.current_rows
         );
+        if !left_out.is_empty() {
+            subtitle.push_str(&format!(
+                "; left out: {}",
+                left_out_text(&left_out, label.as_deref())
+            ));
+        }
         let page = html(
             &report,
             &PageOptions {
@@ -160,31 +203,101 @@ pub fn run(args: DriftArgs, json: bool) -> Result<()> {
     if json {
         let out = Output {
             report: &report,
+            feature_drift: report.drifted_names(),
             reference_file: &args.reference,
             current_file: &args.current,
+            label: label.as_deref(),
             left_out: &left_out,
             timings_ms: timings,
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_table(&report, &left_out, timings);
+        print_table(
+            &report,
+            &left_out_text(&left_out, label.as_deref()),
+            timings,
+        );
         if let Some(path) = &args.html {
             println!("wrote {}", path.display());
         }
     }
     if args.fail_on_drift && report.dataset_drift {
-        bail!(
-            "dataset drift: {} of {} features drifted",
-            report.drifted_features,
-            report.tested_features
-        );
+        bail!("{}", report.dataset_verdict());
     }
     Ok(())
 }
 
+/// `id, time, label (the label)`.
+fn left_out_text(left_out: &[String], label: Option<&str>) -> String {
+    left_out
+        .iter()
+        .map(|name| {
+            if label == Some(name.as_str()) {
+                format!("{name} (the label)")
+            } else {
+                name.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Which column is the label, and the id and time columns a model's schema names.
+#[derive(Debug, Default)]
+struct LabelChoice {
+    label: Option<String>,
+    /// Where the label came from, when no `--label` named it.
+    note: Option<String>,
+    id_and_time: Vec<String>,
+}
+
+/// The label, from `--label`, else the `--model`'s schema, else a column named `label`.
+fn choose_label(args: &DriftArgs, headers: &[String]) -> Result<LabelChoice> {
+    let schema = match &args.model {
+        Some(path) => {
+            let file = File::open(path)
+                .with_context(|| format!("failed to open model {}", path.display()))?;
+            let artifact = Artifact::read_from(BufReader::new(file))
+                .with_context(|| format!("failed to load model {}", path.display()))?;
+            Some(artifact.schema)
+        }
+        None => None,
+    };
+    let mut choice = LabelChoice {
+        id_and_time: schema
+            .iter()
+            .flat_map(|s| s.id_column.iter().chain(&s.time_column))
+            .cloned()
+            .collect(),
+        ..LabelChoice::default()
+    };
+    let how = "left out of the features (--label COLUMN names another, --no-label tests it)";
+    if args.no_label {
+        // Every column is a feature.
+    } else if let Some(label) = &args.label {
+        choice.label = Some(label.clone());
+    } else if let (Some(schema), Some(path)) = (&schema, &args.model) {
+        // Current data without labels is common: then there is nothing to leave out.
+        if headers.contains(&schema.label) {
+            choice.note = Some(format!(
+                "column `{}` is the label of {}'s schema: {how}",
+                schema.label,
+                path.display()
+            ));
+            choice.label = Some(schema.label.clone());
+        }
+    } else if headers.iter().any(|h| h == DEFAULT_LABEL) {
+        choice.note = Some(format!(
+            "column `{DEFAULT_LABEL}` is taken as the label: {how}"
+        ));
+        choice.label = Some(DEFAULT_LABEL.to_owned());
+    }
+    Ok(choice)
+}
+
 /// Decides the features: every reference column but the label, `--ignore`d and id/time ones;
 /// numeric when every present value among the first rows parses as a number.
-fn plan_columns(args: &DriftArgs) -> Result<(Vec<FeatureLayout>, Vec<String>)> {
+fn plan_columns(args: &DriftArgs) -> Result<Plan> {
     let mut reader = open_csv(&args.reference)?;
     let headers: Vec<String> = reader
         .headers()
@@ -209,6 +322,11 @@ fn plan_columns(args: &DriftArgs) -> Result<(Vec<FeatureLayout>, Vec<String>)> {
             );
         }
     }
+    let LabelChoice {
+        label,
+        note: label_note,
+        id_and_time,
+    } = choose_label(args, &headers)?;
     let mut numeric = vec![true; headers.len()];
     let mut record = csv::StringRecord::new();
     for _ in 0..INFER_ROWS {
@@ -227,8 +345,8 @@ fn plan_columns(args: &DriftArgs) -> Result<(Vec<FeatureLayout>, Vec<String>)> {
     let mut layout = Vec::new();
     let mut left_out = Vec::new();
     for (i, name) in headers.iter().enumerate() {
-        let id_or_time = ID_AND_TIME_NAMES.contains(&name.as_str());
-        if args.label.as_ref() == Some(name) || args.ignore.contains(name) || id_or_time {
+        let id_or_time = ID_AND_TIME_NAMES.contains(&name.as_str()) || id_and_time.contains(name);
+        if label.as_ref() == Some(name) || args.ignore.contains(name) || id_or_time {
             left_out.push(name.clone());
             continue;
         }
@@ -248,7 +366,12 @@ fn plan_columns(args: &DriftArgs) -> Result<(Vec<FeatureLayout>, Vec<String>)> {
             left_out.join(", ")
         );
     }
-    Ok((layout, left_out))
+    Ok(Plan {
+        layout,
+        left_out,
+        label,
+        label_note,
+    })
 }
 
 fn open_csv(path: &Path) -> Result<csv::Reader<BufReader<File>>> {
@@ -520,7 +643,7 @@ fn load_rows(path: &Path, layout: &[FeatureLayout]) -> Result<Vec<RowRecord>> {
     Ok(rows)
 }
 
-fn print_table(report: &DriftReport, left_out: &[String], timings: Timings) {
+fn print_table(report: &DriftReport, left_out: &str, timings: Timings) {
     let rows: Vec<Vec<String>> = report
         .features
         .iter()
@@ -568,7 +691,7 @@ fn print_table(report: &DriftReport, left_out: &[String], timings: Timings) {
                 "test",
                 "score",
                 "threshold",
-                "drift",
+                "feature drift",
                 "psi",
                 "js",
                 "missing",
@@ -592,20 +715,12 @@ fn print_table(report: &DriftReport, left_out: &[String], timings: Timings) {
             println!("{}: {note}", f.name);
         }
     }
-    println!(
-        "{}: {} of {} features drifted (share {:.2}; the dataset drifts at {:.2})",
-        if report.dataset_drift {
-            "DATASET DRIFT"
-        } else {
-            "no dataset drift"
-        },
-        report.drifted_features,
-        report.tested_features,
-        report.drift_share,
-        report.dataset_drift_threshold
-    );
+    // The same lines as the HTML page's and the monitor's reports.
+    for verdict in report.verdicts() {
+        println!("{verdict}");
+    }
     if !left_out.is_empty() {
-        println!("left out: {}", left_out.join(", "));
+        println!("left out: {left_out}");
     }
     println!(
         "reference {} rows, current {} rows; summarised in {} ms, compared in {} ms",

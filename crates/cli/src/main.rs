@@ -57,7 +57,8 @@ enum Command {
     DemoOffline(demo::DemoArgs),
     /// Write a synthetic labeled CSV (optionally drifted), for trying mend out.
     Synth(static_cmds::SynthArgs),
-    /// Compare a current CSV with a reference CSV: data drift per feature, as the monitor does.
+    /// Compare a current CSV with a reference CSV: feature and dataset drift, as the monitor
+    /// does (the label column is left out).
     Drift(drift_cmd::DriftArgs),
     /// The model registry: register, list, show, promote, roll back, audit.
     Models(models_cmd::ModelsArgs),

@@ -4,6 +4,10 @@
 //! Finds the monitor through `MEND_HTTP_ADDR` (default `127.0.0.1:8080`) or `--addr`. Without
 //! an ID the newest report is fetched; `--list` lists the model's reports instead. The HTTP
 //! client is a small HTTP/1.1 one over `TcpStream`: three GETs do not justify an HTTP stack.
+//!
+//! The summary prints the report's verdicts ([`MonitorReport::verdicts`]): the monitor's alarm,
+//! dataset drift, feature drift, prediction drift and performance drift, one line each, the
+//! very lines the page opens with; the listing's columns carry the same names.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -12,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use mend_monitor::{MonitorReport, ReportSummary};
 use mend_runtime::config::{Env, MendConfig};
 use serde_json::Value;
 
@@ -59,7 +64,9 @@ pub fn run(args: ReportArgs, json: bool) -> anyhow::Result<()> {
         if json {
             println!("{}", serde_json::to_string_pretty(&reports)?);
         } else {
-            print_list(&reports);
+            let reports: Vec<ReportSummary> = serde_json::from_value(reports)
+                .context("the report list is not a list of reports")?;
+            print!("{}", list_text(&reports));
         }
         return Ok(());
     }
@@ -76,7 +83,10 @@ pub fn run(args: ReportArgs, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_summary(&report, &out);
+        let mut typed: MonitorReport =
+            serde_json::from_value(report).context("the monitor's answer is not a report")?;
+        typed.name_verdicts();
+        print!("{}", summary_text(&typed, &out));
     }
     if args.open {
         open(&out);
@@ -84,89 +94,72 @@ pub fn run(args: ReportArgs, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_list(reports: &Value) {
+/// The listing: one row per report, its verdicts in the columns, named as on its page.
+fn list_text(reports: &[ReportSummary]) -> String {
+    if reports.is_empty() {
+        return "no reports yet\n".to_owned();
+    }
+    let yes_no = |flag: bool| String::from(if flag { "yes" } else { "no" });
     let rows: Vec<Vec<String>> = reports
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
         .iter()
         .map(|r| {
+            // A monitor older than the named verdicts sent only these.
+            let mut alarm = r.alarm;
+            alarm.data |= r.data_drift;
+            let features = if r.feature_drift.is_empty() {
+                &r.drifted_features
+            } else {
+                &r.feature_drift
+            };
             vec![
-                r["id"].as_str().unwrap_or_default().to_owned(),
-                r["champion_version"].to_string(),
-                r["rows"].to_string(),
-                yes_no(&r["data_drift"]),
-                yes_no(&r["prediction_drift"]),
-                r["drift_share"].as_f64().map(f4).unwrap_or_default(),
-                r["accuracy"].as_f64().map(f4).unwrap_or_else(|| "-".into()),
-                r["drifted_features"]
-                    .as_array()
-                    .map(|names| {
-                        names
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .unwrap_or_default(),
+                r.id.clone(),
+                format!("v{}", r.champion_version),
+                r.rows.to_string(),
+                alarm.kinds(),
+                yes_no(r.dataset_drift),
+                f4(r.drift_share),
+                if features.is_empty() {
+                    "no".to_owned()
+                } else {
+                    features.join(", ")
+                },
+                yes_no(r.prediction_drift),
+                r.performance_drift.map_or_else(|| "-".to_owned(), yes_no),
+                r.accuracy.map(f4).unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    if rows.is_empty() {
-        println!("no reports yet");
-        return;
-    }
-    print!(
-        "{}",
-        table(
-            &[
-                "id",
-                "champion",
-                "rows",
-                "data drift",
-                "prediction drift",
-                "share",
-                "accuracy",
-                "drifted"
-            ],
-            &rows
-        )
+    let mut out = table(
+        &[
+            "id",
+            "champion",
+            "rows",
+            "alarm",
+            "dataset drift",
+            "share",
+            "feature drift",
+            "prediction drift",
+            "performance drift",
+            "accuracy",
+        ],
+        &rows,
     );
+    out.push('\n');
+    out
 }
 
-fn print_summary(report: &Value, out: &std::path::Path) {
-    let drift = &report["drift"];
-    println!(
-        "report {} of {} (champion v{}): {} rows, data drift {}, prediction drift {}, drift share {}",
-        report["id"].as_str().unwrap_or_default(),
-        report["model"].as_str().unwrap_or_default(),
-        report["champion_version"],
-        drift["current_rows"],
-        yes_no(&report["data_drift"]),
-        yes_no(&report["prediction_drift"]),
-        drift["drift_share"].as_f64().map(f4).unwrap_or_default(),
+/// A report's verdicts, each line exactly as the first lines of its page say it.
+fn summary_text(report: &MonitorReport, out: &std::path::Path) -> String {
+    let mut text = format!(
+        "report {} of {}: champion v{}, {} rows\n",
+        report.id, report.model, report.champion_version, report.drift.current_rows
     );
-    let drifted: Vec<&str> = drift["features"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter(|f| f["drifted"].as_bool() == Some(true))
-        .filter_map(|f| f["name"].as_str())
-        .collect();
-    if !drifted.is_empty() {
-        println!("drifted features: {}", drifted.join(", "));
+    for verdict in report.verdicts() {
+        text.push_str(&verdict.line());
+        text.push('\n');
     }
-    println!("wrote {}", out.display());
-}
-
-fn yes_no(value: &Value) -> String {
-    if value.as_bool() == Some(true) {
-        "yes"
-    } else {
-        "no"
-    }
-    .to_owned()
+    text.push_str(&format!("wrote {}\n", out.display()));
+    text
 }
 
 /// Opens a file with `xdg-open` when there is one; otherwise says where the file is.

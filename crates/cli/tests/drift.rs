@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use mend_core::report::escape::escape;
+
 fn mend(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mend"))
         .current_dir(dir)
@@ -93,15 +95,23 @@ fn finds_a_half_std_shift_and_writes_json_and_html() {
         assert_eq!(feature(&report, name)["drifted"], false, "{name}");
     }
     assert_eq!(feature(&report, "c0")["test"], "jensen_shannon");
+    // Feature drift in one feature of six: no dataset drift (the share rule).
     assert_eq!(report["dataset_drift"], false);
     assert_eq!(report["drifted_features"], 1);
+    assert_eq!(report["feature_drift"], serde_json::json!(["x0"]));
+    assert_eq!(report["label"], "label");
     // The JSON is a drift report the library reads back.
     let back: mend_core::drift::DriftReport = serde_json::from_str(&out).unwrap();
     assert_eq!(back.drifted_names(), vec!["x0"]);
 
+    // The page opens with the same verdicts, worded the same.
     let page = std::fs::read_to_string(d.join("report.html")).unwrap();
     assert!(page.contains("<svg"));
-    assert!(page.contains("1</strong> of 6 tested features drifted"));
+    assert!(page.contains("dataset drift: no (1 of 6 features drifted, share 0.17 &lt; 0.50)"));
+    for verdict in back.verdicts() {
+        assert!(page.contains(&escape(&verdict.line())), "{verdict}");
+    }
+    assert!(!page.contains("dataset drift: yes"));
 }
 
 #[test]
@@ -129,7 +139,19 @@ fn a_table_by_default_and_a_failing_exit_on_dataset_drift() {
         "{table}"
     );
     assert!(
-        table.contains("no dataset drift: 1 of 6 features drifted"),
+        table
+            .lines()
+            .any(|l| l == "dataset drift: no (1 of 6 features drifted, share 0.17 < 0.50)"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("feature drift: yes (x0: Wasserstein (normed) ")),
+        "{table}"
+    );
+    assert!(
+        table.contains("left out: id, time, label (the label)"),
         "{table}"
     );
 
@@ -152,12 +174,85 @@ fn a_table_by_default_and_a_failing_exit_on_dataset_drift() {
     );
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("DATASET DRIFT"), "{stdout}");
+    let verdict = "dataset drift: yes (1 of 6 features drifted, share 0.17 >= 0.10)";
+    assert!(stdout.lines().any(|l| l == verdict), "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(verdict), "{stderr}");
+}
+
+fn names(report: &serde_json::Value) -> Vec<&str> {
+    report["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_label_is_not_tested_as_a_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generated(d, "0.5");
+    let drift = |extra: &[&str]| {
+        let mut args = vec!["drift", "--reference", "ref.csv", "--current", "cur.csv"];
+        args.extend_from_slice(extra);
+        args.push("--json");
+        let out = mend(d, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let report: serde_json::Value = serde_json::from_str(&ok(out)).unwrap();
+        (report, stderr)
+    };
+
+    // Nothing named: the `label` column is the label, left out, and the user is told.
+    let (report, stderr) = drift(&[]);
     assert!(
-        stderr.contains("dataset drift: 1 of 6 features drifted"),
+        stderr.contains("note: column `label` is taken as the label"),
         "{stderr}"
     );
+    assert_eq!(names(&report), ["x0", "x1", "x2", "x3", "x4", "c0"]);
+    assert_eq!(report["label"], "label");
+    assert_eq!(report["tested_features"], 6);
+    assert_eq!(
+        report["left_out"],
+        serde_json::json!(["id", "time", "label"])
+    );
+
+    // --no-label: every column is a feature, the label too.
+    let (report, stderr) = drift(&["--no-label"]);
+    assert!(!stderr.contains("note:"), "{stderr}");
+    assert!(names(&report).contains(&"label"), "{report}");
+    assert_eq!(report["label"], serde_json::Value::Null);
+    assert_eq!(report["tested_features"], 7);
+
+    // The label as a model's schema names it, under another name.
+    for file in ["ref.csv", "cur.csv"] {
+        let text = std::fs::read_to_string(d.join(file)).unwrap();
+        let (header, rows) = text.split_once('\n').unwrap();
+        let header: Vec<&str> = header
+            .split(',')
+            .map(|h| if h == "label" { "outcome" } else { h })
+            .collect();
+        std::fs::write(d.join(file), format!("{}\n{rows}", header.join(","))).unwrap();
+    }
+    ok(mend(
+        d,
+        &[
+            "train", "--data", "ref.csv", "--label", "outcome", "--out", "m.mend",
+        ],
+    ));
+    let (report, stderr) = drift(&["--model", "m.mend"]);
+    assert!(
+        stderr.contains("column `outcome` is the label of m.mend's schema"),
+        "{stderr}"
+    );
+    assert_eq!(report["label"], "outcome");
+    assert!(!names(&report).contains(&"outcome"), "{report}");
+    assert_eq!(report["tested_features"], 6);
+    // Without the model nothing says `outcome` is a label: it is a feature.
+    let (report, _) = drift(&[]);
+    assert!(names(&report).contains(&"outcome"), "{report}");
+    assert_eq!(report["label"], serde_json::Value::Null);
 }
 
 #[test]

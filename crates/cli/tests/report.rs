@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mend_bus::{DataLog, DataLogExt, ModelName, SqliteDataLog};
+use mend_core::report::escape::escape;
 use mend_core::synthetic::{Regime, SyntheticSpec};
 use mend_monitor::{InMemoryChampionSource, MonitorConfig, MonitorDeps, ReportStore};
 use mend_runtime::{Metrics, Shutdown};
@@ -18,8 +19,10 @@ use serde_json::Value;
 async fn fetches_lists_and_writes_reports_from_the_monitor() {
     let dir = tempfile::tempdir().unwrap();
     let model = ModelName::new("synth").unwrap();
+    // A reference large enough that calm features stay calm in 1,000-row windows (see the
+    // monitor's tests): only the shifted x0 drifts.
     let (artifact, mut generator) =
-        mend_testkit::artifacts::train_on(SyntheticSpec::default(), 3_000);
+        mend_testkit::artifacts::train_on(SyntheticSpec::default(), 12_000);
     let champions = Arc::new(InMemoryChampionSource::new());
     champions.set(&model, 1, artifact);
     let data_log: Arc<dyn DataLog> =
@@ -37,8 +40,10 @@ async fn fetches_lists_and_writes_reports_from_the_monitor() {
 
     let mut config = MonitorConfig::new(vec![model.clone()], dir.path());
     config.poll_interval = Duration::from_millis(50);
-    // Two windows of the 2,000 shifted rows, so there are two reports to list.
+    // Two windows of the 2,000 shifted rows, so there are two reports to list; x0's drift is
+    // confirmed by the second.
     config.window_rows = 1_000;
+    config.confirm_windows = 2;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let shutdown = Shutdown::new();
@@ -65,13 +70,54 @@ async fn fetches_lists_and_writes_reports_from_the_monitor() {
     // The newest report by default, its page written next to the operator.
     let text = ok(mend(work.path(), &vars, &["report", "synth"]).await);
     assert!(text.contains(&ids[1]), "{text}");
-    assert!(text.contains("drifted features: x0"), "{text}");
     let page = std::fs::read_to_string(
         work.path()
             .join(format!("mend-report-synth-{}.html", ids[1])),
     )
     .unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<svg"));
+
+    // One feature of six drifted, in both windows: feature drift, confirmed, so a data-drift
+    // alarm; but no dataset drift (the share rule). The JSON, the summary and the page's
+    // headline all say exactly that, in the same words.
+    let newest = store.get("synth", &ids[1]).await.unwrap().unwrap();
+    assert_eq!(newest.feature_drift, ["x0"]);
+    assert!(!newest.dataset_drift && !newest.drift.dataset_drift);
+    assert!(newest.alarm.data && newest.data_drift);
+    let lines: Vec<String> = newest.verdicts().iter().map(|v| v.line()).collect();
+    assert!(
+        lines[0].starts_with("alarm: yes (data: feature drift confirmed in x0"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[1],
+        "dataset drift: no (1 of 6 features drifted, share 0.17 < 0.50)"
+    );
+    assert!(
+        lines[2].starts_with("feature drift: yes (x0: "),
+        "{lines:?}"
+    );
+    assert!(lines[3].starts_with("prediction drift: "), "{lines:?}");
+    assert_eq!(
+        lines[4],
+        "performance drift: not measured (no labels judged yet)"
+    );
+    for line in &lines {
+        assert!(text.lines().any(|l| l == line), "{line} not in {text}");
+        assert!(page.contains(&escape(line)), "{line} not on the page");
+    }
+    assert!(!page.contains("dataset drift: yes"));
+    let raw: Value = serde_json::from_str(&ok(mend(
+        work.path(),
+        &vars,
+        &["report", "synth", "--json"],
+    )
+    .await))
+    .unwrap();
+    assert_eq!(raw["dataset_drift"], false);
+    assert_eq!(raw["feature_drift"], serde_json::json!(["x0"]));
+    assert_eq!(raw["alarm"]["data"], true);
+    assert_eq!(raw["data_drift"], true);
 
     // A named report, as JSON, to a chosen file.
     let out = work.path().join("first.html");
@@ -91,7 +137,16 @@ async fn fetches_lists_and_writes_reports_from_the_monitor() {
     let report: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["id"], ids[0].as_str());
     assert_eq!(report["drift"]["current_rows"], 1_000);
-    assert!(std::fs::read_to_string(&out).unwrap().contains("x0"));
+    // The first window drifted too, but one window does not confirm it: no alarm yet.
+    assert_eq!(report["feature_drift"], serde_json::json!(["x0"]));
+    assert_eq!(report["alarm"]["data"], false);
+    assert_eq!(report["data_drift"], false);
+    let first = std::fs::read_to_string(&out).unwrap();
+    assert!(first.contains("x0"));
+    assert!(
+        first.contains("alarm: no (drift in this window is not confirmed yet"),
+        "{first}"
+    );
 
     // The listing, newest first.
     let json = ok(mend(work.path(), &vars, &["report", "synth", "--list", "--json"]).await);
@@ -110,6 +165,15 @@ async fn fetches_lists_and_writes_reports_from_the_monitor() {
     )
     .await);
     assert!(table.contains(&ids[0]) && table.contains("x0"), "{table}");
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|header| header.contains("dataset drift")
+                && header.contains("feature drift")
+                && header.contains("alarm")),
+        "{table}"
+    );
 
     // Unknown reports and unreachable monitors fail with a reason.
     let out = mend(work.path(), &vars, &["report", "synth", "123"]).await;

@@ -2,10 +2,12 @@
 //! The HTML report: one self-contained page that shows the verdicts and never lets data become
 //! markup.
 
+use mend_core::drift::Verdict;
 use mend_core::drift::summary::FeatureLayout;
 use mend_core::drift::{
     DriftPolicy, DriftReference, SummaryConfig, WindowSummary, compare_reference,
 };
+use mend_core::report::escape::escape;
 use mend_core::report::{PageOptions, html};
 
 fn report() -> mend_core::drift::DriftReport {
@@ -48,11 +50,16 @@ fn the_page_is_self_contained_and_shows_every_feature() {
             subtitle: Some("reference a.csv vs current b.csv"),
             performance: &performance,
             performance_baseline: Some(0.9),
+            verdicts: None,
         },
     );
     assert!(page.starts_with("<!DOCTYPE html>"));
-    assert!(page.contains("Dataset drift detected"));
-    assert!(page.contains("2</strong> of 2 tested features drifted"));
+    // The page opens with the report's verdicts, worded as the CLI prints them.
+    assert!(page.contains("dataset drift: yes (2 of 2 features drifted, share 1.00 &gt;= 0.50)"));
+    for verdict in report.verdicts() {
+        assert!(page.contains(&escape(&verdict.line())), "{verdict}");
+    }
+    assert!(page.contains("feature drift: yes (&lt;b&gt;income&lt;/b&gt;: "));
     // One plot per feature, plus the performance chart.
     assert_eq!(page.matches("<svg").count(), 3);
     assert!(page.contains("<polyline"));
@@ -75,4 +82,38 @@ fn the_performance_chart_is_optional() {
     assert_eq!(page.matches("<svg").count(), 2);
     assert!(!page.contains("Performance over time"));
     assert!(page.contains("<title>Drift report</title>"));
+}
+
+#[test]
+fn a_callers_verdicts_replace_the_reports_own() {
+    let report = report();
+    let verdicts = [
+        Verdict::new(
+            "alarm",
+            Some(false),
+            "drift in this window is not yet confirmed",
+        ),
+        report.dataset_verdict(),
+        report.feature_verdict(),
+        report.prediction_verdict(),
+    ];
+    let page = html(
+        &report,
+        &PageOptions {
+            verdicts: Some(&verdicts),
+            ..PageOptions::default()
+        },
+    );
+    assert!(page.contains(
+        "<p class=\"verdict good\">alarm: no (drift in this window is not yet confirmed)</p>"
+    ));
+    assert!(page.contains("<p class=\"verdict bad\">dataset drift: yes ("));
+    assert!(page.contains(
+        "<p class=\"verdict unmeasured\">prediction drift: not measured (no predictions to \
+         compare)</p>"
+    ));
+    // In the order given: the alarm first.
+    let alarm = page.find("alarm: no").unwrap();
+    let dataset = page.find("dataset drift: yes").unwrap();
+    assert!(alarm < dataset);
 }

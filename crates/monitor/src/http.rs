@@ -114,7 +114,8 @@ async fn list(
     }
 }
 
-/// A model's reports as a table, newest first, each linking to its page and its JSON.
+/// A model's reports as a table, newest first, each linking to its page and its JSON. The
+/// columns are the report's verdicts, named as on its page and in `mend report`.
 fn list_page(name: &str, reports: &[ReportSummary]) -> Response {
     let model = escape(name);
     let yes_no = |flag: bool| if flag { "yes" } else { "no" };
@@ -122,15 +123,23 @@ fn list_page(name: &str, reports: &[ReportSummary]) -> Response {
         .iter()
         .map(|r| {
             let id = escape(&r.id);
+            let features = if r.feature_drift.is_empty() {
+                "no".to_owned()
+            } else {
+                escape(&r.feature_drift.join(", "))
+            };
             format!(
                 "<tr><td><a href=\"/reports/{model}/{id}.html\">{id}</a> \
                  (<a href=\"/reports/{model}/{id}\">json</a>)</td><td>v{}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td></tr>",
+                 <td>{}</td><td>{} ({:.2})</td><td>{features}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td></tr>",
                 r.champion_version,
                 r.rows,
-                yes_no(r.data_drift),
-                yes_no(r.prediction_drift),
+                r.alarm.kinds(),
+                yes_no(r.dataset_drift),
                 r.drift_share,
+                yes_no(r.prediction_drift),
+                r.performance_drift.map_or("-", yes_no),
                 r.accuracy
                     .map_or_else(|| "-".to_owned(), |a| format!("{a:.3}")),
             )
@@ -138,8 +147,8 @@ fn list_page(name: &str, reports: &[ReportSummary]) -> Response {
         .collect();
     let body = format!(
         "<p><a href=\"/\">all models</a></p><table><tr><th>report</th><th>champion</th>\
-         <th>rows</th><th>dataset drift</th><th>prediction drift</th><th>drifted share</th>\
-         <th>accuracy</th></tr>{rows}</table>"
+         <th>rows</th><th>alarm</th><th>dataset drift (share)</th><th>feature drift</th>\
+         <th>prediction drift</th><th>performance drift</th><th>accuracy</th></tr>{rows}</table>"
     );
     page(&format!("reports of {name}"), &body)
 }

@@ -43,5 +43,5 @@ pub use champion::{
 pub use config::MonitorConfig;
 pub use follow::consumer_name;
 pub use http::reports_router;
-pub use reports::{MonitorReport, ReportStore, ReportSummary};
+pub use reports::{Alarm, MonitorReport, ReportParts, ReportStore, ReportSummary};
 pub use run::{MonitorDeps, MonitorServiceError, run, run_without_http};

@@ -8,11 +8,21 @@ use std::path::{Path, PathBuf};
 
 use mend_bus::events::DataWindow;
 use mend_core::drift::DriftReport;
+use mend_core::drift::verdict::{ALARM, PERFORMANCE_DRIFT, Verdict};
 use serde::{Deserialize, Serialize};
 
 use crate::performance::PerformanceWindow;
 
-/// One window's verdicts.
+/// The streak key of prediction drift in [`MonitorReport::confirmed`] (no feature is named so:
+/// features come from a schema whose names are column headers, and `:` marks this as ours).
+pub const PREDICTION_STREAK: &str = ":prediction";
+
+/// One window's verdicts, in the vocabulary of [`mend_core::drift::verdict`]: `feature_drift`,
+/// `dataset_drift`, `prediction_drift` and `performance_drift` say what this window (and the
+/// latest judged labels) show; `alarm` says what the monitor raises `drift.detected` for, which
+/// is drift that persisted: feature drift in `confirm_windows` windows in a row. So a window
+/// can show feature drift in one of six features (no dataset drift) and be part of a data-drift
+/// alarm, and every surface (this JSON, the page, `mend report`) says exactly that.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MonitorReport {
     pub id: String,
@@ -20,10 +30,29 @@ pub struct MonitorReport {
     pub champion_version: u64,
     pub window: DataWindow,
     pub created_ms: i64,
-    /// Whether the window's data drifted by the monitor's rule (the dataset share, or at
-    /// least `min_drifted_features` features).
-    pub data_drift: bool,
+    /// Feature drift: the features whose test drifted in this window (the names of
+    /// `drift.features` with `drifted`).
+    #[serde(default)]
+    pub feature_drift: Vec<String>,
+    /// Dataset drift: the share rule on this window (`drift.dataset_drift`: at least
+    /// `drift.dataset_drift_threshold` of the tested features drifted).
+    #[serde(default)]
+    pub dataset_drift: bool,
+    /// Prediction drift: this window's predicted probabilities moved
+    /// (`drift.prediction.drifted`). Reports written before the verdicts were named said
+    /// here whether prediction drift was confirmed; that is `alarm.prediction` now.
     pub prediction_drift: bool,
+    /// Performance drift: the latest judged run of labels (`performance.drifted`); `None`
+    /// until labels have been judged.
+    #[serde(default)]
+    pub performance_drift: Option<bool>,
+    /// What the monitor alarms on (and announces once per episode).
+    #[serde(default)]
+    pub alarm: Alarm,
+    /// The data-drift alarm, the same as `alarm.data` (kept for readers of older reports):
+    /// feature drift confirmed in at least `min_drifted_features` features, or in any while
+    /// the dataset drifts. Not dataset drift: see `dataset_drift`.
+    pub data_drift: bool,
     /// Features (and `:prediction`) whose drift is confirmed: drifted in enough windows in a
     /// row. A feature can be `drifted` in this window's table and not yet confirmed.
     pub confirmed: Vec<String>,
@@ -34,16 +63,211 @@ pub struct MonitorReport {
     pub drift: DriftReport,
 }
 
-/// One line of a listing.
+/// The monitor's alarms in a report: the kinds of `drift.detected` the drift it shows calls
+/// for (each announced once per episode, not once per report).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alarm {
+    /// Data drift: confirmed feature drift (see [`MonitorReport::data_drift`]).
+    pub data: bool,
+    /// Prediction drift confirmed: drifted in `confirm_windows` windows in a row.
+    pub prediction: bool,
+    /// Performance drift in the latest judged run of labels.
+    pub performance: bool,
+}
+
+impl Alarm {
+    /// The kinds raised, as the events name them (`data, performance`), or `no`.
+    pub fn kinds(&self) -> String {
+        let kinds: Vec<&str> = [
+            (self.data, "data"),
+            (self.prediction, "prediction"),
+            (self.performance, "performance"),
+        ]
+        .into_iter()
+        .filter_map(|(raised, kind)| raised.then_some(kind))
+        .collect();
+        if kinds.is_empty() {
+            "no".to_owned()
+        } else {
+            kinds.join(", ")
+        }
+    }
+}
+
+/// What a window's report is made of; [`MonitorReport::new`] names the verdicts.
+#[derive(Debug, Clone)]
+pub struct ReportParts {
+    pub id: String,
+    pub model: String,
+    pub champion_version: u64,
+    pub window: DataWindow,
+    pub created_ms: i64,
+    /// The data-drift alarm, decided by the tracker.
+    pub data_alarm: bool,
+    pub confirmed: Vec<String>,
+    pub estimated_accuracy: Option<f64>,
+    pub performance: Option<PerformanceWindow>,
+    pub drift: DriftReport,
+}
+
+impl MonitorReport {
+    /// A report with its verdict fields derived from its parts (so they cannot disagree
+    /// with the comparison they summarise).
+    pub fn new(parts: ReportParts) -> Self {
+        let mut report = MonitorReport {
+            id: parts.id,
+            model: parts.model,
+            champion_version: parts.champion_version,
+            window: parts.window,
+            created_ms: parts.created_ms,
+            feature_drift: Vec::new(),
+            dataset_drift: false,
+            prediction_drift: false,
+            performance_drift: None,
+            alarm: Alarm::default(),
+            data_drift: parts.data_alarm,
+            confirmed: parts.confirmed,
+            estimated_accuracy: parts.estimated_accuracy,
+            performance: parts.performance,
+            drift: parts.drift,
+        };
+        report.name_verdicts();
+        report
+    }
+
+    /// Sets the verdict fields from the comparison, the alarm and the labels; also run on
+    /// every report read from disk, so one written before these fields existed (or before
+    /// `prediction_drift` meant this window's) is served the same as a new one.
+    pub fn name_verdicts(&mut self) {
+        self.feature_drift = self.window_feature_drift();
+        self.dataset_drift = self.drift.dataset_drift;
+        self.prediction_drift = self.window_prediction_drift();
+        self.performance_drift = self.performance.as_ref().map(|p| p.drifted);
+        self.alarm = self.alarms();
+    }
+
+    fn window_feature_drift(&self) -> Vec<String> {
+        self.drift
+            .drifted_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn window_prediction_drift(&self) -> bool {
+        self.drift.prediction.as_ref().is_some_and(|p| p.drifted)
+    }
+
+    /// The alarms, from the fields every report has carried (a report written before
+    /// `alarm` existed reads the same).
+    pub fn alarms(&self) -> Alarm {
+        Alarm {
+            data: self.data_drift,
+            prediction: self.confirmed.iter().any(|name| name == PREDICTION_STREAK),
+            performance: self.performance.as_ref().is_some_and(|p| p.drifted),
+        }
+    }
+
+    /// The report's verdicts, in the order every surface shows them: the alarm, dataset
+    /// drift, feature drift, prediction drift, performance drift. The HTML page opens with
+    /// these lines and `mend report` prints them.
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        vec![
+            self.alarm_verdict(),
+            self.drift.dataset_verdict(),
+            self.drift.feature_verdict(),
+            self.drift.prediction_verdict(),
+            self.performance_verdict(),
+        ]
+    }
+
+    /// `alarm: yes (data: feature drift confirmed in x0)`, or why there is none.
+    fn alarm_verdict(&self) -> Verdict {
+        let alarm = self.alarms();
+        let features: Vec<&str> = self
+            .confirmed
+            .iter()
+            .map(String::as_str)
+            .filter(|name| *name != PREDICTION_STREAK)
+            .collect();
+        let mut raised = Vec::new();
+        if alarm.data {
+            raised.push(format!(
+                "data: feature drift confirmed in {}",
+                features.join(", ")
+            ));
+        }
+        if alarm.prediction {
+            raised.push("prediction: prediction drift confirmed".to_owned());
+        }
+        if alarm.performance {
+            raised.push("performance: accuracy fell on the latest labels".to_owned());
+        }
+        if !raised.is_empty() {
+            return Verdict::new(ALARM, Some(true), raised.join("; "));
+        }
+        let detail = if !features.is_empty() {
+            format!(
+                "feature drift confirmed in {}, too few features for a data-drift alarm",
+                features.join(", ")
+            )
+        } else if !self.drift.drifted_names().is_empty() || self.window_prediction_drift() {
+            "drift in this window is not confirmed yet: it must persist for several windows in \
+             a row"
+                .to_owned()
+        } else {
+            "nothing drifted".to_owned()
+        };
+        Verdict::new(ALARM, Some(false), detail)
+    }
+
+    /// Performance drift of the latest judged run of labels.
+    fn performance_verdict(&self) -> Verdict {
+        let Some(p) = &self.performance else {
+            return Verdict::new(PERFORMANCE_DRIFT, None, "no labels judged yet");
+        };
+        let mut detail = format!(
+            "accuracy {:.4} on {} labels, baseline {:.4}, tolerance {:.2}",
+            p.accuracy, p.labels, p.baseline_accuracy, p.tolerance
+        );
+        if p.detector_alarm {
+            detail.push_str("; Page-Hinkley alarm");
+        }
+        if let Some(trend) = p.trend.as_ref().filter(|t| t.drifted) {
+            detail.push_str(&format!(
+                "; accuracy trend z {:.2} >= {:.2}",
+                trend.z, trend.threshold
+            ));
+        }
+        Verdict::new(PERFORMANCE_DRIFT, Some(p.drifted), detail)
+    }
+}
+
+/// One line of a listing, with the report's verdicts named as in [`MonitorReport`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportSummary {
     pub id: String,
     pub created_ms: i64,
     pub champion_version: u64,
     pub rows: u64,
+    /// The monitor's alarms.
+    #[serde(default)]
+    pub alarm: Alarm,
+    /// The data-drift alarm, the same as `alarm.data` (not dataset drift).
     pub data_drift: bool,
+    /// Dataset drift: the share rule.
+    #[serde(default)]
+    pub dataset_drift: bool,
+    /// Prediction drift in this window.
     pub prediction_drift: bool,
+    /// Performance drift in the latest judged labels (`None`: none judged yet).
+    #[serde(default)]
+    pub performance_drift: Option<bool>,
     pub drift_share: f64,
+    /// Feature drift: the features that drifted in this window.
+    #[serde(default)]
+    pub feature_drift: Vec<String>,
+    /// The same as `feature_drift` (kept for older readers).
     pub drifted_features: Vec<String>,
     pub accuracy: Option<f64>,
     pub estimated_accuracy: Option<f64>,
@@ -51,20 +275,20 @@ pub struct ReportSummary {
 
 impl From<&MonitorReport> for ReportSummary {
     fn from(report: &MonitorReport) -> Self {
+        let feature_drift = report.window_feature_drift();
         ReportSummary {
             id: report.id.clone(),
             created_ms: report.created_ms,
             champion_version: report.champion_version,
             rows: report.drift.current_rows,
+            alarm: report.alarms(),
             data_drift: report.data_drift,
-            prediction_drift: report.prediction_drift,
+            dataset_drift: report.drift.dataset_drift,
+            prediction_drift: report.window_prediction_drift(),
+            performance_drift: report.performance.as_ref().map(|p| p.drifted),
             drift_share: report.drift.drift_share,
-            drifted_features: report
-                .drift
-                .drifted_names()
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+            drifted_features: feature_drift.clone(),
+            feature_drift,
             accuracy: report.performance.as_ref().map(|p| p.accuracy),
             estimated_accuracy: report.estimated_accuracy,
         }
@@ -167,9 +391,9 @@ impl ReportStore {
         let Some(bytes) = self.read(model, id, "json").await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(io::Error::other)
+        let mut report: MonitorReport = serde_json::from_slice(&bytes).map_err(io::Error::other)?;
+        report.name_verdicts();
+        Ok(Some(report))
     }
 
     /// A report's HTML page.

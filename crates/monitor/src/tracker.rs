@@ -23,14 +23,13 @@ use crate::performance::{
     AccuracyTrend, LabelWindow, PendingLabels, PerformanceWindow, RecentRows, TrendConfig,
     confidence, score,
 };
-use crate::reports::{MonitorReport, report_id};
+use crate::reports::{MonitorReport, PREDICTION_STREAK, ReportParts, report_id};
 use crate::state::{ModelState, StreakStart};
 
 /// Accuracy points kept for the performance chart.
 const HISTORY: usize = 60;
-/// The streak key of prediction drift (no feature is named so: features come from a schema
-/// whose names are column headers, and `:` marks this as ours).
-const PREDICTION: &str = ":prediction";
+/// The streak key of prediction drift.
+const PREDICTION: &str = PREDICTION_STREAK;
 
 /// What the tracker is tuned by (from [`crate::MonitorConfig`]).
 #[derive(Debug, Clone)]
@@ -477,31 +476,32 @@ impl Tracker {
             .iter()
             .filter(|f| confirmed.contains(f.name.as_str()))
             .count();
-        let data_drift = confirmed_features > 0
+        // The alarms (the four verdicts are named by the report): data drift is feature drift
+        // confirmed in enough features, or in any while the dataset drifts.
+        let data_alarm = confirmed_features > 0
             && (report.dataset_drift || confirmed_features >= self.settings.min_drifted_features);
-        let prediction_drift = confirmed.contains(PREDICTION);
+        let prediction_alarm = confirmed.contains(PREDICTION);
         let id = report_id(last_seq);
         let mut window = DataWindow::sequence(from_seq, last_seq, self.window.rows);
         window.from_time_ms = self.window_from_ms;
         window.to_time_ms = self.window_to_ms;
         let estimated_accuracy =
             (self.confidence_rows > 0).then(|| self.confidence_sum / self.confidence_rows as f64);
-        let monitor_report = MonitorReport {
+        let monitor_report = MonitorReport::new(ReportParts {
             id: id.clone(),
             model: self.model.as_str().to_owned(),
             champion_version: self.champion.version,
             window: window.clone(),
             created_ms: now_ms(),
-            data_drift,
-            prediction_drift,
+            data_alarm,
             confirmed: confirmed.iter().cloned().collect(),
             estimated_accuracy,
             performance: self.last_performance.clone(),
             drift: report,
-        };
+        });
         let page = self.page(&monitor_report);
 
-        if self.state.episodes.observe(DriftKind::Data, data_drift) {
+        if self.state.episodes.observe(DriftKind::Data, data_alarm) {
             let features = confirmed.iter().filter(|name| name.as_str() != PREDICTION);
             let streak = self.streak_window(features, &window);
             let event = self.data_event(&monitor_report, &confirmed, streak);
@@ -510,7 +510,7 @@ impl Tracker {
         if self
             .state
             .episodes
-            .observe(DriftKind::Prediction, prediction_drift)
+            .observe(DriftKind::Prediction, prediction_alarm)
         {
             let streak = self.streak_window([PREDICTION.to_owned()].iter(), &window);
             let event = self.prediction_event(&monitor_report, streak);
@@ -675,6 +675,8 @@ impl Tracker {
         );
         let history: Vec<(String, f64)> = self.history.iter().cloned().collect();
         let (baseline, _) = self.baselines();
+        // The page opens with the same lines `mend report` prints for this report.
+        let verdicts = report.verdicts();
         html(
             &report.drift,
             &PageOptions {
@@ -682,6 +684,7 @@ impl Tracker {
                 subtitle: Some(&subtitle),
                 performance: &history,
                 performance_baseline: Some(baseline),
+                verdicts: Some(&verdicts),
             },
         )
     }

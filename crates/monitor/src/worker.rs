@@ -304,7 +304,17 @@ impl Worker {
         for (report, page) in &outputs.reports {
             self.parts.reports.write(report, page).await?;
             self.parts.metrics.window(model, report);
-            tracing::info!(model, report_id = %report.id, data_drift = report.data_drift, prediction_drift = report.prediction_drift, drift_share = report.drift.drift_share, "window compared");
+            tracing::info!(
+                model,
+                report_id = %report.id,
+                data_alarm = report.alarm.data,
+                prediction_alarm = report.alarm.prediction,
+                dataset_drift = report.dataset_drift,
+                feature_drift = ?report.feature_drift,
+                prediction_drift = report.prediction_drift,
+                drift_share = report.drift.drift_share,
+                "window compared"
+            );
         }
         if let Some(accuracy) = outputs.accuracy {
             self.parts.metrics.accuracy(model, accuracy);

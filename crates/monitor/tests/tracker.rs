@@ -9,12 +9,13 @@ use std::sync::Arc;
 use common::*;
 use mend_bus::events::DriftKind;
 use mend_core::record::PredictionRecord;
+use mend_core::report::escape::escape;
 use mend_core::synthetic::Regime;
-use mend_monitor::Champion;
 use mend_monitor::detector::PageHinkleyConfig;
 use mend_monitor::performance::TrendConfig;
 use mend_monitor::state::ModelState;
 use mend_monitor::tracker::{Entry, Tracker, TrackerSettings};
+use mend_monitor::{Champion, MonitorReport};
 
 fn settings() -> TrackerSettings {
     TrackerSettings {
@@ -133,6 +134,96 @@ fn logged_predictions_are_rows_with_their_own_probabilities() {
         Some(1.0),
         "CBPE trusts the probabilities"
     );
+}
+
+/// Issue 17: one shifted feature of six is feature drift, confirmed over two windows into a
+/// data-drift alarm, and no dataset drift (the share rule). The JSON, the page's headline and
+/// the lines `mend report` prints must all say that, in the same words.
+#[test]
+fn one_drifted_feature_of_six_reads_the_same_in_the_json_and_on_the_page() {
+    let mut tracker = Tracker::new(model(), settings(), champion(1), ModelState::default());
+    let (rows, _) = World::new().draw(2_000, &shift(1.0));
+    let entries: Vec<Entry> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| Entry::Row {
+            seq: i as u64 + 1,
+            ms: 0,
+            row,
+        })
+        .collect();
+    let out = tracker.process(entries, 2_000);
+    assert_eq!(out.reports.len(), 2);
+    let (first, first_page) = &out.reports[0];
+    let (report, page) = &out.reports[1];
+
+    // The verdicts, by name.
+    assert_eq!(first.feature_drift, ["x0"]);
+    assert!(
+        !first.alarm.data && !first.data_drift,
+        "one window confirms nothing"
+    );
+    assert_eq!(report.feature_drift, ["x0"]);
+    assert_eq!(report.drift.drifted_features, 1);
+    assert_eq!(report.drift.tested_features, 6);
+    assert!(!report.dataset_drift && !report.drift.dataset_drift);
+    assert!(
+        report.alarm.data && report.data_drift,
+        "confirmed by the second window"
+    );
+    assert_eq!(report.performance_drift, None);
+    let json = serde_json::to_value(report).unwrap();
+    assert_eq!(json["feature_drift"], serde_json::json!(["x0"]));
+    assert_eq!(json["dataset_drift"], false);
+    assert_eq!(json["alarm"]["data"], true);
+    assert_eq!(json["data_drift"], true);
+    assert_eq!(json["performance_drift"], serde_json::Value::Null);
+
+    // The page opens with exactly the lines `mend report` prints.
+    let lines: Vec<String> = report.verdicts().iter().map(|v| v.line()).collect();
+    assert_eq!(
+        lines[1],
+        "dataset drift: no (1 of 6 features drifted, share 0.17 < 0.50)"
+    );
+    assert!(
+        lines[0].starts_with("alarm: yes (data: feature drift confirmed in x0"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].starts_with("feature drift: yes (x0: "),
+        "{lines:?}"
+    );
+    for line in &lines {
+        assert!(page.contains(&escape(line)), "{line} not on the page");
+    }
+    assert!(!page.contains("dataset drift: yes"));
+    assert!(
+        first_page.contains("alarm: no (drift in this window is not confirmed yet"),
+        "the first window's page"
+    );
+
+    // A report written before the verdicts were named (no such fields; `prediction_drift`
+    // then meant confirmed) reads back named the same.
+    let mut old = json.clone();
+    let fields = old.as_object_mut().unwrap();
+    for name in [
+        "feature_drift",
+        "dataset_drift",
+        "performance_drift",
+        "alarm",
+    ] {
+        assert!(fields.remove(name).is_some(), "{name}");
+    }
+    fields.insert("prediction_drift".into(), serde_json::Value::Bool(false));
+    let mut back: MonitorReport = serde_json::from_value(old).unwrap();
+    back.name_verdicts();
+    assert_eq!(back.feature_drift, report.feature_drift);
+    assert_eq!(back.dataset_drift, report.dataset_drift);
+    assert_eq!(back.prediction_drift, report.prediction_drift);
+    assert_eq!(back.performance_drift, report.performance_drift);
+    assert_eq!(back.alarm, report.alarm);
+    let back_lines: Vec<String> = back.verdicts().iter().map(|v| v.line()).collect();
+    assert_eq!(back_lines, lines);
 }
 
 #[test]

@@ -9,6 +9,8 @@
 //! - [`reservoir`] (the row sampler) and [`summary`]: bounded summaries of a window of rows.
 //! - [`reference`](mod@reference): the reference side, from a model's profile or from reference data.
 //! - [`compare`](mod@compare) and [`report`]: window against reference, into a serialisable [`DriftReport`].
+//! - [`verdict`]: the verdicts (feature, dataset, prediction, performance drift) worded the
+//!   same on every surface.
 //!
 //! Verdicts follow Evidently's data drift preset so users keep their intuitions; the reference
 //! is the artifact's profile (never the training rows) and the window is a bounded summary, so
@@ -24,6 +26,7 @@ pub mod report;
 pub mod reservoir;
 pub mod special;
 pub mod summary;
+pub mod verdict;
 pub mod wasserstein;
 pub mod ztest;
 
@@ -32,3 +35,4 @@ pub use policy::{DriftPolicy, FeaturePolicy, StatTest};
 pub use reference::{DriftReference, ReferenceFeature};
 pub use report::{DriftReport, FeatureDrift, PredictionDrift};
 pub use summary::{FeatureLayout, SummaryConfig, WindowSummary};
+pub use verdict::Verdict;

@@ -57,6 +57,7 @@ pub struct FeatureDrift {
     /// What the threshold is compared with: the p-value or the distance.
     pub score: Option<f64>,
     pub threshold: f64,
+    /// Feature drift: the test says this feature's distribution moved.
     pub drifted: bool,
     /// Left out of the dataset verdict by policy.
     pub ignored: bool,
@@ -88,6 +89,7 @@ pub struct ClassPredictionDrift {
 pub struct PredictionDrift {
     pub rows: u64,
     pub threshold: f64,
+    /// Prediction drift: some class's Jensen-Shannon distance is at least `threshold`.
     pub drifted: bool,
     /// Binary models: the positive class only (the other mirrors it). Multiclass: every class.
     pub classes: Vec<ClassPredictionDrift>,
@@ -103,10 +105,13 @@ pub struct DriftReport {
     pub features: Vec<FeatureDrift>,
     /// Features with a score that count towards the dataset verdict.
     pub tested_features: usize,
+    /// How many features show feature drift (a count; their names: [`Self::drifted_names`]).
     pub drifted_features: usize,
     pub drift_share: f64,
     /// The share at which the dataset drifts.
     pub dataset_drift_threshold: f64,
+    /// Dataset drift: the share rule, `drift_share >= dataset_drift_threshold`. A window can
+    /// show feature drift without dataset drift (see [`super::verdict`]).
     pub dataset_drift: bool,
     pub prediction: Option<PredictionDrift>,
 }

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use super::escape::escape;
 use super::svg::{CURRENT_COLOR, REFERENCE_COLOR, bar_chart, line_chart};
 use crate::drift::report::{DriftReport, FeatureDrift, PredictionDrift};
+use crate::drift::verdict::Verdict;
 use crate::schema::FeatureKind;
 
 /// What the page shows beyond the report itself.
@@ -17,6 +18,10 @@ pub struct PageOptions<'a> {
     pub performance: &'a [(String, f64)],
     /// The accuracy to compare with (the champion's holdout accuracy), drawn dashed.
     pub performance_baseline: Option<f64>,
+    /// The verdicts the page opens with, one line each (the monitor's: its alarm and
+    /// performance drift too). `None`: the report's own, [`DriftReport::verdicts`]. Whoever
+    /// prints a report's verdicts elsewhere prints these same lines.
+    pub verdicts: Option<&'a [Verdict]>,
 }
 
 const STYLE: &str = "
@@ -24,8 +29,9 @@ body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color
 main{max-width:1100px;margin:0 auto;padding:24px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px}
 .muted{color:#6b7685}.sub{margin:0 0 16px}
-.verdict{display:inline-block;padding:6px 12px;border-radius:6px;font-weight:600;margin-right:12px}
+.verdict{padding:6px 12px;border-radius:6px;font-weight:600;margin:0 0 6px}
 .bad{background:#fde2e1;color:#9b1c1c}.good{background:#dff3e4;color:#1f6b37}
+.unmeasured{background:#eef0f3;color:#4b5563}
 .summary{background:#fff;border:1px solid #e2e5ea;border-radius:8px;padding:16px}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e2e5ea}
 th,td{padding:6px 8px;border-bottom:1px solid #eef0f3;text-align:left;vertical-align:top}
@@ -57,7 +63,15 @@ pub fn html(report: &DriftReport, page: &PageOptions<'_>) -> String {
     if let Some(sub) = page.subtitle {
         let _ = write!(out, "<p class=\"muted sub\">{}</p>", escape(sub));
     }
-    summary(&mut out, report);
+    let own;
+    let verdicts = match page.verdicts {
+        Some(verdicts) => verdicts,
+        None => {
+            own = report.verdicts();
+            own.as_slice()
+        }
+    };
+    summary(&mut out, report, verdicts);
     feature_table(&mut out, report);
     if let Some(prediction) = &report.prediction {
         prediction_section(&mut out, prediction);
@@ -78,39 +92,32 @@ pub fn html(report: &DriftReport, page: &PageOptions<'_>) -> String {
     out
 }
 
-fn summary(out: &mut String, report: &DriftReport) {
-    let (class, verdict) = if report.dataset_drift {
-        ("bad", "Dataset drift detected")
-    } else {
-        ("good", "No dataset drift")
-    };
-    let _ = write!(
-        out,
-        "<div class=\"summary\"><span class=\"verdict {class}\">{verdict}</span>\
-         <strong>{}</strong> of {} tested features drifted (share {:.2}; the dataset drifts at {:.2}).\
-         <p class=\"muted\">reference: {} rows · current: {} rows</p>",
-        report.drifted_features,
-        report.tested_features,
-        report.drift_share,
-        report.dataset_drift_threshold,
-        report.reference_rows,
-        report.current_rows
-    );
-    if let Some(p) = &report.prediction {
+/// The verdicts, one line each, worded exactly as the CLI prints them.
+fn summary(out: &mut String, report: &DriftReport, verdicts: &[Verdict]) {
+    out.push_str("<div class=\"summary\">");
+    for verdict in verdicts {
+        let class = match verdict.drifted {
+            Some(true) => "bad",
+            Some(false) => "good",
+            None => "unmeasured",
+        };
         let _ = write!(
             out,
-            "<p>Prediction drift: <span class=\"tag {}\">{}</span></p>",
-            if p.drifted { "bad" } else { "good" },
-            if p.drifted { "drifted" } else { "stable" }
+            "<p class=\"verdict {class}\">{}</p>",
+            escape(&verdict.line())
         );
     }
-    out.push_str("</div>");
+    let _ = write!(
+        out,
+        "<p class=\"muted\">reference: {} rows · current: {} rows</p></div>",
+        report.reference_rows, report.current_rows
+    );
 }
 
 fn feature_table(out: &mut String, report: &DriftReport) {
     out.push_str(
         "<h2>Features</h2><table><thead><tr><th>feature</th><th>kind</th><th>test</th>\
-         <th>score</th><th>threshold</th><th>drift</th><th>PSI</th><th>JS</th>\
+         <th>score</th><th>threshold</th><th>feature drift</th><th>PSI</th><th>JS</th>\
          <th>missing (ref → cur)</th><th>notes</th></tr></thead><tbody>",
     );
     for (i, f) in report.features.iter().enumerate() {

@@ -11,11 +11,20 @@ pub const REFERENCE_COLOR: &str = "#7a8ca3";
 pub const CURRENT_COLOR: &str = "#e07b39";
 
 const WIDTH: f64 = 520.0;
-const HEIGHT: f64 = 200.0;
+const HEIGHT: f64 = 220.0;
 const MARGIN_LEFT: f64 = 44.0;
 const MARGIN_RIGHT: f64 = 10.0;
 const MARGIN_TOP: f64 = 10.0;
-const MARGIN_BOTTOM: f64 = 46.0;
+/// Room under the plot for x labels: a rotated 14-character bin label reaches about 45px
+/// below the axis, a level one 14px.
+const MARGIN_BOTTOM: f64 = 66.0;
+/// A tick character's width at the tick font size (10px), generously: what keeps labels from
+/// crossing the chart's edge or each other.
+const TICK_CHAR_WIDTH: f64 = 6.0;
+/// Characters of a line chart's x label that are kept (the point's tooltip has them all).
+const LINE_LABEL_CHARS: usize = 24;
+/// Space between two x labels of the line chart.
+const LABEL_GAP: f64 = 8.0;
 
 /// Paired bars per bin: reference and current share side by side, each with a tooltip.
 pub fn bar_chart(distribution: &Distribution) -> String {
@@ -70,7 +79,12 @@ pub fn bar_chart(distribution: &Distribution) -> String {
         if i % every == 0 || (rotate && bins <= 16) {
             let cx = MARGIN_LEFT + slot * (i as f64 + 0.5);
             let cy = MARGIN_TOP + plot_h + 12.0;
-            let shown = truncate(&distribution.labels[i], 14);
+            // A rotated label runs left of its bin: no longer than the room there.
+            let room = ((cx - 2.0) / (TICK_CHAR_WIDTH * 0.866)).floor().max(2.0) as usize;
+            let shown = truncate(
+                &distribution.labels[i],
+                if rotate { room.min(14) } else { 14 },
+            );
             if rotate {
                 let _ = write!(
                     svg,
@@ -157,7 +171,6 @@ pub fn line_chart(points: &[(String, f64)], baseline: Option<f64>) -> String {
         "<polyline points=\"{}\" fill=\"none\" stroke=\"{CURRENT_COLOR}\" stroke-width=\"2\"/>",
         path.join(" ")
     );
-    let every = points.len().div_ceil(8).max(1);
     for (i, (label, v)) in points.iter().enumerate() {
         if !v.is_finite() {
             continue;
@@ -170,18 +183,66 @@ pub fn line_chart(points: &[(String, f64)], baseline: Option<f64>) -> String {
             escape(label),
             v
         );
-        if i % every == 0 {
-            let _ = write!(
-                svg,
-                "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"middle\">{}</text>",
-                x_of(i),
-                MARGIN_TOP + plot_h + 14.0,
-                escape(&truncate(label, 12))
-            );
-        }
+    }
+    for label in x_labels(points, x_of) {
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"middle\">{}</text>",
+            label.center,
+            MARGIN_TOP + plot_h + 14.0,
+            escape(&label.text)
+        );
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// An x label of the line chart, placed.
+#[derive(Debug, Clone, PartialEq)]
+struct XLabel {
+    center: f64,
+    text: String,
+}
+
+impl XLabel {
+    fn half_width(&self) -> f64 {
+        self.text.chars().count() as f64 * TICK_CHAR_WIDTH / 2.0
+    }
+}
+
+/// The line chart's x labels: each whole (up to [`LINE_LABEL_CHARS`]), under its point but
+/// moved inwards where it would cross the chart's edge, and only as many as fit side by side.
+/// The newest point is always labelled.
+fn x_labels(points: &[(String, f64)], x_of: impl Fn(usize) -> f64) -> Vec<XLabel> {
+    let place = |i: usize| {
+        let text = truncate(&points[i].0, LINE_LABEL_CHARS);
+        let half = text.chars().count() as f64 * TICK_CHAR_WIDTH / 2.0;
+        let center = x_of(i).max(half + 2.0).min(WIDTH - half - 2.0);
+        XLabel { center, text }
+    };
+    let finite: Vec<usize> = (0..points.len())
+        .filter(|&i| points[i].1.is_finite())
+        .collect();
+    let Some((&last, rest)) = finite.split_last() else {
+        return Vec::new();
+    };
+    let newest = place(last);
+    let limit = newest.center - newest.half_width() - LABEL_GAP;
+    let mut labels = Vec::new();
+    let mut right = f64::NEG_INFINITY;
+    for &i in rest {
+        let label = place(i);
+        let (from, to) = (
+            label.center - label.half_width(),
+            label.center + label.half_width(),
+        );
+        if from >= right + LABEL_GAP && to <= limit {
+            right = to;
+            labels.push(label);
+        }
+    }
+    labels.push(newest);
+    labels
 }
 
 fn open_svg(title: &str) -> String {
@@ -219,5 +280,51 @@ fn truncate(text: &str, max: usize) -> String {
         let mut t: String = text.chars().take(max - 1).collect();
         t.push('…');
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(n: usize) -> Vec<(String, f64)> {
+        (0..n)
+            .map(|i| (format!("labels to #{}", 1000 * (i + 1)), 0.9))
+            .collect()
+    }
+
+    #[test]
+    fn line_chart_labels_stay_whole_inside_the_chart_and_apart() {
+        for n in [1, 2, 3, 8, 30, 60] {
+            let points = points(n);
+            let plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT;
+            let labels = x_labels(&points, |i| {
+                MARGIN_LEFT + plot_w * i as f64 / (n.max(2) - 1) as f64
+            });
+            assert!(!labels.is_empty());
+            // The newest point is labelled, in full.
+            assert_eq!(
+                labels.last().map(|l| l.text.as_str()),
+                Some(format!("labels to #{}", 1000 * n).as_str())
+            );
+            for label in &labels {
+                assert!(!label.text.contains('…'), "{label:?}");
+                assert!(label.center - label.half_width() >= 0.0, "{n}: {label:?}");
+                assert!(label.center + label.half_width() <= WIDTH, "{n}: {label:?}");
+            }
+            for pair in labels.windows(2) {
+                let gap = (pair[1].center - pair[1].half_width())
+                    - (pair[0].center + pair[0].half_width());
+                assert!(gap >= LABEL_GAP, "{n}: overlapping {pair:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_line_chart_draws_its_labels_in_its_view_box() {
+        let svg = line_chart(&points(12), Some(0.9));
+        assert!(svg.contains(&format!("viewBox=\"0 0 {WIDTH} {HEIGHT}\"")));
+        assert!(svg.contains(">labels to #12000</text>"), "{svg}");
+        assert!(!svg.contains("labels to #…"), "{svg}");
     }
 }
