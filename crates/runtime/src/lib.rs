@@ -12,10 +12,13 @@
 //! - [`health`]: `grpc.health.v1` reporters per service name.
 //! - [`grpc`]: a configured tonic server builder (request spans, TLS) and client endpoint.
 //! - [`nats`]: async-nats connect options (auth, TLS) from `MEND_NATS_*`.
+//! - [`probe`]: `--health-check`, one `GET /healthz` of the process's own HTTP port (plain
+//!   or TLS, as the port serves), for images without a shell.
 //!
 //! - [`service`]: a service binary's `main`, in order: load [`config::MendConfig`] and the
 //!   service's settings (bad config: print, exit 2) → [`telemetry::init`] → bind → serve
-//!   under [`shutdown::Shutdown`] → flush telemetry ([`service::service_main`]).
+//!   under [`shutdown::Shutdown`] → flush telemetry ([`service::service_main`]); or, given
+//!   `--health-check`, probe the running service's `/healthz` and exit 0 or 1.
 
 pub mod config;
 pub mod grpc;
@@ -23,6 +26,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod nats;
+pub mod probe;
 pub mod readiness;
 pub mod service;
 pub mod shutdown;
