@@ -1,8 +1,11 @@
 //! `mend bench`: an Open Inference Protocol load generator, with an in-process server for a
 //! self-contained run.
 //!
-//! - `load.rs`: the clients: request templates from the model's metadata, `--concurrency`
-//!   workers over `--connections` HTTP/2 connections, every latency recorded.
+//! - `load.rs`: the clients: request templates from the model's metadata (or `--input`),
+//!   `--concurrency` workers over `--connections` HTTP/2 connections, every latency recorded.
+//! - `inputs.rs`: `--input NAME:DATATYPE:[d1,d2,...]`, the tensors to send to a server whose
+//!   metadata lists none (MLServer's sklearn runtime), so one client measures mend and its
+//!   peers alike: `mend bench --addr HOST:PORT --model M --input predict:FP64:[-1,3]`.
 //! - `self_serve.rs`: `--self-serve` trains a synthetic model and serves it in this process,
 //!   on its own runtime threads; `--promotions N` promotes N new versions during the run;
 //!   `--serve-only` just serves, for a client in another process.
@@ -24,6 +27,7 @@ mod baselines;
 mod h2client;
 pub mod heal;
 mod heal_latency;
+mod inputs;
 mod load;
 mod online;
 mod report;
@@ -71,6 +75,12 @@ pub struct BenchArgs {
     /// or `features` (one tensor per feature).
     #[arg(long, default_value = "auto")]
     layout: Layout,
+    /// A tensor to send, `NAME:DATATYPE:[d1,d2,...]` (repeatable), instead of the inputs the
+    /// model's metadata lists: for servers whose metadata lists none. The first dimension is
+    /// the batch, `-1` for `--rows`, e.g. `--input 'predict:FP64:[-1,3]'`. Values are
+    /// generated; the metadata and `--layout` are then not used.
+    #[arg(long = "input", value_name = "NAME:DATATYPE:[SHAPE]", value_parser = inputs::parse_input)]
+    inputs: Vec<inputs::InputSpec>,
     /// Train a synthetic model and serve it in this process.
     #[arg(long)]
     self_serve: bool,
@@ -133,6 +143,7 @@ pub fn run(args: BenchArgs, json: bool) -> anyhow::Result<()> {
     if (args.promotions > 0 || args.serve_only) && !args.self_serve {
         bail!("--promotions and --serve-only need --self-serve (they drive the in-process server)");
     }
+    inputs::check(&args.inputs, args.rows).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads.max(1))
         .enable_all()
@@ -183,6 +194,7 @@ pub fn run(args: BenchArgs, json: bool) -> anyhow::Result<()> {
         rows: args.rows,
         raw: args.raw,
         layout: args.layout,
+        inputs: args.inputs.clone(),
     };
     let promoter = match (&server, args.promotions) {
         (Some(server), n) if n > 0 => {
@@ -224,5 +236,57 @@ mod tests {
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5h").is_err());
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, clap::Error> {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+            .map(|cli| cli.bench)
+    }
+
+    #[test]
+    fn input_is_repeatable_and_parsed_strictly() {
+        let args = parse(&[
+            "--input",
+            "predict:FP64:[-1,3]",
+            "--input",
+            "row_id:BYTES:[-1]",
+        ])
+        .unwrap();
+        let names: Vec<String> = args.inputs.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["predict:FP64:[-1,3]", "row_id:BYTES:[-1]"]);
+        assert!(parse(&[]).unwrap().inputs.is_empty());
+
+        let error = parse(&["--input", "predict:FP64:[1,x]"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("dimension 2 (\"x\") is not an integer"),
+            "{error}"
+        );
+        assert!(error.contains("NAME:DATATYPE:[d1,d2,...]"), "{error}");
+    }
+
+    #[test]
+    fn a_fixed_batch_must_match_rows_before_anything_connects() {
+        // Nothing listens on the address: the check must fail first.
+        let args = parse(&[
+            "--addr",
+            "127.0.0.1:1",
+            "--rows",
+            "4",
+            "--input",
+            "predict:FP64:[1,3]",
+        ])
+        .unwrap();
+        let error = run(args, true).unwrap_err().to_string();
+        assert!(error.contains("--rows is 4"), "{error}");
+        assert!(error.contains("write -1"), "{error}");
     }
 }

@@ -1,6 +1,7 @@
-//! The load generator: request templates built from the model's metadata, then
-//! `concurrency` workers sending them back to back over a few HTTP/2 connections until the
-//! measured window closes. Every latency is kept, so percentiles are exact.
+//! The load generator: request templates built from the model's metadata (or from
+//! `--input`, when given), then `concurrency` workers sending them back to back over a few
+//! HTTP/2 connections until the measured window closes. Every latency is kept, so
+//! percentiles are exact.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -16,6 +17,7 @@ use mend_proto::inference::{
 use tonic::transport::{Channel, Endpoint};
 
 use super::h2client::{self, GrpcH2};
+use super::inputs::{Datatype, InputSpec};
 
 /// Distinct requests cycled through, so the server does not see one payload only.
 const TEMPLATES: usize = 16;
@@ -56,6 +58,8 @@ pub struct LoadSpec {
     pub rows: usize,
     pub raw: bool,
     pub layout: Layout,
+    /// `--input`: the tensors to send, instead of those the metadata lists.
+    pub inputs: Vec<InputSpec>,
 }
 
 /// What one run measured.
@@ -83,15 +87,20 @@ pub async fn run(spec: &LoadSpec) -> anyhow::Result<LoadResult> {
         .await
         .with_context(|| format!("failed to connect to {uri}"))?;
     let mut first = client(channel);
-    let metadata = first
-        .model_metadata(ModelMetadataRequest {
-            name: spec.model.clone(),
-            version: spec.version.clone(),
-        })
-        .await
-        .with_context(|| format!("failed to read the metadata of model `{}`", spec.model))?
-        .into_inner();
-    let (templates, shape) = templates(spec, &metadata.inputs)?;
+    // Given inputs need no metadata (some servers list none, or do not serve it).
+    let (templates, shape) = if spec.inputs.is_empty() {
+        let metadata = first
+            .model_metadata(ModelMetadataRequest {
+                name: spec.model.clone(),
+                version: spec.version.clone(),
+            })
+            .await
+            .with_context(|| format!("failed to read the metadata of model `{}`", spec.model))?
+            .into_inner();
+        templates(spec, &metadata.inputs)?
+    } else {
+        given_templates(spec)?
+    };
     // One request first: a broken setup fails loudly instead of as a flood of errors.
     first
         .model_infer(templates[0].clone())
@@ -238,6 +247,20 @@ fn templates(
         (_, Some(_)) => true,
         (Layout::Auto, None) => false,
     };
+    if !use_matrix && features.is_empty() {
+        let listed = if inputs.is_empty() {
+            "no inputs".to_owned()
+        } else {
+            let names: Vec<&str> = inputs.iter().map(|t| t.name.as_str()).collect();
+            format!("no input mend bench can fill (only {})", names.join(", "))
+        };
+        bail!(
+            "the metadata of model `{}` lists {listed}, so there is nothing to send; name the \
+             inputs with --input NAME:DATATYPE:[SHAPE] (repeatable), e.g. --input \
+             predict:FP64:[-1,3], where -1 is the batch (--rows)",
+            spec.model
+        );
+    }
     let n = spec.rows;
     let contents_kind = if spec.raw { "raw" } else { "typed" };
     let mut values = Values(0x2545_f491_4f6c_dd1d);
@@ -305,6 +328,116 @@ fn templates(
         out.push(request);
     }
     Ok((out, shape))
+}
+
+/// Request templates for the `--input` tensors, and a description of their shape.
+fn given_templates(spec: &LoadSpec) -> anyhow::Result<(Vec<ModelInferRequest>, String)> {
+    let shapes = spec
+        .inputs
+        .iter()
+        .map(|input| input.shape_for(spec.rows))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let mut values = Values(0x2545_f491_4f6c_dd1d);
+    let mut out = Vec::with_capacity(TEMPLATES);
+    for _ in 0..TEMPLATES {
+        let mut request = ModelInferRequest {
+            model_name: spec.model.clone(),
+            model_version: spec.version.clone(),
+            ..Default::default()
+        };
+        for (input, shape) in spec.inputs.iter().zip(&shapes) {
+            let (tensor, raw) = given_tensor(input, shape.clone(), &mut values, spec.raw);
+            request.inputs.push(tensor);
+            if let Some(raw) = raw {
+                request.raw_input_contents.push(raw);
+            }
+        }
+        out.push(request);
+    }
+    let described: Vec<String> = spec
+        .inputs
+        .iter()
+        .zip(&shapes)
+        .map(|(input, shape)| {
+            let dims: Vec<String> = shape.iter().map(i64::to_string).collect();
+            format!("{} {} [{}]", input.name, input.datatype, dims.join(", "))
+        })
+        .collect();
+    let contents_kind = if spec.raw { "raw" } else { "typed" };
+    Ok((
+        out,
+        format!("{contents_kind}, --input {}", described.join("; ")),
+    ))
+}
+
+/// One `--input` tensor of `shape`, filled with generated values: typed contents, or (with
+/// `raw`) the tensor's `raw_input_contents` entry, little-endian as the protocol lays it out.
+/// Numbers are uniform in [-2, 2) for floats, whole numbers in [0, 100) for integers, true or
+/// false for BOOL; BYTES are the synthetic models' category levels.
+fn given_tensor(
+    input: &InputSpec,
+    shape: Vec<i64>,
+    values: &mut Values,
+    raw: bool,
+) -> (InferInputTensor, Option<Bytes>) {
+    let count: usize = shape
+        .iter()
+        .map(|&dim| usize::try_from(dim).unwrap_or(0))
+        .product();
+    let draws: Vec<f32> = (0..count).map(|_| values.next()).collect();
+    let mut tensor = tensor(&input.name, input.datatype.name(), shape);
+    // Whole numbers in [0, 100): valid for every integer type, signed or not.
+    let whole = |value: &f32| ((value + 2.0) * 25.0) as i64;
+    let level = |value: &f32| LEVELS[(value.abs() * 100.0) as usize % LEVELS.len()];
+    if raw {
+        if input.datatype == Datatype::Bytes {
+            let data: Vec<&str> = draws.iter().map(level).collect();
+            return (tensor, Some(raw_bytes(&data)));
+        }
+        let mut bytes = Vec::with_capacity(count * 8);
+        for value in &draws {
+            match input.datatype {
+                Datatype::Bool => bytes.push(u8::from(*value >= 0.0)),
+                Datatype::Uint8 => bytes.extend_from_slice(&(whole(value) as u8).to_le_bytes()),
+                Datatype::Uint16 => bytes.extend_from_slice(&(whole(value) as u16).to_le_bytes()),
+                Datatype::Uint32 => bytes.extend_from_slice(&(whole(value) as u32).to_le_bytes()),
+                Datatype::Uint64 => bytes.extend_from_slice(&(whole(value) as u64).to_le_bytes()),
+                Datatype::Int8 => bytes.extend_from_slice(&(whole(value) as i8).to_le_bytes()),
+                Datatype::Int16 => bytes.extend_from_slice(&(whole(value) as i16).to_le_bytes()),
+                Datatype::Int32 => bytes.extend_from_slice(&(whole(value) as i32).to_le_bytes()),
+                Datatype::Int64 => bytes.extend_from_slice(&whole(value).to_le_bytes()),
+                Datatype::Fp32 => bytes.extend_from_slice(&value.to_le_bytes()),
+                Datatype::Fp64 => bytes.extend_from_slice(&f64::from(*value).to_le_bytes()),
+                Datatype::Bytes => {}
+            }
+        }
+        return (tensor, Some(Bytes::from(bytes)));
+    }
+    let mut contents = InferTensorContents::default();
+    match input.datatype {
+        Datatype::Bool => contents.bool_contents = draws.iter().map(|v| *v >= 0.0).collect(),
+        Datatype::Uint8 | Datatype::Uint16 | Datatype::Uint32 => {
+            contents.uint_contents = draws.iter().map(|v| whole(v) as u32).collect();
+        }
+        Datatype::Uint64 => {
+            contents.uint64_contents = draws.iter().map(|v| whole(v) as u64).collect();
+        }
+        Datatype::Int8 | Datatype::Int16 | Datatype::Int32 => {
+            contents.int_contents = draws.iter().map(|v| whole(v) as i32).collect();
+        }
+        Datatype::Int64 => contents.int64_contents = draws.iter().map(whole).collect(),
+        Datatype::Fp32 => contents.fp32_contents = draws,
+        Datatype::Fp64 => contents.fp64_contents = draws.iter().map(|v| f64::from(*v)).collect(),
+        Datatype::Bytes => {
+            contents.bytes_contents = draws
+                .iter()
+                .map(|v| Bytes::from_static(level(v).as_bytes()))
+                .collect();
+        }
+    }
+    tensor.contents = Some(contents);
+    (tensor, None)
 }
 
 fn tensor(name: &str, datatype: &str, shape: Vec<i64>) -> InferInputTensor {
