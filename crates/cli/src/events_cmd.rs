@@ -66,6 +66,9 @@ enum EventsCommand {
         /// Stop after this many events.
         #[arg(long)]
         count: Option<usize>,
+        /// Stop after this many seconds (default: follow until interrupted).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
     },
 }
 
@@ -124,14 +127,24 @@ async fn events(args: EventsArgs, json: bool) -> anyhow::Result<()> {
                 subjects,
                 all,
                 count,
+                timeout,
             },
             Some(nats),
         ) => {
             let bus = connect(nats).await?;
             let mut lines = std::pin::pin!(tail(bus, filters(subjects)?, all).await?);
+            let deadline =
+                timeout.map(|secs| tokio::time::Instant::now() + Duration::from_secs(secs));
             let mut seen = 0;
             while count.is_none_or(|count| seen < count) {
-                let Some(line) = lines.next().await else {
+                let next = match deadline {
+                    Some(deadline) => match tokio::time::timeout_at(deadline, lines.next()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    },
+                    None => lines.next().await,
+                };
+                let Some(line) = next else {
                     break;
                 };
                 print_line(&line, json);
@@ -143,11 +156,16 @@ async fn events(args: EventsArgs, json: bool) -> anyhow::Result<()> {
                 subjects,
                 all,
                 count,
+                timeout,
             },
             None,
         ) => {
             let filters = filters(subjects)?;
-            tokio::task::spawn_blocking(move || http_tail(&addr, &filters, all, count, json))
+            let until = Until {
+                count,
+                deadline: timeout.map(|secs| std::time::Instant::now() + Duration::from_secs(secs)),
+            };
+            tokio::task::spawn_blocking(move || http_tail(&addr, &filters, all, &until, json))
                 .await
                 .context("the tail failed")??;
         }
@@ -373,14 +391,21 @@ fn http_publish(
     serde_json::from_str(answer).context("the answer is not JSON")
 }
 
+/// When a tail stops: after `count` events, or at `deadline`.
+struct Until {
+    count: Option<usize>,
+    deadline: Option<std::time::Instant>,
+}
+
 /// Follows `GET /events` (chunked JSON lines) and prints each event.
 fn http_tail(
     addr: &str,
     filters: &[String],
     all: bool,
-    count: Option<usize>,
+    until: &Until,
     json: bool,
 ) -> anyhow::Result<()> {
+    let count = until.count;
     let mut stream = http_connect(addr)?;
     let query: Vec<String> = filters
         .iter()
@@ -393,6 +418,7 @@ fn http_tail(
          Connection: close\r\n\r\n",
         query.join("&")
     )?;
+    let socket = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
     reader.read_line(&mut status)?;
@@ -422,26 +448,18 @@ fn http_tail(
     let mut seen = 0;
     let mut pending = String::new();
     while count.is_none_or(|count| seen < count) {
-        let piece = if chunked {
-            let mut size = String::new();
-            if reader.read_line(&mut size)? == 0 {
+        if let Some(deadline) = until.deadline {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
                 break;
             }
-            let size = usize::from_str_radix(size.trim(), 16)
-                .with_context(|| format!("a bad chunk size {size:?}"))?;
-            if size == 0 {
-                break;
-            }
-            let mut bytes = vec![0; size + 2];
-            reader.read_exact(&mut bytes)?;
-            bytes.truncate(size);
-            String::from_utf8_lossy(&bytes).into_owned()
-        } else {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
-                break;
-            }
-            line
+            socket.set_read_timeout(Some(left))?;
+        }
+        let piece = match read_piece(&mut reader, chunked) {
+            Ok(Some(piece)) => piece,
+            Ok(None) => break,
+            Err(error) if timed_out(&error) => break,
+            Err(error) => return Err(error),
         };
         pending.push_str(&piece);
         while let Some((line, rest)) = pending.split_once('\n') {
@@ -454,6 +472,41 @@ fn http_tail(
         std::io::stdout().flush().ok();
     }
     Ok(())
+}
+
+/// Whether a read failed only because the tail's time ran out.
+fn timed_out(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<std::io::Error>().is_some_and(|error| {
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    })
+}
+
+/// The next piece of the body: one chunk, or one line when not chunked; `None` at its end.
+fn read_piece(reader: &mut BufReader<TcpStream>, chunked: bool) -> anyhow::Result<Option<String>> {
+    Ok(Some(if chunked {
+        let mut size = String::new();
+        if reader.read_line(&mut size)? == 0 {
+            return Ok(None);
+        }
+        let size = usize::from_str_radix(size.trim(), 16)
+            .with_context(|| format!("a bad chunk size {size:?}"))?;
+        if size == 0 {
+            return Ok(None);
+        }
+        let mut bytes = vec![0; size + 2];
+        reader.read_exact(&mut bytes)?;
+        bytes.truncate(size);
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        line
+    }))
 }
 
 // ---- the routes `mend up` serves -------------------------------------------------------

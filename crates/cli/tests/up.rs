@@ -255,6 +255,44 @@ async fn mend_up_watches_a_registered_model_and_heals_it_with_no_monitor_setting
         "{dropped}"
     );
 
+    // The README's raw event, and the bus followed: the request and the trainer's decision.
+    let published: Value = serde_json::from_str(&ok(mend(
+        dir,
+        &vars,
+        &[
+            "events",
+            "publish",
+            "retrain.requested.churn",
+            r#"{"v":1,"reason":"quarterly"}"#,
+            "--json",
+        ],
+    )
+    .await))
+    .unwrap();
+    let id = published["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = ok(mend(
+            dir,
+            &vars,
+            &[
+                "events",
+                "tail",
+                "retrain.decided.churn",
+                "--all",
+                "--json",
+                "--timeout",
+                "2",
+            ],
+        )
+        .await);
+        if out.contains(id) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no decision on {id}: {out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // The trainer's decision on the monitor's alarm joins the same record once its run ends.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
