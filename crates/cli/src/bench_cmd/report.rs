@@ -91,7 +91,11 @@ pub fn print(
     let versions: Vec<String> = result
         .versions
         .iter()
-        .map(|(version, n)| format!("v{version}: {n}"))
+        // mend answers `1`; other servers may answer `v1` already.
+        .map(|(version, n)| match version.strip_prefix('v') {
+            Some(_) => format!("{version}: {n}"),
+            None => format!("v{version}: {n}"),
+        })
         .collect();
     if versions.len() <= 8 {
         println!("versions   {}", versions.join(", "));
