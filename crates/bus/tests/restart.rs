@@ -73,7 +73,8 @@ async fn publishers_and_consumers_survive_a_server_restart_without_losing_acked_
             published.insert(event.id);
         }
         let server = restart.unwrap().await.unwrap();
-        assert!(published.len() == MESSAGES);
+        // Every publish above returned Ok (the `expect`); this says one of them really met the
+        // outage instead of finishing before the stop.
         assert!(
             slowest_publish >= OUTAGE / 2,
             "a publish waited out the outage ({slowest_publish:?})"
@@ -92,8 +93,13 @@ async fn publishers_and_consumers_survive_a_server_restart_without_losing_acked_
             consumed.insert(id);
         }
         assert_eq!(consumed, published, "every published message was consumed");
-        // Redelivery after a lost ack is allowed (handlers are idempotent), but rare.
-        assert!(deliveries >= MESSAGES);
+        // Redelivery after a lost ack is allowed (handlers are idempotent), but rare: one
+        // restart with one message in flight at a time can lose a few acks, not more.
+        let redelivered = deliveries - MESSAGES;
+        assert!(
+            redelivered <= 5,
+            "{redelivered} acknowledged messages came again after one restart"
+        );
         consumer.abort();
         drop(server);
     })

@@ -53,10 +53,10 @@ fn self_served_load_with_promotions_fails_nothing() {
     assert!(out["requests"].as_u64().unwrap() > 0, "{out}");
     assert_eq!(out["errors"], serde_json::json!({}), "{out}");
     assert_eq!(out["promotions"], 5, "{out}");
-    assert_eq!(out["rows_per_request"], 3);
-    let p50 = out["latency_ms"]["p50"].as_f64().unwrap();
-    let p99 = out["latency_ms"]["p99"].as_f64().unwrap();
-    assert!(p50 > 0.0 && p99 >= p50, "{out}");
+    // The load really ran across the swaps: answers came from more than one version.
+    let versions = out["versions"].as_object().unwrap();
+    assert!(versions.len() >= 2, "{out}");
+    assert!(out["latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{out}");
 }
 
 #[test]

@@ -116,7 +116,6 @@ fn a_heal_latency_run_reports_the_new_champion_answering() {
     let run = &latency["runs"][0];
     assert_ne!(run["new_version"], "1", "{run}");
     let heal = run["heal_ms"].as_u64().unwrap();
-    assert_eq!(latency["median_ms"].as_u64(), Some(heal), "{latency}");
     // The loop's steps happen in order.
     let detected = run["detected_ms"].as_u64().unwrap();
     let trained = run["trained_ms"].as_u64().unwrap();
