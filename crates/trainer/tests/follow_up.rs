@@ -13,6 +13,7 @@ use mend_proto::registry::v1 as pb;
 use mend_trainer::TrainerConfig;
 use mend_trainer::config::GuardPolicy;
 use mend_trainer::follow_up::FollowUpPolicy;
+use mend_trainer::lineage::tags;
 use support::{Backend, Harness, World, concept_a, concept_b, model, noise, test_config};
 
 const LABELS: usize = 400;
@@ -131,8 +132,23 @@ async fn a_follow_up_that_does_not_win_by_the_margin_ends_the_chain() {
     harness.wait_for(30, follow_up_of(2)).await;
     harness.wait_for(30, promoted(3)).await;
 
+    // The decision is made, and recorded, at the promotion: version 2's win armed a
+    // follow-up (it came), version 3's narrower one did not. The tag is what the trainer (and
+    // a restarted one) watches labels for, so no follow-up of version 3 can ever come.
+    let armed = |version: u64, versions: &[pb::VersionMetadata]| {
+        versions
+            .iter()
+            .find(|v| v.version == version)
+            .and_then(|v| v.tags.get(tags::FOLLOW_UP))
+            .is_some_and(|value| value == tags::ARMED)
+    };
+    let versions = harness.versions().await;
+    assert!(armed(2, &versions), "{versions:?}");
+    assert!(
+        !armed(3, &versions),
+        "version 3 won by less than the margin: no follow-up armed"
+    );
     harness.append(&world.records(LABELS, &concept_a())).await;
-    harness.drain(Duration::from_secs(2)).await;
     assert!(
         !harness.events.seen.iter().any(follow_up_of(3)),
         "version 3 won by less than the margin: no follow-up"
