@@ -11,12 +11,22 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mend_bus::events::Event;
+use mend_bus::events::{Decision, Envelope, Event};
+
 use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_proto::registry::v1 as registry_pb;
 use support::{
     MODEL, Options, accuracy, eventually, flipped, infer, noise, start_with, trainer_binary,
 };
+
+/// The final decision on trigger `id` (not a deferral, which is judged again later).
+fn decided(id: &str) -> impl Fn(&Envelope) -> bool {
+    let id = id.to_owned();
+    move |e| {
+        matches!(&e.event, Event::RetrainDecided(d)
+            if d.trigger_event_id == id && d.decision != Decision::Deferred)
+    }
+}
 
 fn promoted(version: u64) -> impl Fn(&mend_bus::Envelope) -> bool {
     move |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == version)
@@ -76,8 +86,13 @@ async fn a_candidate_trained_on_noise_is_rejected_and_the_champion_keeps_serving
         .find(|v| v.version == 2)
         .unwrap();
     assert_eq!(v2.tags["gate"], "fail");
-    // Past a server reconcile: nothing was promoted and version 1 still answers, as before.
-    stack.drain(Duration::from_millis(1_500)).await;
+    // The run is over (its decision: acted, rejected): nothing was promoted, and version 1
+    // still answers, as before.
+    let decision = stack.wait_for(30, decided("noise-run")).await;
+    assert!(
+        matches!(&decision.event, Event::RetrainDecided(d) if d.outcome.as_deref() == Some("rejected")),
+        "{decision:?}"
+    );
     assert_eq!(
         stack.count(|e| matches!(e, Event::ModelPromoted(p) if p.version == 2)),
         0
@@ -183,8 +198,11 @@ async fn ten_duplicate_drift_events_cause_one_retrain() {
             .await;
     }
     stack.wait_for(60, promoted(2)).await;
-    // Past debounce and cooldown: a second run would have started and registered by now.
-    stack.drain(Duration::from_secs(3)).await;
+    // Every trigger has its final decision (one led the run, the rest merged into it or were
+    // covered by it): none is left to start a second run.
+    for id in &ids {
+        stack.wait_for(60, decided(id)).await;
+    }
     let runs = stack.trainer.as_ref().unwrap().runs();
     assert_eq!(runs, 1, "retrain attempts");
     let versions = stack.versions().await;
@@ -303,8 +321,9 @@ async fn a_trainer_process_killed_mid_training_retrains_exactly_once_after_resta
     let _second = TrainerProcess::spawn(&stack.vars);
     stack.wait_for(50, promoted(2)).await;
     eprintln!("healed {:?} after the kill", clock.elapsed());
-    // Past the ack wait and a cooldown: a duplicate run would have registered by now.
-    stack.drain(Duration::from_secs(3)).await;
+    // The second trainer decided the trigger (its run promoted version 2): the event is
+    // settled, with nothing left to run it twice.
+    stack.wait_for(30, decided("kill-run")).await;
     let versions = stack.versions().await;
     assert_eq!(versions.len(), 2, "exactly one candidate for the trigger");
     assert_eq!(versions[1].trigger.as_ref().unwrap().event_id, "kill-run");

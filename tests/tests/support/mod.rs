@@ -218,7 +218,7 @@ pub async fn start_with(options: Options) -> Stack {
     // Subscribed before anything runs, so no announcement is missed.
     let events = EventRecorder::subscribe(
         Arc::clone(&bus),
-        ConsumerSpec::new("e2e-observer", ["model.>"]).batch(64),
+        ConsumerSpec::new("e2e-observer", ["model.>", "retrain.decided.>"]).batch(64),
     )
     .await
     .unwrap();
