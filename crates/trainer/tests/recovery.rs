@@ -245,7 +245,7 @@ async fn a_trainer_stopped_before_its_run_leaves_the_event_for_the_next_one_over
     slow.debounce = Duration::from_secs(5);
     harness.start_trainer(slow).await;
 
-    harness
+    let trigger = harness
         .publish(mend_bus::events::RetrainRequested {
             reason: "before the restart".into(),
             window: None,
@@ -263,7 +263,13 @@ async fn a_trainer_stopped_before_its_run_leaves_the_event_for_the_next_one_over
             |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2),
         )
         .await;
-    harness.drain(Duration::from_secs(2)).await;
+    // The second trainer's final decision on the trigger: it is settled, not left to run again.
+    harness
+        .wait_for(30, |e| {
+            matches!(&e.event, Event::RetrainDecided(d)
+                if d.trigger_event_id == trigger.id && d.decision == mend_bus::events::Decision::Acted)
+        })
+        .await;
     assert_eq!(harness.runs(), 1);
     assert_eq!(harness.versions().await.len(), 2);
     let promotions = harness
