@@ -126,12 +126,30 @@ async fn the_sample_rate_is_honoured() {
         .wait_for_champion(&rows.matrix("m", false, false), 1)
         .await;
     let model = ModelName::new("m").unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = data_log
-        .read_predictions(&model, &Window::last(100_000))
-        .await
+    // The rows served so far (the probes) and so the samples they owe: one in four, the first
+    // row included. Counting starts once those are in the log, not after a fixed wait.
+    let served: u64 = server
+        .metrics
+        .encode()
         .unwrap()
-        .len();
+        .lines()
+        .filter(|l| l.starts_with("mend_inference_rows_total{") && l.contains("model=\"m\""))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum::<f64>() as u64;
+    let before = served.div_ceil(4) as usize;
+    let probes_logged = || {
+        let data_log = data_log.clone();
+        let model = model.clone();
+        async move {
+            data_log
+                .read_predictions(&model, &Window::last(100_000))
+                .await
+                .unwrap()
+                .len()
+                == before
+        }
+    };
+    eventually(probes_logged).await;
     for _ in 0..20 {
         client
             .model_infer(rows.matrix("m", true, false))
