@@ -455,7 +455,19 @@ async fn random_malformed_requests_never_break_the_server() {
     source.promote("numeric", train(3, 0, 3, 25).bytes);
     let server = start(Setup::new(Arc::clone(&source))).await;
     let mut client = server.client().await;
+    // Both models loaded before the garbage starts: UNAVAILABLE is the answer while one is
+    // still loading (it failed CI once when `numeric` was not ready yet).
     server.wait_for_champion(&mixed(), 1).await;
+    server
+        .wait_for_champion(
+            &Rows {
+                numeric: vec![vec![0.0]; 3],
+                categorical: vec![],
+            }
+            .matrix("numeric", false, false),
+            1,
+        )
+        .await;
 
     let datatypes = [
         "FP32", "FP64", "INT32", "INT64", "BOOL", "BYTES", "FP16", "UINT8", "", "X",
