@@ -38,9 +38,9 @@ const SERVICES: [&str; 5] = [
     "mend-trainer",
 ];
 
+/// A free loopback address, as the services' variables take it.
 fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
+    mend_testkit::free_addr().to_string()
 }
 
 /// One service process, restartable with the same settings and data directory.

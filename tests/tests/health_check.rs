@@ -22,9 +22,18 @@ impl Drop for Running {
     }
 }
 
+/// A free loopback address, as the services' variables take it.
 fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
+    mend_testkit::free_addr().to_string()
+}
+
+/// A registry's own settings: free ports, `http` for its HTTP port, its data in `dir`.
+fn registry_env(dir: &tempfile::TempDir, http: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("MEND_REGISTRY_ADDR", free_addr()),
+        ("MEND_HTTP_ADDR", http.to_owned()),
+        ("MEND_DATA_DIR", dir.path().display().to_string()),
+    ]
 }
 
 fn command(binary: &Path, env: &[(&str, String)]) -> Command {
@@ -53,11 +62,7 @@ fn health_check_exits_0_once_ready_and_1_naming_the_address_when_nothing_answers
     let binary = service_binary("mend-registry");
     let dir = tempfile::tempdir().unwrap();
     let http = free_addr();
-    let env = vec![
-        ("MEND_REGISTRY_ADDR", free_addr()),
-        ("MEND_HTTP_ADDR", http.clone()),
-        ("MEND_DATA_DIR", dir.path().display().to_string()),
-    ];
+    let env = registry_env(&dir, &http);
 
     // Nothing runs yet: unhealthy, naming the address it tried.
     let before = health_check(&binary, &env);
@@ -128,11 +133,7 @@ fn a_mistyped_flag_starts_nothing() {
     let binary = service_binary("mend-registry");
     let dir = tempfile::tempdir().unwrap();
     let http = free_addr();
-    let env = vec![
-        ("MEND_REGISTRY_ADDR", free_addr()),
-        ("MEND_HTTP_ADDR", http.clone()),
-        ("MEND_DATA_DIR", dir.path().display().to_string()),
-    ];
+    let env = registry_env(&dir, &http);
     let mut child = command(&binary, &env)
         .arg("--healthcheck")
         .stdin(Stdio::null())

@@ -18,19 +18,14 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use mend_testkit::NatsServer;
 use mend_testkit::https::{HttpRequest, MtlsFixtures, https, plain};
+use mend_testkit::{NatsServer, free_addr};
 use support::service_binary;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crates/runtime/tests/fixtures/tls")
-}
-
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }
 
 /// A data route of the service's HTTP port (one a client needs a certificate for), if it has

@@ -140,11 +140,15 @@ async fn follow(
 ) -> anyhow::Result<Outcome> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut told_deferred = false;
+    // The log is read whole once, then only what was appended since each poll.
+    let mut audit: Vec<pb::AuditRecord> = Vec::new();
     loop {
-        let audit = registry
-            .audit(model)
+        let after = audit.last().map_or(0, |record| record.seq);
+        let fresh = registry
+            .audit_after(model, after)
             .await
             .with_context(|| format!("cannot read the audit log of {model}"))?;
+        audit.extend(fresh);
         let decided = audit.iter().rev().find(|record| {
             record.action == pb::AuditAction::Decision as i32 && record.trigger_event_id == event_id
         });

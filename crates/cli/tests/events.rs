@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use common::{Up, failed, mend, ok};
 use serde_json::Value;
 
+/// A free loopback address, as the services' variables take it.
 fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
+    mend_testkit::free_addr().to_string()
 }
 
 /// Each JSON line `mend events tail --json` printed.

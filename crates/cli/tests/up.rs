@@ -44,14 +44,6 @@ fn http(addr: &str, head: &str, body: &str) -> (String, String) {
     (head.lines().next().unwrap().to_owned(), body.to_owned())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn versions(dir: &Path, vars: &[(&str, &str)]) -> Vec<Value> {
     let out = mend(dir, vars, &["models", "list", "churn", "--json"]).await;
     if !out.status.success() {
@@ -101,10 +93,10 @@ async fn mend_up_watches_a_registered_model_and_heals_it_with_no_monitor_setting
     )
     .await);
 
-    let registry = format!("127.0.0.1:{}", free_port());
-    let server = format!("127.0.0.1:{}", free_port());
-    let ingest = format!("127.0.0.1:{}", free_port());
-    let http = format!("127.0.0.1:{}", free_port());
+    let registry = mend_testkit::free_addr().to_string();
+    let server = mend_testkit::free_addr().to_string();
+    let ingest = mend_testkit::free_addr().to_string();
+    let http = mend_testkit::free_addr().to_string();
     let vars: Vec<(&str, &str)> = vec![
         ("MEND_REGISTRY_ADDR", registry.as_str()),
         ("MEND_SERVER_ADDR", server.as_str()),

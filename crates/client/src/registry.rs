@@ -324,8 +324,23 @@ impl RegistryClient {
 
     /// The whole audit log of a model, oldest first.
     pub async fn audit(&self, model: &str) -> Result<Vec<pb::AuditRecord>, ClientError> {
+        self.audit_after(model, 0).await
+    }
+
+    /// The audit records of a model after record `after` (0: all), oldest first: for a reader
+    /// that follows the log without reading it whole each time. (The registry's page token is
+    /// the seq of the last record a page held.)
+    pub async fn audit_after(
+        &self,
+        model: &str,
+        after: u64,
+    ) -> Result<Vec<pb::AuditRecord>, ClientError> {
         let mut out = Vec::new();
-        let mut token = String::new();
+        let mut token = if after == 0 {
+            String::new()
+        } else {
+            after.to_string()
+        };
         loop {
             let request = self.request(
                 pb::GetAuditRequest {

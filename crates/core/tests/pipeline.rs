@@ -10,7 +10,8 @@ fn synthetic_csv(rows: usize, spec: SyntheticSpec) -> String {
     table_to_csv(&g.to_table(&s, true, 0, 1_000))
 }
 
-fn load(csv: &str) -> (Schema, Frame) {
+/// The table and the schema inferred from it (label `label`, no override).
+fn infer(csv: &str) -> (RawTable, Schema) {
     let table = read_csv(csv.as_bytes()).unwrap();
     let schema = Schema::infer(
         &table.headers,
@@ -19,6 +20,11 @@ fn load(csv: &str) -> (Schema, Frame) {
         &SchemaOverride::default(),
     )
     .unwrap();
+    (table, schema)
+}
+
+fn load(csv: &str) -> (Schema, Frame) {
+    let (table, schema) = infer(csv);
     let frame = Frame::from_table(&schema, &table, true).unwrap();
     (schema, frame)
 }
@@ -76,14 +82,7 @@ fn a_few_bad_cells_do_not_make_a_numeric_column_categorical() {
         csv.push_str(&format!("{i},{}\n", if i % 2 == 0 { "yes" } else { "no" }));
     }
     csv.push_str("abc,yes\n");
-    let table = read_csv(csv.as_bytes()).unwrap();
-    let schema = Schema::infer(
-        &table.headers,
-        &table.rows,
-        "label",
-        &SchemaOverride::default(),
-    )
-    .unwrap();
+    let (table, schema) = infer(&csv);
     assert_eq!(schema.features[0].kind, FeatureKind::Numeric);
     let Err(CoreError::Rows(errors)) = Frame::from_table(&schema, &table, true) else {
         panic!("the bad cell must be refused");

@@ -46,6 +46,15 @@ fn bytes(
 }
 
 /// A valid two-row request for `mixed` (x0, x1 numeric, c0 categorical).
+/// A valid one-row request for the all-numeric model (3 features) `numeric`.
+fn numeric_probe() -> ModelInferRequest {
+    Rows {
+        numeric: vec![vec![0.0]; 3],
+        categorical: vec![],
+    }
+    .matrix("numeric", false, false)
+}
+
 fn mixed() -> ModelInferRequest {
     request(
         "mixed",
@@ -88,16 +97,7 @@ async fn each_bad_request_gets_its_code_and_a_message_naming_the_problem() {
     let server = start(setup).await;
     let mut client = server.client().await;
     server.wait_for_champion(&mixed(), 1).await;
-    server
-        .wait_for_champion(
-            &Rows {
-                numeric: vec![vec![0.0]; 3],
-                categorical: vec![],
-            }
-            .matrix("numeric", false, false),
-            1,
-        )
-        .await;
+    server.wait_for_champion(&numeric_probe(), 1).await;
     let strict_ok = with(mixed(), |r| r.model_name = "strict".into());
     server.wait_for_champion(&strict_ok, 1).await;
     client.model_infer(mixed()).await.unwrap();
@@ -458,16 +458,7 @@ async fn random_malformed_requests_never_break_the_server() {
     // Both models loaded before the garbage starts: UNAVAILABLE is the answer while one is
     // still loading (it failed CI once when `numeric` was not ready yet).
     server.wait_for_champion(&mixed(), 1).await;
-    server
-        .wait_for_champion(
-            &Rows {
-                numeric: vec![vec![0.0]; 3],
-                categorical: vec![],
-            }
-            .matrix("numeric", false, false),
-            1,
-        )
-        .await;
+    server.wait_for_champion(&numeric_probe(), 1).await;
 
     let datatypes = [
         "FP32", "FP64", "INT32", "INT64", "BOOL", "BYTES", "FP16", "UINT8", "", "X",

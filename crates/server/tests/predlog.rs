@@ -137,26 +137,6 @@ async fn the_sample_rate_is_honoured() {
         .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
         .sum::<f64>() as u64;
     let before = served.div_ceil(4) as usize;
-    let probes_logged = || {
-        let data_log = data_log.clone();
-        let model = model.clone();
-        async move {
-            data_log
-                .read_predictions(&model, &Window::last(100_000))
-                .await
-                .unwrap()
-                .len()
-                == before
-        }
-    };
-    eventually(probes_logged).await;
-    for _ in 0..20 {
-        client
-            .model_infer(rows.matrix("m", true, false))
-            .await
-            .unwrap();
-    }
-    // 200 rows at one in four: 50 more once the writer caught up...
     let logged = || {
         let data_log = data_log.clone();
         let model = model.clone();
@@ -168,6 +148,14 @@ async fn the_sample_rate_is_honoured() {
                 .len()
         }
     };
+    eventually(|| async { logged().await == before }).await;
+    for _ in 0..20 {
+        client
+            .model_infer(rows.matrix("m", true, false))
+            .await
+            .unwrap();
+    }
+    // 200 rows at one in four: 50 more once the writer caught up...
     eventually(|| async { logged().await >= before + 50 }).await;
     // ...and exactly 50 once the server has stopped and its writer drained: a sampler that
     // took too many would show here, not only while the count was passing through 50.

@@ -27,4 +27,6 @@ mod nats_server;
 pub mod raw_grpc;
 
 pub use error::TestkitError;
-pub use nats_server::{NATS_SERVER_BIN_ENV, NatsServer, NatsServerOptions, ServerAuth, ServerTls};
+pub use nats_server::{
+    NATS_SERVER_BIN_ENV, NatsServer, NatsServerOptions, ServerAuth, ServerTls, free_addr,
+};

@@ -352,6 +352,13 @@ fn find_binary() -> Result<PathBuf, TestkitError> {
         .ok_or(TestkitError::BinaryNotFound)
 }
 
+/// A loopback address no one listens on right now, for a service a test starts (the port may
+/// be taken again before it binds; tests that start many retry or tolerate that).
+pub fn free_addr() -> SocketAddr {
+    let port = free_port().unwrap_or_else(|error| panic!("no free loopback port: {error}"));
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
 fn free_port() -> Result<u16, TestkitError> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(TestkitError::FreePort)?;
     let port = listener

@@ -157,11 +157,21 @@ async fn an_alarm_during_the_cooldown_is_deferred_then_acted_on_and_both_are_on_
         ]
     );
     assert_eq!(on_record.len(), 3);
-    let deferral = audit
-        .iter()
-        .find(|r| r.decision == "deferred")
-        .map(|r| r.reason.as_str())
+    let deferred = audit.iter().find(|r| r.decision == "deferred").unwrap();
+    // A reader following the log (`mend retrain --wait`) reads only what came after a record.
+    let after = harness
+        .registry
+        .audit_after("churn", deferred.seq)
+        .await
         .unwrap();
+    let rest: Vec<u64> = audit
+        .iter()
+        .filter(|r| r.seq > deferred.seq)
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(after.iter().map(|r| r.seq).collect::<Vec<_>>(), rest);
+    assert!(!rest.is_empty());
+    let deferral = deferred.reason.as_str();
     assert!(deferral.contains("cooldown"), "{deferral}");
     assert!(
         deferral.contains("judged again once 300 labels"),
