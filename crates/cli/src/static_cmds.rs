@@ -11,8 +11,8 @@ use clap::Args;
 use mend_core::profile::FeatureProfile;
 use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_core::{
-    Artifact, ClassWeight, CoreError, Frame, Schema, SchemaOverride, Solver, TrainSettings,
-    read_csv, sha256_hex,
+    Algorithm, Artifact, ClassWeight, CoreError, Frame, LogisticSettings, Schema, SchemaOverride,
+    Solver, TrainSettings, read_csv, sha256_hex,
 };
 use serde_json::json;
 
@@ -174,14 +174,16 @@ pub fn train(args: TrainArgs, json: bool) -> Result<()> {
         other => bail!("--solver: expected lbfgs or linfa, got {other:?}"),
     };
     let settings = TrainSettings {
-        l2: args.l2,
-        max_iterations: args.max_iter,
-        tolerance: args.tol,
-        class_weight: parse_class_weight(&args.class_weight)?,
-        solver,
         holdout_fraction: args.holdout,
         min_category_frequency: args.min_category_frequency,
         threads: 0,
+        algorithm: Algorithm::Logistic(LogisticSettings {
+            l2: args.l2,
+            max_iterations: args.max_iter,
+            tolerance: args.tol,
+            class_weight: parse_class_weight(&args.class_weight)?,
+            solver,
+        }),
     };
     settings.validate()?;
     let over = match &args.schema {
@@ -307,6 +309,18 @@ pub fn predict(args: PredictArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// The format version a model file's header names (an older file is upgraded when read, so
+/// the loaded artifact always says the newest).
+fn file_format(bytes: &[u8]) -> Option<u32> {
+    let header = bytes.split(|&b| b == b'\n').next()?;
+    std::str::from_utf8(header)
+        .ok()?
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 pub fn inspect(path: &Path, json: bool) -> Result<()> {
     let bytes =
         std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
@@ -315,7 +329,8 @@ pub fn inspect(path: &Path, json: bool) -> Result<()> {
     if json {
         let out = json!({
             "sha256": sha256_hex(&bytes),
-            "format_version": artifact.format_version,
+            "format_version": file_format(&bytes),
+            "model": artifact.model.summary(),
             "schema": artifact.schema,
             "schema_hash": artifact.schema.hash(),
             "metrics": artifact.metrics,
@@ -330,7 +345,11 @@ pub fn inspect(path: &Path, json: bool) -> Result<()> {
     println!(
         "model {} (format {}, {} bytes, sha256 {})",
         path.display(),
-        artifact.format_version,
+        match file_format(&bytes) {
+            Some(format) if format == artifact.format_version => format.to_string(),
+            Some(format) => format!("{format}, read as {}", artifact.format_version),
+            None => "?".to_owned(),
+        },
         bytes.len(),
         &sha256_hex(&bytes)[..16]
     );
@@ -346,7 +365,7 @@ pub fn inspect(path: &Path, json: bool) -> Result<()> {
         }
     );
     println!(
-        "trained {} rows (+{} holdout) in {} ms, {} iterations, converged {}, l2 {}, class weight {:?}\n",
+        "trained {} rows (+{} holdout) in {} ms, {} iterations, converged {}",
         t.rows_train,
         t.rows_holdout,
         t.duration_ms,
@@ -358,8 +377,15 @@ pub fn inspect(path: &Path, json: bool) -> Result<()> {
             .converged
             .map(|c| c.to_string())
             .unwrap_or_else(|| "unknown".into()),
-        t.settings.l2,
-        t.settings.class_weight
+    );
+    let summary = artifact.model.summary();
+    println!(
+        "model {}: {} inputs after preprocessing, {} classes, {} parameters; {}\n",
+        summary.family,
+        summary.inputs,
+        summary.classes,
+        summary.parameters,
+        t.settings.algorithm.describe()
     );
     let rows: Vec<Vec<String>> = artifact
         .profile

@@ -3,7 +3,7 @@
 //! is `scripts/bench-train.sh` (see BENCHMARKS.md).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mend_core::model::{LogisticModel, TrainSettings};
+use mend_core::model::{LogisticModel, LogisticSettings, TrainSettings};
 use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 
 fn bench_train(c: &mut Criterion) {
@@ -19,7 +19,7 @@ fn bench_train(c: &mut Criterion) {
         });
         let sample = g.sample(rows, &Regime::default());
         let classes = g.class_names();
-        let settings = TrainSettings::default();
+        let settings = LogisticSettings::default();
         group.bench_function(format!("{rows}x20"), |b| {
             b.iter(|| {
                 LogisticModel::fit(
@@ -28,6 +28,7 @@ fn bench_train(c: &mut Criterion) {
                     2,
                     &classes,
                     &settings,
+                    TrainSettings::default().fit_threads(),
                 )
                 .map(|(m, _)| m.coef.len())
             })

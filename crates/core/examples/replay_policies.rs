@@ -19,7 +19,7 @@
 
 use std::error::Error;
 
-use mend_core::model::{LogisticModel, TrainSettings};
+use mend_core::model::{LogisticModel, LogisticSettings};
 use mend_core::synthetic::{Generator, HalfTurn, Regime, Sample, SyntheticSpec};
 use ndarray::Array2;
 
@@ -67,7 +67,7 @@ fn rows_of(samples: &[Sample], first_row: usize) -> Vec<Row> {
 fn fit(x: &Array2<f64>, rows: &[Row]) -> Res<LogisticModel> {
     let y: Vec<usize> = rows.iter().map(|r| r.y).collect();
     let classes = ["no".to_owned(), "yes".to_owned()];
-    Ok(LogisticModel::fit(x.view(), &y, 2, &classes, &TrainSettings::default())?.0)
+    Ok(LogisticModel::fit(x.view(), &y, 2, &classes, &LogisticSettings::default(), 1)?.0)
 }
 
 fn fit_plain(rows: &[Row]) -> Res<LogisticModel> {

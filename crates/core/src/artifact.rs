@@ -10,13 +10,18 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{CoreError, Result};
 use crate::metrics::Metrics;
-use crate::model::{FitReport, LogisticModel, TrainSettings};
+use crate::model::{FitReport, Model, TrainSettings};
 use crate::preprocess::Preprocessor;
 use crate::profile::ReferenceProfile;
 use crate::schema::Schema;
 
 /// The artifact format this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: a logistic model (`model` held its weights, `training.settings` the logistic settings
+///   beside the general ones). Still read: it loads as format 2.
+/// - 2: `model` is tagged with its `family`, and `training.settings.algorithm` holds the
+///   family with its own settings.
+pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &str = "MEND-MODEL";
 
 /// How and on what a model was trained.
@@ -42,7 +47,8 @@ pub struct Artifact {
     pub format_version: u32,
     pub schema: Schema,
     pub preprocessor: Preprocessor,
-    pub model: LogisticModel,
+    /// The fitted model, of any family.
+    pub model: Model,
     /// Metrics on the holdout (the newest rows of the training data).
     pub metrics: Metrics,
     pub profile: ReferenceProfile,
@@ -103,14 +109,22 @@ impl Artifact {
         if actual != expected {
             return Err(CoreError::Checksum { expected, actual });
         }
-        let mut artifact: Artifact = serde_json::from_slice(body)
+        let mut body: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| CoreError::Artifact(format!("body does not parse: {e}")))?;
-        if artifact.format_version != version {
+        let body_version = body
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64);
+        if body_version != Some(u64::from(version)) {
             return Err(CoreError::Artifact(format!(
                 "header says format {version}, body says {}",
-                artifact.format_version
+                body_version.map_or_else(|| "none".to_owned(), |v| v.to_string())
             )));
         }
+        if version == 1 {
+            upgrade_format_1(&mut body)?;
+        }
+        let mut artifact: Artifact = serde_json::from_value(body)
+            .map_err(|e| CoreError::Artifact(format!("body does not parse: {e}")))?;
         artifact.preprocessor.rebuild_lookup();
         artifact.validate()?;
         Ok(artifact)
@@ -134,20 +148,60 @@ impl Artifact {
                 self.schema.features.len()
             )));
         }
-        if self.preprocessor.width() != self.model.n_inputs {
+        if self.preprocessor.width() != self.model.n_inputs() {
             return Err(CoreError::Artifact(format!(
                 "preprocessing yields {} inputs, the model takes {}",
                 self.preprocessor.width(),
-                self.model.n_inputs
+                self.model.n_inputs()
             )));
         }
-        if self.model.n_classes != self.schema.classes.len() {
+        if self.model.n_classes() != self.schema.classes.len() {
             return Err(CoreError::Artifact(format!(
                 "the model has {} classes, the schema {}",
-                self.model.n_classes,
+                self.model.n_classes(),
                 self.schema.classes.len()
+            )));
+        }
+        if self.training.settings.algorithm.family() != self.model.family() {
+            return Err(CoreError::Artifact(format!(
+                "the model is {}, its training settings say {}",
+                self.model.family(),
+                self.training.settings.algorithm.family()
             )));
         }
         Ok(())
     }
+}
+
+/// Rewrites a format-1 body as format 2: format 1 knew one family, logistic, whose weights
+/// were `model` itself and whose settings sat among the general ones.
+fn upgrade_format_1(body: &mut serde_json::Value) -> Result<()> {
+    use serde_json::{Map, Value};
+    const LOGISTIC_SETTINGS: [&str; 5] = [
+        "l2",
+        "max_iterations",
+        "tolerance",
+        "class_weight",
+        "solver",
+    ];
+    let malformed = |what: &str| CoreError::Artifact(format!("format 1 body has no {what}"));
+    let family = || Value::String("logistic".to_owned());
+    body.get_mut("model")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| malformed("model object"))?
+        .insert("family".to_owned(), family());
+    let settings = body
+        .pointer_mut("/training/settings")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| malformed("training settings object"))?;
+    let mut algorithm = Map::new();
+    algorithm.insert("family".to_owned(), family());
+    for key in LOGISTIC_SETTINGS {
+        if let Some(value) = settings.remove(key) {
+            algorithm.insert(key.to_owned(), value);
+        }
+    }
+    settings.insert("algorithm".to_owned(), Value::Object(algorithm));
+    body["format_version"] = Value::from(FORMAT_VERSION);
+    Ok(())
 }

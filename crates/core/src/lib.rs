@@ -3,7 +3,8 @@
 //! - [`schema`]: features, kinds, label and classes; inference from CSV with overrides; stable hash.
 //! - [`frame`]: typed columns loaded from CSV or data-log records, with per-cell errors.
 //! - [`preprocess`]: median imputation, standard scaling, one-hot with an unknown bucket.
-//! - [`model`] and [`lbfgs`]: weighted, L2-regularised logistic regression (binary and softmax).
+//! - [`model`]: the model boundary ([`Model`], [`TrainSettings`] with its [`model::Algorithm`])
+//!   and each family; [`lbfgs`] is the optimiser of the logistic family.
 //! - [`metrics`]: accuracy, precision/recall/F1, ROC AUC, log-loss, Brier, confusion matrix.
 //! - [`profile`]: the reference profile of training data kept for drift detection.
 //! - [`drift`]: drift statistics, bounded window summaries, and window-vs-reference reports.
@@ -36,7 +37,10 @@ pub use artifact::{Artifact, FORMAT_VERSION, sha256_hex};
 pub use error::{CoreError, Result};
 pub use frame::{Column, Frame, RawTable, RowError, read_csv};
 pub use metrics::Metrics;
-pub use model::{ClassWeight, LogisticModel, Solver, TrainSettings};
+pub use model::{
+    Algorithm, ClassWeight, Family, LogisticModel, LogisticSettings, Model, ModelSummary, Solver,
+    TrainSettings,
+};
 pub use pipeline::{time_split, train};
 pub use preprocess::Preprocessor;
 pub use profile::ReferenceProfile;

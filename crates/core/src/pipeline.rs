@@ -8,7 +8,7 @@ use crate::artifact::{Artifact, FORMAT_VERSION, TrainingMeta};
 use crate::error::{CoreError, Result};
 use crate::frame::Frame;
 use crate::metrics::{Metrics, argmax};
-use crate::model::{LogisticModel, TrainSettings};
+use crate::model::{Model, TrainSettings};
 use crate::preprocess::Preprocessor;
 use crate::profile::ReferenceProfile;
 use crate::schema::Schema;
@@ -45,7 +45,7 @@ pub fn train(schema: &Schema, frame: &Frame, settings: &TrainSettings) -> Result
     let preprocessor = Preprocessor::fit(&train, settings.min_category_frequency)?;
     let x_train = preprocessor.transform(&train)?;
     let y_train: Vec<usize> = train_idx.iter().map(|&i| labels[i]).collect();
-    let (model, fit) = LogisticModel::fit(
+    let (model, fit) = Model::fit(
         x_train.view(),
         &y_train,
         schema.classes.len(),

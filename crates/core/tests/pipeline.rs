@@ -4,6 +4,14 @@
 use mend_core::synthetic::{Generator, Regime, SyntheticSpec, table_to_csv};
 use mend_core::*;
 
+/// Default settings of a run training the logistic family with `settings`.
+fn logistic(settings: LogisticSettings) -> TrainSettings {
+    TrainSettings {
+        algorithm: Algorithm::Logistic(settings),
+        ..TrainSettings::default()
+    }
+}
+
 fn synthetic_csv(rows: usize, spec: SyntheticSpec) -> String {
     let mut g = Generator::new(spec);
     let s = g.sample(rows, &Regime::default());
@@ -275,11 +283,11 @@ fn mend_solver_matches_linfa_logistic() {
         let linfa = train(
             &schema,
             &frame,
-            &TrainSettings {
+            &logistic(LogisticSettings {
                 solver: Solver::Linfa,
                 tolerance: 1e-6,
-                ..TrainSettings::default()
-            },
+                ..LogisticSettings::default()
+            }),
         )
         .unwrap();
         // A linfa-trained artifact saves and loads like any other.
@@ -330,10 +338,10 @@ fn balanced_class_weights_lift_minority_recall() {
     let weighted = train(
         &schema,
         &frame,
-        &TrainSettings {
+        &logistic(LogisticSettings {
             class_weight: ClassWeight::Balanced,
-            ..TrainSettings::default()
-        },
+            ..LogisticSettings::default()
+        }),
     )
     .unwrap();
     let recall = |a: &Artifact| a.metrics.per_class[1].recall;
@@ -343,11 +351,11 @@ fn balanced_class_weights_lift_minority_recall() {
         recall(&weighted),
         recall(&plain)
     );
-    let linfa = TrainSettings {
+    let linfa = logistic(LogisticSettings {
         class_weight: ClassWeight::Balanced,
         solver: Solver::Linfa,
-        ..TrainSettings::default()
-    };
+        ..LogisticSettings::default()
+    });
     assert!(
         train(&schema, &frame, &linfa).is_err(),
         "linfa cannot weight classes and says so"
@@ -399,14 +407,14 @@ fn artifact_round_trips_and_refuses_tampering() {
 
     // A newer format is refused by its header, before the body is read.
     let text = String::from_utf8(bytes.clone()).unwrap();
-    let newer = text.replacen("MEND-MODEL 1 ", "MEND-MODEL 2 ", 1);
+    let newer = text.replacen("MEND-MODEL 2 ", "MEND-MODEL 3 ", 1);
     let err = Artifact::from_bytes(newer.as_bytes()).unwrap_err();
     assert!(
         matches!(
             err,
             CoreError::NewerFormat {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             }
         ),
         "{err}"
@@ -442,4 +450,83 @@ fn the_prediction_reference_covers_every_row_trained_and_judged_on() {
         .flatten()
         .all(|share| (share * 200.0 - (share * 200.0).round()).abs() < 1e-9);
     assert!(!holdout_only);
+}
+
+/// A model file written by mend before model families existed (format 1, committed as it was
+/// written by `mend train` then) still loads, as format 2, and predicts what it predicted then.
+#[test]
+fn a_format_1_artifact_loads_and_predicts_as_it_did() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let bytes = std::fs::read(fixtures.join("format1_logistic.mend")).unwrap();
+    assert!(bytes.starts_with(b"MEND-MODEL 1 "));
+    let artifact = Artifact::from_bytes(&bytes).unwrap();
+    assert_eq!(artifact.format_version, FORMAT_VERSION);
+    assert_eq!(artifact.model.family(), Family::Logistic);
+    assert_eq!(artifact.model.platform(), "mend-logistic");
+    assert_eq!(
+        artifact.training.settings.algorithm,
+        Algorithm::Logistic(LogisticSettings::default())
+    );
+    assert_eq!(artifact.training.settings.holdout_fraction, 0.2);
+    let summary = artifact.model.summary();
+    // age, spend (numeric) and plan's three categories plus the unknown bucket, one logit.
+    assert_eq!((summary.inputs, summary.classes), (6, 2));
+    assert_eq!(summary.parameters, 7);
+
+    // The probabilities `mend predict` wrote with that build, to its six decimals.
+    let sample =
+        read_csv(std::fs::File::open(fixtures.join("format1_sample.csv")).unwrap()).unwrap();
+    let frame = Frame::from_table(&artifact.schema, &sample, false).unwrap();
+    let proba = artifact.predict_proba(&frame).unwrap();
+    let expected = std::fs::read_to_string(fixtures.join("format1_predictions.csv")).unwrap();
+    let expected: Vec<Vec<String>> = expected
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').map(str::to_owned).collect())
+        .collect();
+    assert_eq!(expected.len(), frame.len());
+    for (row, want) in proba.rows().into_iter().zip(&expected) {
+        for (class, p) in row.iter().enumerate() {
+            assert_eq!(format!("{p:.6}"), want[1 + class]);
+        }
+    }
+    assert_eq!(
+        artifact.labels_of(&proba),
+        expected.iter().map(|w| w[3].as_str()).collect::<Vec<_>>()
+    );
+
+    // Saved again, it is a format-2 file that reads back equal.
+    let again = artifact.to_bytes().unwrap();
+    assert!(again.starts_with(b"MEND-MODEL 2 "));
+    assert_eq!(Artifact::from_bytes(&again).unwrap(), artifact);
+}
+
+/// A format-2 file names its family in the model and in the training settings, and a file
+/// whose two disagree is refused before it is served.
+#[test]
+fn a_format_2_artifact_names_its_family_and_must_agree_with_itself() {
+    let (schema, frame) = load(&synthetic_csv(400, SyntheticSpec::default()));
+    let artifact = train(&schema, &frame, &TrainSettings::default()).unwrap();
+    let bytes = artifact.to_bytes().unwrap();
+    let body: serde_json::Value =
+        serde_json::from_slice(&bytes[bytes.iter().position(|&b| b == b'\n').unwrap() + 1..])
+            .unwrap();
+    assert_eq!(body["format_version"], 2);
+    assert_eq!(body["model"]["family"], "logistic");
+    assert_eq!(
+        body["training"]["settings"]["algorithm"]["family"],
+        "logistic"
+    );
+    assert_eq!(body["training"]["settings"]["algorithm"]["l2"], 1.0);
+    assert!(body["training"]["settings"].get("l2").is_none());
+
+    // A format-1 header over a format-2 body is refused, not upgraded.
+    let text = String::from_utf8(bytes).unwrap();
+    let mislabeled = text.replacen("MEND-MODEL 2 ", "MEND-MODEL 1 ", 1);
+    let err = Artifact::from_bytes(mislabeled.as_bytes()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("header says format 1, body says 2"),
+        "{err}"
+    );
 }

@@ -18,8 +18,6 @@ use crate::metrics::{ServerMetrics, UNKNOWN_MODEL};
 use crate::model::{LoadedModel, ModelStore};
 use crate::predlog::PredictionLog;
 
-/// The `platform` of every mend model in OIP metadata.
-pub const PLATFORM: &str = "mend-logistic";
 /// The server's name in OIP server metadata.
 pub const SERVER_NAME: &str = "mend";
 /// Requests with more tensor elements than this are predicted on the blocking pool, so one
@@ -205,7 +203,7 @@ fn metadata(model: &LoadedModel, versions: &[u64]) -> ModelMetadataResponse {
     ModelMetadataResponse {
         name: model.name.clone(),
         versions: versions.iter().map(u64::to_string).collect(),
-        platform: PLATFORM.to_owned(),
+        platform: model.artifact.model.platform().to_owned(),
         inputs,
         outputs,
     }

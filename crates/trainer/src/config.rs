@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use mend_bus::ModelName;
-use mend_core::TrainSettings;
+use mend_core::{Algorithm, LogisticSettings, TrainSettings};
 use mend_runtime::config::{ConfigError, ConfigSource};
 use mend_runtime::{MendConfig, Secret};
 
@@ -278,8 +278,11 @@ impl TrainerConfig {
                 "must be a share strictly between 0 and 1, e.g. 0.2",
             ));
         }
-        let l2: f64 =
-            source.parse_or(MEND_TRAINER_L2, "trainer.l2", TrainSettings::default().l2)?;
+        let l2: f64 = source.parse_or(
+            MEND_TRAINER_L2,
+            "trainer.l2",
+            LogisticSettings::default().l2,
+        )?;
         if !(l2.is_finite() && l2 >= 0.0) {
             return Err(source.invalid(
                 MEND_TRAINER_L2,
@@ -505,7 +508,10 @@ impl TrainerConfig {
             min_rows,
             train: TrainSettings {
                 holdout_fraction,
-                l2,
+                algorithm: Algorithm::Logistic(LogisticSettings {
+                    l2,
+                    ..LogisticSettings::default()
+                }),
                 ..TrainSettings::default()
             },
             cooldown_labels,

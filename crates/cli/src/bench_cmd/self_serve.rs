@@ -153,7 +153,11 @@ impl SelfServer {
             .map(|k| {
                 let mut variant = self.artifact.clone();
                 // A tiny intercept change: a distinct artifact that predicts almost the same.
-                for b in &mut variant.model.intercept {
+                let weights = variant
+                    .model
+                    .as_logistic_mut()
+                    .context("promotion variants are made of logistic models")?;
+                for b in &mut weights.intercept {
                     *b += k as f64 * 1e-6;
                 }
                 Ok(Bytes::from(variant.to_bytes()?))

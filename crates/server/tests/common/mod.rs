@@ -51,7 +51,7 @@ pub fn train(numeric: usize, categorical: usize, classes: usize, seed: u64) -> T
 /// each promotion is a distinct version with a distinct checksum.
 pub fn variant(artifact: &Artifact, shift: f64) -> Bytes {
     let mut changed = artifact.clone();
-    for b in &mut changed.model.intercept {
+    for b in &mut changed.model.as_logistic_mut().unwrap().intercept {
         *b += shift;
     }
     Bytes::from(changed.to_bytes().unwrap())

@@ -1,5 +1,5 @@
-//! Logistic regression: binary (sigmoid) and multiclass (softmax), L2-regularised, with class
-//! weights, fitted by L-BFGS.
+//! The logistic family: logistic regression, binary (sigmoid) and multiclass (softmax),
+//! L2-regularised, with class weights, fitted by L-BFGS.
 //!
 //! Two solvers share one objective, scikit-learn's: `C·Σ sᵢℓᵢ + ½‖W‖²`, divided by `C·Σsᵢ` so it
 //! is a weighted mean loss plus `l2/(2Σsᵢ)·‖W‖²` with `l2 = 1/C`. The default, [`Solver::Lbfgs`],
@@ -14,6 +14,7 @@ use linfa::prelude::*;
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
+use super::FitReport;
 use crate::error::{CoreError, Result};
 use crate::lbfgs::{LbfgsOptions, minimize};
 
@@ -39,10 +40,11 @@ pub enum Solver {
     Linfa,
 }
 
-/// Settings of one training run; stored in the artifact so a run can be repeated.
+/// Settings of the logistic family; the run's general settings are in
+/// [`TrainSettings`](super::TrainSettings).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct TrainSettings {
+pub struct LogisticSettings {
     /// L2 strength, `1/C` in scikit-learn's terms.
     pub l2: f64,
     pub max_iterations: u64,
@@ -50,30 +52,21 @@ pub struct TrainSettings {
     pub tolerance: f64,
     pub class_weight: ClassWeight,
     pub solver: Solver,
-    /// Share of the newest rows held out for evaluation.
-    pub holdout_fraction: f64,
-    /// Categories seen fewer times than this in training go to the unknown bucket.
-    pub min_category_frequency: usize,
-    /// Threads for the gradient; 0 means every core.
-    pub threads: usize,
 }
 
-impl Default for TrainSettings {
+impl Default for LogisticSettings {
     fn default() -> Self {
-        TrainSettings {
+        LogisticSettings {
             l2: 1.0,
             max_iterations: 100,
             tolerance: 1e-4,
             class_weight: ClassWeight::None,
             solver: Solver::Lbfgs,
-            holdout_fraction: 0.2,
-            min_category_frequency: 1,
-            threads: 0,
         }
     }
 }
 
-impl TrainSettings {
+impl LogisticSettings {
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(CoreError::Training(format!("invalid setting: {what}")));
         if !(self.l2.is_finite() && self.l2 >= 0.0) {
@@ -85,9 +78,6 @@ impl TrainSettings {
         if !(self.tolerance.is_finite() && self.tolerance > 0.0) {
             return bad("tolerance must be > 0");
         }
-        if !(self.holdout_fraction > 0.0 && self.holdout_fraction < 1.0) {
-            return bad("holdout_fraction must be between 0 and 1 (exclusive)");
-        }
         if let ClassWeight::Custom(w) = &self.class_weight
             && let Some((k, v)) = w.iter().find(|(_, v)| !(v.is_finite() && **v > 0.0))
         {
@@ -97,18 +87,6 @@ impl TrainSettings {
         }
         Ok(())
     }
-}
-
-/// How the fit went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FitReport {
-    /// Wall time of the optimiser alone (no preprocessing or evaluation).
-    #[serde(default)]
-    pub fit_ms: f64,
-    /// `None` where the solver does not say (linfa).
-    pub iterations: Option<u64>,
-    pub converged: Option<bool>,
-    pub final_loss: Option<f64>,
 }
 
 /// Fitted weights. Binary models have one logit column (the second class); multiclass models one
@@ -186,26 +164,15 @@ impl LogisticModel {
         out
     }
 
-    /// Fits on a preprocessed matrix and class indices `y` (`0..n_classes`).
+    /// Fits on a preprocessed matrix and class indices `y` (`0..n_classes`), on up to
+    /// `threads` threads. The report's `fit_ms` is left to [`Model::fit`](super::Model::fit).
     pub fn fit(
         x: ArrayView2<'_, f64>,
         y: &[usize],
         n_classes: usize,
         class_names: &[String],
-        settings: &TrainSettings,
-    ) -> Result<(LogisticModel, FitReport)> {
-        let started = std::time::Instant::now();
-        let (model, mut report) = Self::fit_inner(x, y, n_classes, class_names, settings)?;
-        report.fit_ms = started.elapsed().as_secs_f64() * 1e3;
-        Ok((model, report))
-    }
-
-    fn fit_inner(
-        x: ArrayView2<'_, f64>,
-        y: &[usize],
-        n_classes: usize,
-        class_names: &[String],
-        settings: &TrainSettings,
+        settings: &LogisticSettings,
+        threads: usize,
     ) -> Result<(LogisticModel, FitReport)> {
         settings.validate()?;
         if x.nrows() != y.len() {
@@ -241,7 +208,7 @@ impl LogisticModel {
         }
         let class_w = class_weights(&settings.class_weight, &counts, class_names);
         match settings.solver {
-            Solver::Lbfgs => fit_lbfgs(x, y, n_classes, &class_w, settings),
+            Solver::Lbfgs => fit_lbfgs(x, y, n_classes, &class_w, settings, threads),
             Solver::Linfa => {
                 if settings.class_weight != ClassWeight::None {
                     return Err(CoreError::Training(
@@ -388,7 +355,8 @@ fn fit_lbfgs(
     y: &[usize],
     n_classes: usize,
     class_w: &[f64],
-    settings: &TrainSettings,
+    settings: &LogisticSettings,
+    threads: usize,
 ) -> Result<(LogisticModel, FitReport)> {
     let (n, d) = x.dim();
     let cols = LogisticModel::columns(n_classes);
@@ -408,13 +376,6 @@ fn fit_lbfgs(
         return Err(CoreError::Training("sample weights sum to zero".into()));
     }
     let lambda = settings.l2 / total_w;
-    let threads = if settings.threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        settings.threads
-    };
     // Small problems are not worth a thread.
     let threads = threads.clamp(1, (n / 20_000).max(1));
     let chunk_rows = n.div_ceil(threads);
@@ -494,7 +455,7 @@ fn fit_linfa(
     x: ArrayView2<'_, f64>,
     y: &[usize],
     n_classes: usize,
-    settings: &TrainSettings,
+    settings: &LogisticSettings,
 ) -> Result<(LogisticModel, FitReport)> {
     let n = x.nrows();
     let d = x.ncols();
