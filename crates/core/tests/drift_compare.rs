@@ -425,3 +425,348 @@ fn wasserstein_from_an_artifact_counts_every_window_row() {
         );
     }
 }
+
+fn assert_close(actual: f64, expected: f64, tolerance: f64, what: &str) {
+    assert!(
+        (actual - expected).abs() <= tolerance,
+        "{what}: got {actual}, expected {expected} (±{tolerance})"
+    );
+}
+
+/// A model profile as an artifact keeps it, of one categorical feature `flag` present in 600
+/// reference rows, 360 `no` and 240 `yes`, and no predictions.
+fn flag_profile() -> mend_core::ReferenceProfile {
+    use mend_core::Metrics;
+    use mend_core::profile::{CategoricalProfile, FeatureProfile, PredictionProfile};
+    mend_core::ReferenceProfile {
+        rows: 600,
+        features: vec![FeatureProfile::Categorical(CategoricalProfile {
+            name: "flag".into(),
+            count: 600,
+            missing_rate: 0.0,
+            frequencies: [("no".to_owned(), 0.6), ("yes".to_owned(), 0.4)]
+                .into_iter()
+                .collect(),
+        })],
+        prediction: PredictionProfile {
+            classes: Vec::new(),
+            probability_bins: Vec::new(),
+            mean_probability: Vec::new(),
+            predicted_share: Vec::new(),
+        },
+        holdout_metrics: Metrics {
+            rows: 0,
+            accuracy: 0.0,
+            macro_precision: 0.0,
+            macro_recall: 0.0,
+            macro_f1: 0.0,
+            roc_auc: None,
+            log_loss: 0.0,
+            brier: 0.0,
+            per_class: Vec::new(),
+            confusion: Vec::new(),
+        },
+    }
+}
+
+/// A window of 400 rows of `flag`: `yes` of them `yes`, the rest `no`.
+fn flag_window(profile: &mend_core::ReferenceProfile, yes: usize) -> WindowSummary {
+    let mut window = WindowSummary::for_profile(profile, SummaryConfig::default());
+    for i in 0..400 {
+        window.push_text(0, if i < yes { "yes" } else { "no" });
+        window.end_row();
+    }
+    window
+}
+
+// The Z-test's expected numbers: Evidently's proportions_diff_z_stat_ind and
+// proportions_diff_z_test on the share of the values after the first in sorted order (`yes`, or
+// 1), written out in Python with scipy 1.17.1:
+//   p1, p2, P = 240/600, 200/400, (240 + 200)/(600 + 400)
+//   z = (p1 - p2) / math.sqrt(P * (1 - P) * (1/600 + 1/400))  -> -3.1209389196617954
+//   2 * scipy.stats.norm.sf(abs(z))                           -> 0.0018027542196358795
+// and with 180 of 400 in the window: z = -1.5694120514358607, p = 0.11655195774607754.
+const Z_CASES: [(usize, f64, f64, bool); 2] = [
+    (
+        200,
+        -3.120_938_919_661_795_4,
+        0.001_802_754_219_635_879_5,
+        true,
+    ),
+    (
+        180,
+        -1.569_412_051_435_860_7,
+        0.116_551_957_746_077_54,
+        false,
+    ),
+];
+
+#[test]
+fn a_binary_category_on_a_small_reference_is_judged_by_the_z_test() {
+    // Two categories and a reference of at most 1,000 rows: Evidently's rule picks the
+    // two-proportion Z-test, here through `compare` on a model's profile.
+    let profile = flag_profile();
+    for (yes, z, p, drifted) in Z_CASES {
+        let report = compare(
+            &profile,
+            &flag_window(&profile, yes),
+            &DriftPolicy::default(),
+        );
+        let flag = report.feature("flag").unwrap();
+        assert_eq!(flag.test, Some(StatTest::ZTest), "{yes} yes");
+        assert_eq!(flag.test.map(StatTest::label), Some("Z-test p-value"));
+        assert_eq!(flag.threshold, 0.05);
+        assert_close(flag.statistic.unwrap(), z, 1e-10, "z");
+        assert_close(flag.p_value.unwrap(), p, 1e-12, "p");
+        assert_eq!(flag.score, flag.p_value);
+        assert_eq!(flag.drifted, drifted, "{yes} yes: p {:?}", flag.p_value);
+    }
+}
+
+#[test]
+fn a_numeric_feature_with_two_values_is_judged_by_the_z_test_too() {
+    // The same counts as 0/1 numbers, with a reference built from data: the numeric feature
+    // has two distinct values, so it is tested like a binary category.
+    let mut reference = WindowSummary::new(
+        &[FeatureLayout::numeric("bit")],
+        &[],
+        SummaryConfig::default(),
+    );
+    for i in 0..600 {
+        reference.push_number(0, if i < 240 { 1.0 } else { 0.0 });
+        reference.end_row();
+    }
+    let reference = DriftReference::from_summary(&reference);
+    for (ones, z, p, drifted) in Z_CASES {
+        let mut window = WindowSummary::for_reference(&reference, SummaryConfig::default());
+        for i in 0..400 {
+            window.push_number(0, if i < ones { 1.0 } else { 0.0 });
+            window.end_row();
+        }
+        let report = compare_reference(&reference, &window, &DriftPolicy::default());
+        let bit = report.feature("bit").unwrap();
+        assert_eq!(bit.test, Some(StatTest::ZTest), "{ones} ones");
+        assert_close(bit.statistic.unwrap(), z, 1e-10, "z");
+        assert_close(bit.p_value.unwrap(), p, 1e-12, "p");
+        assert_eq!(bit.drifted, drifted, "{ones} ones: p {:?}", bit.p_value);
+    }
+}
+
+#[test]
+fn a_score_exactly_at_a_features_threshold_falls_on_the_documented_side() {
+    // A p-value test flags p < threshold; a distance flags distance >= threshold. The threshold
+    // is set by policy to the very score the feature gets, then to the next float above it.
+    let profile = flag_profile();
+    let window = flag_window(&profile, 200);
+    let judged = |test: StatTest, threshold: Option<f64>| {
+        let mut policy = DriftPolicy::default();
+        policy.features.insert(
+            "flag".into(),
+            FeaturePolicy {
+                test: Some(test),
+                threshold,
+                ignore: false,
+            },
+        );
+        let report = compare(&profile, &window, &policy);
+        let flag = report.feature("flag").unwrap();
+        assert_eq!(flag.test, Some(test));
+        (flag.score.unwrap(), flag.drifted)
+    };
+    let (p, _) = judged(StatTest::ZTest, None);
+    assert_eq!(judged(StatTest::ZTest, Some(p)), (p, false));
+    assert_eq!(judged(StatTest::ZTest, Some(p.next_up())), (p, true));
+    let (js, _) = judged(StatTest::JensenShannon, None);
+    assert!(js > 0.0);
+    assert_eq!(judged(StatTest::JensenShannon, Some(js)), (js, true));
+    assert_eq!(
+        judged(StatTest::JensenShannon, Some(js.next_up())),
+        (js, false)
+    );
+}
+
+/// Categorical features `f0`, `f1`, ...
+fn categorical_layout(features: usize) -> Vec<FeatureLayout> {
+    (0..features)
+        .map(|f| FeatureLayout::categorical(&format!("f{f}")))
+        .collect()
+}
+
+/// 300 rows where every feature cycles `a`, `b`, `c` except those in `all_a` (always `a`),
+/// then `missing` rows where every feature is missing.
+fn cycling(layout: &[FeatureLayout], all_a: &[usize], missing: usize) -> WindowSummary {
+    let mut s = WindowSummary::new(layout, &[], SummaryConfig::default());
+    for i in 0..300 {
+        for f in 0..layout.len() {
+            let value = if all_a.contains(&f) {
+                "a"
+            } else {
+                ["a", "b", "c"][i % 3]
+            };
+            s.push_text(f, value);
+        }
+        s.end_row();
+    }
+    for _ in 0..missing {
+        for f in 0..layout.len() {
+            s.push_missing(f);
+        }
+        s.end_row();
+    }
+    s
+}
+
+#[test]
+fn the_dataset_drifts_when_exactly_half_the_tested_features_drift() {
+    // Five features of 300 reference rows (chi-square each); f4 is ignored by policy and
+    // drifts in every window, so it must count neither as tested nor as drifted.
+    let reference = DriftReference::from_summary(&cycling(&categorical_layout(5), &[], 0));
+    let mut policy = DriftPolicy::default();
+    policy.features.insert(
+        "f4".into(),
+        FeaturePolicy {
+            ignore: true,
+            ..FeaturePolicy::default()
+        },
+    );
+    // Two of four: a share of exactly 0.5, the default threshold, is dataset drift.
+    let half = compare_reference(
+        &reference,
+        &cycling(&reference.layout(), &[0, 1, 4], 0),
+        &policy,
+    );
+    assert_eq!(half.drifted_names(), vec!["f0", "f1"]);
+    assert_eq!((half.tested_features, half.drifted_features), (4, 2));
+    assert_eq!(half.drift_share, 0.5);
+    assert_eq!(half.dataset_drift_threshold, 0.5);
+    assert!(half.dataset_drift);
+    // One of four is not.
+    let quarter = compare_reference(
+        &reference,
+        &cycling(&reference.layout(), &[0, 4], 0),
+        &policy,
+    );
+    assert_eq!(quarter.drifted_names(), vec!["f0"]);
+    assert_eq!((quarter.tested_features, quarter.drifted_features), (4, 1));
+    assert_eq!(quarter.drift_share, 0.25);
+    assert!(!quarter.dataset_drift);
+}
+
+#[test]
+fn a_missing_rate_rising_by_more_than_the_policy_limit_is_drift() {
+    // The present values are spread over a, b, c exactly as in the reference, so the test
+    // itself (chi-square) sees nothing: only the missing values can make the feature drift.
+    let judge = |reference: &DriftReference, missing: usize, limit: Option<f64>| {
+        let policy = DriftPolicy {
+            missing_rate_increase: limit,
+            ..DriftPolicy::default()
+        };
+        let window = cycling(&reference.layout(), &[], missing);
+        let report = compare_reference(reference, &window, &policy);
+        let f0 = report.feature("f0").unwrap().clone();
+        assert_eq!(f0.test, Some(StatTest::ChiSquare));
+        assert!(f0.p_value.unwrap() > 0.99, "p {:?}", f0.p_value);
+        f0
+    };
+    let complete = DriftReference::from_summary(&cycling(&categorical_layout(1), &[], 0));
+    // 76 of 376 missing (0.2021) against none: more than 0.2 more.
+    let over = judge(&complete, 76, Some(0.2));
+    assert!(over.drifted);
+    assert_eq!(over.notes, vec!["missing rate rose from 0.000 to 0.202"]);
+    // 75 of 375 is 0.2 exactly: a rise of exactly the limit is not more than it.
+    let at = judge(&complete, 75, Some(0.2));
+    assert_eq!(at.current.missing_rate, 0.2);
+    assert!(!at.drifted, "{:?}", at.notes);
+    assert!(at.notes.is_empty(), "{:?}", at.notes);
+    // Off by default, however many values go missing.
+    assert!(!judge(&complete, 600, None).drifted);
+    // The rise is counted from the reference's own rate: half missing there (300 of 600).
+    let half_missing = DriftReference::from_summary(&cycling(&categorical_layout(1), &[], 300));
+    // 450 of 750 (0.6) is a rise of 0.1; 900 of 1,200 (0.75) a rise of 0.25.
+    assert!(!judge(&half_missing, 450, Some(0.2)).drifted);
+    let risen = judge(&half_missing, 900, Some(0.2));
+    assert!(risen.drifted);
+    assert_eq!(risen.notes, vec!["missing rate rose from 0.500 to 0.750"]);
+}
+
+/// `(i * 0.6180339887498949) % 1.0` for i in range(n), as Python computes it bit for bit.
+fn golden(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| (i as f64 * 0.618_033_988_749_894_9) % 1.0)
+        .collect()
+}
+
+/// `((i * 0.4142135623730951) % 1.0) ** power` for i in range(n).
+fn silver(n: usize, power: f64) -> Vec<f64> {
+    (0..n)
+        .map(|i| ((i as f64 * 0.414_213_562_373_095_1) % 1.0).powf(power))
+        .collect()
+}
+
+#[test]
+fn small_references_of_any_size_get_scipys_exact_ks() {
+    // Reference sizes other than 1,000, through a reference built from data and `compare`.
+    // stats.ks_2samp(golden(n), silver(m, power)) with scipy 1.17.1 (method auto -> exact):
+    //   (300, 500, 1.3) -> (0.09933333333333333, 0.04648778427608249)
+    //   (750, 400, 1.2) -> (0.07166666666666667, 0.1298126234666609)
+    //   (120, 150, 1.5) -> (0.15666666666666668, 0.0682955752592914)
+    //   (999, 700, 1.3) -> (0.09839696839696839, 0.0006300484896969352)
+    // Drift at p < 0.05: 0.0465 and 0.00063 are, 0.130 and 0.068 are not.
+    let cases = [
+        (
+            300,
+            500,
+            1.3,
+            0.099_333_333_333_333_33,
+            0.046_487_784_276_082_49,
+            true,
+        ),
+        (
+            750,
+            400,
+            1.2,
+            0.071_666_666_666_666_67,
+            0.129_812_623_466_660_9,
+            false,
+        ),
+        (
+            120,
+            150,
+            1.5,
+            0.156_666_666_666_666_68,
+            0.068_295_575_259_291_4,
+            false,
+        ),
+        (
+            999,
+            700,
+            1.3,
+            0.098_396_968_396_968_39,
+            0.000_630_048_489_696_935_2,
+            true,
+        ),
+    ];
+    for (n, m, power, d, p, drifted) in cases {
+        let mut reference = WindowSummary::new(
+            &[FeatureLayout::numeric("x")],
+            &[],
+            SummaryConfig::default(),
+        );
+        for v in golden(n) {
+            reference.push_number(0, v);
+            reference.end_row();
+        }
+        let reference = DriftReference::from_summary(&reference);
+        let mut window = WindowSummary::for_reference(&reference, SummaryConfig::default());
+        for v in silver(m, power) {
+            window.push_number(0, v);
+            window.end_row();
+        }
+        let report = compare_reference(&reference, &window, &DriftPolicy::default());
+        let x = report.feature("x").unwrap();
+        assert_eq!(x.test, Some(StatTest::Ks), "reference of {n}");
+        assert_close(x.statistic.unwrap(), d, 1e-12, "D");
+        assert_close(x.p_value.unwrap(), p, 1e-9, "p");
+        assert_eq!(x.drifted, drifted, "reference of {n}: p {p}");
+    }
+}

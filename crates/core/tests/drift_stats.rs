@@ -2,6 +2,7 @@
 //! Each drift statistic on fixed inputs against values computed independently with scipy 1.17.1
 //! (numpy 2.4.6). The script that produced every number is quoted next to it.
 
+use mend_core::drift::StatTest;
 use mend_core::drift::chisquare::{chi_square, chi_square_against_shares, chi_square_homogeneity};
 use mend_core::drift::divergence::{fill_zeroes, jensen_shannon, psi};
 use mend_core::drift::ks::{KsMethod, ks_2samp};
@@ -261,4 +262,37 @@ fn population_stability_index() {
     );
     assert_eq!(fill_zeroes(&[0.5, 0.0]), vec![0.5, 0.0001]);
     assert_eq!(fill_zeroes(&[0.00005, 0.0])[1], 0.00005 / 1e6);
+}
+
+#[test]
+fn a_p_value_at_its_threshold_is_not_drift_and_a_distance_at_its_threshold_is() {
+    // The documented verdicts (drift::policy): a p-value test flags p < threshold, a distance
+    // flags distance >= threshold. At exactly the threshold the two fall on opposite sides.
+    for test in [StatTest::Ks, StatTest::ChiSquare, StatTest::ZTest] {
+        assert!(!test.drifted(0.05, 0.05), "{test:?} at p = threshold");
+        assert!(
+            test.drifted(0.05_f64.next_down(), 0.05),
+            "{test:?} just below"
+        );
+        assert!(
+            !test.drifted(0.05_f64.next_up(), 0.05),
+            "{test:?} just above"
+        );
+        // A p-value of 1 (identical samples) at a threshold of 1 is not drift either.
+        assert!(!test.drifted(1.0, 1.0), "{test:?} at p = 1");
+    }
+    for test in [
+        StatTest::Wasserstein,
+        StatTest::JensenShannon,
+        StatTest::Psi,
+    ] {
+        assert!(test.drifted(0.1, 0.1), "{test:?} at distance = threshold");
+        assert!(
+            !test.drifted(0.1_f64.next_down(), 0.1),
+            "{test:?} just below"
+        );
+        assert!(test.drifted(0.1_f64.next_up(), 0.1), "{test:?} just above");
+        // A distance of 0 (identical distributions) at a threshold of 0 is drift.
+        assert!(test.drifted(0.0, 0.0), "{test:?} at distance 0");
+    }
 }

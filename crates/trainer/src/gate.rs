@@ -283,4 +283,223 @@ mod tests {
         assert!(decide(&policy(0.1, None), &metrics_right_on(3), None).promote);
         assert!(!decide(&policy(0.1, Some(0.5)), &metrics_right_on(3), None).promote);
     }
+
+    use proptest::prelude::*;
+
+    /// Metrics on a holdout whose six rows all belong to the first class: accuracy is defined
+    /// (1.0, every row right) but ROC AUC is not, as scikit-learn's `roc_auc_score` refuses a
+    /// single class.
+    fn metrics_on_one_class() -> Metrics {
+        let classes = ["no".to_owned(), "yes".to_owned()];
+        let y = [0usize; 6];
+        let mut proba = ndarray::Array2::zeros((6, 2));
+        for i in 0..6 {
+            proba[[i, 0]] = 0.8;
+            proba[[i, 1]] = 0.2;
+        }
+        Metrics::compute(&y, proba.view(), &classes)
+    }
+
+    /// A binary model's metrics with `name` set to `value` (the other metrics are those of
+    /// [`metrics_right_on`]`(5)` and play no part: the gate reads one metric).
+    fn with_metric(name: &str, value: f64) -> Metrics {
+        let mut m = metrics_right_on(5);
+        match name {
+            "accuracy" => m.accuracy = value,
+            "macro_f1" => m.macro_f1 = value,
+            "roc_auc" => m.roc_auc = Some(value),
+            "log_loss" => m.log_loss = value,
+            "brier" => m.brier = value,
+            other => panic!("no metric {other}"),
+        }
+        m
+    }
+
+    fn gate(metric: &str, margin: f64, floor: Option<f64>) -> GatePolicy {
+        GatePolicy {
+            metric: metric.to_owned(),
+            margin,
+            floor,
+        }
+    }
+
+    #[test]
+    fn a_candidate_whose_metric_is_undefined_is_refused_with_the_reason() {
+        let undefined = metrics_on_one_class();
+        assert_eq!(undefined.roc_auc, None);
+        assert_eq!(undefined.accuracy, 1.0);
+        let champion = with_metric("roc_auc", 0.6);
+        // Refused against a champion and without one, with no margin and no floor to meet.
+        for champion in [Some(&champion), None] {
+            let decision = decide(&gate("roc_auc", 0.0, None), &undefined, champion);
+            assert!(!decision.promote, "{}", decision.reason);
+            assert_eq!(
+                decision.reason,
+                "the candidate's roc_auc is undefined on the holdout"
+            );
+        }
+        // A metric name the metrics do not have is undefined as well.
+        let unknown = decide(
+            &gate("precision_at_10", 0.0, None),
+            &metrics_right_on(10),
+            None,
+        );
+        assert!(!unknown.promote);
+        assert!(
+            unknown.reason.contains("precision_at_10 is undefined"),
+            "{}",
+            unknown.reason
+        );
+    }
+
+    #[test]
+    fn a_champion_whose_metric_is_undefined_yields_to_any_defined_candidate() {
+        let champion = metrics_on_one_class();
+        assert_eq!(champion.roc_auc, None);
+        // An AUC of 0.55 beats no defined champion (AUC >= 0) by a margin of 0.9: only the
+        // undefined champion lets it through.
+        let candidate = with_metric("roc_auc", 0.55);
+        let decision = decide(&gate("roc_auc", 0.9, None), &candidate, Some(&champion));
+        assert!(decision.promote, "{}", decision.reason);
+        assert_eq!(
+            decision.reason,
+            "the champion's roc_auc is undefined on the holdout; candidate roc_auc 0.5500"
+        );
+    }
+
+    #[test]
+    fn an_improvement_of_exactly_the_margin_passes_and_a_hair_less_fails() {
+        // One more right answer out of 200 held-out rows is an improvement of exactly 0.005,
+        // the margin; in binary floating point 163/200 - 162/200 is 0.004999999999999893.
+        let exact = decide(
+            &gate("accuracy", 0.005, None),
+            &with_metric("accuracy", 163.0 / 200.0),
+            Some(&with_metric("accuracy", 162.0 / 200.0)),
+        );
+        assert!(exact.promote, "{}", exact.reason);
+        // 0.75 - 0.5 = 0.25 holds exactly in binary.
+        let exact = decide(
+            &gate("accuracy", 0.25, None),
+            &with_metric("accuracy", 0.75),
+            Some(&with_metric("accuracy", 0.5)),
+        );
+        assert!(exact.promote, "{}", exact.reason);
+        // A loss lower by exactly the margin: 0.3 - 0.2 is 0.09999999999999998 in binary.
+        let exact = decide(
+            &gate("log_loss", 0.1, None),
+            &with_metric("log_loss", 0.2),
+            Some(&with_metric("log_loss", 0.3)),
+        );
+        assert!(exact.promote, "{}", exact.reason);
+        // A billionth short of the margin is short, for a score and for a loss.
+        let short = decide(
+            &gate("accuracy", 0.25, None),
+            &with_metric("accuracy", 0.75 - 1e-9),
+            Some(&with_metric("accuracy", 0.5)),
+        );
+        assert!(!short.promote, "{}", short.reason);
+        assert!(short.reason.contains("does not beat"), "{}", short.reason);
+        let short = decide(
+            &gate("log_loss", 0.1, None),
+            &with_metric("log_loss", 0.2 + 1e-9),
+            Some(&with_metric("log_loss", 0.3)),
+        );
+        assert!(!short.promote, "{}", short.reason);
+    }
+
+    #[test]
+    fn without_a_champion_a_candidate_exactly_at_the_floor_clears_it() {
+        // Accuracy: at least the floor.
+        let at = decide(
+            &gate("accuracy", 0.1, Some(0.7)),
+            &with_metric("accuracy", 0.7),
+            None,
+        );
+        assert!(at.promote, "{}", at.reason);
+        assert_eq!(at.reason, "no champion yet; candidate accuracy 0.7000");
+        let below = decide(
+            &gate("accuracy", 0.1, Some(0.7)),
+            &with_metric("accuracy", 0.7 - 1e-9),
+            None,
+        );
+        assert!(!below.promote, "{}", below.reason);
+        assert!(
+            below.reason.contains("is below the floor 0.7000"),
+            "{}",
+            below.reason
+        );
+        // A loss: at most the floor.
+        let policy = gate("log_loss", 0.1, Some(0.4));
+        assert!(decide(&policy, &with_metric("log_loss", 0.4), None).promote);
+        assert!(decide(&policy, &with_metric("log_loss", 0.1), None).promote);
+        assert!(!decide(&policy, &with_metric("log_loss", 0.4 + 1e-9), None).promote);
+        assert!(!decide(&policy, &with_metric("log_loss", 0.9), None).promote);
+    }
+
+    /// A metric the gate knows, each with the same chance.
+    fn any_metric() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(KNOWN_METRICS)
+    }
+
+    /// Whether `metric` is a loss (lower is better), by the list of losses written out here.
+    fn is_loss(metric: &str) -> bool {
+        metric == "log_loss" || metric == "brier"
+    }
+
+    proptest! {
+        #[test]
+        fn a_strictly_worse_candidate_is_never_promoted_without_a_floor(
+            metric in any_metric(),
+            a in 0.0f64..1.0,
+            b in 0.0f64..1.0,
+            margin in -0.5f64..0.5,
+        ) {
+            prop_assume!(a != b);
+            let (low, high) = (a.min(b), a.max(b));
+            let (worse, better) = if is_loss(metric) { (high, low) } else { (low, high) };
+            let decision = decide(
+                &gate(metric, margin, None),
+                &with_metric(metric, worse),
+                Some(&with_metric(metric, better)),
+            );
+            prop_assert!(!decision.promote, "{}", decision.reason);
+        }
+
+        #[test]
+        fn equal_metrics_never_promote(
+            metric in any_metric(),
+            value in 0.0f64..1.0,
+            margin in prop_oneof![Just(0.0), 0.0f64..0.5],
+            floor in prop::option::of(0.0f64..1.0),
+        ) {
+            let decision = decide(
+                &gate(metric, margin, floor),
+                &with_metric(metric, value),
+                Some(&with_metric(metric, value)),
+            );
+            prop_assert!(!decision.promote, "{}", decision.reason);
+        }
+
+        #[test]
+        fn swapping_candidate_and_champion_never_promotes_both(
+            metric in any_metric(),
+            a in 0.0f64..1.0,
+            b in prop_oneof![Just(None), (0.0f64..1.0).prop_map(Some)],
+            margin in prop_oneof![Just(0.0), -0.5f64..0.5],
+            floor in prop::option::of(0.0f64..1.0),
+        ) {
+            // `None`: the two are tied.
+            let b = b.unwrap_or(a);
+            let (x, y) = (with_metric(metric, a), with_metric(metric, b));
+            let policy = gate(metric, margin, floor);
+            let forward = decide(&policy, &x, Some(&y));
+            let backward = decide(&policy, &y, Some(&x));
+            prop_assert!(
+                !(forward.promote && backward.promote),
+                "both promote: {} / {}",
+                forward.reason,
+                backward.reason
+            );
+        }
+    }
 }
