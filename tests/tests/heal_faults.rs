@@ -131,7 +131,12 @@ async fn a_promotion_that_does_worse_live_is_rolled_back_and_the_predecessor_ser
         )
         .await;
     stack.wait_for(60, promoted(2)).await;
-    stack.answer_from("2", &world, &old_probe, 30).await;
+    let answered = stack.answer_from("2", &world, &old_probe, 30).await;
+    assert!(
+        answered.errors.is_empty(),
+        "requests failed while version 2 took over: {:?}",
+        answered.errors
+    );
 
     // Then the world flips back: live labels disagree with version 2 and agree with 1.
     world.reseed(43);
@@ -154,9 +159,15 @@ async fn a_promotion_that_does_worse_live_is_rolled_back_and_the_predecessor_ser
     let last = audit.iter().rfind(|r| r.alias == "champion").unwrap();
     assert!(last.reason.contains("rollback guard"), "{}", last.reason);
     assert_eq!(stack.champion_version().await, Some(1));
-    // And the server answers with version 1 again, right on the world as it is now.
-    let labels = stack.answer_from("1", &world, &old_probe, 30).await;
-    let acc = accuracy(&world, &old_probe, &labels);
+    // And the server answers with version 1 again, without failing a request in the
+    // rollback, right on the world as it is now.
+    let answered = stack.answer_from("1", &world, &old_probe, 30).await;
+    assert!(
+        answered.errors.is_empty(),
+        "requests failed while version 1 came back: {:?}",
+        answered.errors
+    );
+    let acc = accuracy(&world, &old_probe, &answered.labels);
     assert!(acc > 0.8, "version 1 fits the world it was made for: {acc}");
     stack.stop().await;
 }
@@ -214,7 +225,12 @@ async fn ten_duplicate_drift_events_cause_one_retrain() {
         "one model.trained"
     );
     assert_eq!(stack.champion_moves().await, vec![(1, None), (2, Some(1))]);
-    stack.answer_from("2", &world, &probe, 30).await;
+    let answered = stack.answer_from("2", &world, &probe, 30).await;
+    assert!(
+        answered.errors.is_empty(),
+        "requests failed while version 2 took over: {:?}",
+        answered.errors
+    );
     stack.stop().await;
 }
 
@@ -337,8 +353,13 @@ async fn a_trainer_process_killed_mid_training_retrains_exactly_once_after_resta
         1
     );
     assert_eq!(stack.count(|e| matches!(e, Event::ModelTrained(_))), 1);
-    let labels = stack.answer_from("2", &world, &probe, 30).await;
-    assert!(accuracy(&world, &probe, &labels) > 0.8);
+    let answered = stack.answer_from("2", &world, &probe, 30).await;
+    assert!(
+        answered.errors.is_empty(),
+        "requests failed while version 2 took over: {:?}",
+        answered.errors
+    );
+    assert!(accuracy(&world, &probe, &answered.labels) > 0.8);
     stack.stop().await;
 }
 
@@ -385,8 +406,14 @@ async fn the_loop_completes_across_nats_server_restarts() {
     .await;
     tokio::task::block_in_place(|| stack.nats.restart()).expect("nats-server restarts");
 
-    let labels = stack.answer_from("2", &world, &probe, 50).await;
-    let acc = accuracy(&world, &probe, &labels);
+    // The server serves from memory: two NATS restarts and a swap fail none of its requests.
+    let answered = stack.answer_from("2", &world, &probe, 50).await;
+    assert!(
+        answered.errors.is_empty(),
+        "requests failed across the restarts and the swap: {:?}",
+        answered.errors
+    );
+    let acc = accuracy(&world, &probe, &answered.labels);
     assert!(acc > 0.8, "the new champion fits the flipped world: {acc}");
     let v2 = eventually(10, "version 2 listed", || {
         let registry = stack.registry.clone();

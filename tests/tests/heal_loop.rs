@@ -48,8 +48,15 @@ async fn a_forced_retrain_heals_a_flipped_concept_across_services() {
     .unwrap();
     raw.flush().await.unwrap();
 
-    // The server swaps to version 2, and it answers the new world well.
-    let labels = stack.answer_from("2", &world, &probe, 60).await;
+    // The server swaps to version 2 without failing a request, and it answers the new world
+    // well.
+    let answered = stack.answer_from("2", &world, &probe, 60).await;
+    assert!(
+        answered.errors.is_empty(),
+        "requests failed while version 2 took over: {:?}",
+        answered.errors
+    );
+    let labels = answered.labels;
     let acc_after = accuracy(&world, &probe, &labels);
     assert!(
         acc_after > 0.8,
@@ -99,8 +106,13 @@ async fn the_monitor_notices_a_flipped_concept_and_the_loop_heals_without_a_pers
     let fresh = world.sample(3_000, &flipped);
     stack.ingest(&world, &fresh, "live-").await;
 
-    let labels = stack.answer_from("2", &world, &probe, 60).await;
-    let acc_after = accuracy(&world, &probe, &labels);
+    let answered = stack.answer_from("2", &world, &probe, 60).await;
+    assert!(
+        answered.errors.is_empty(),
+        "requests failed while version 2 took over: {:?}",
+        answered.errors
+    );
+    let acc_after = accuracy(&world, &probe, &answered.labels);
     assert!(
         acc_after > 0.8,
         "the healed model should fit the flipped world, got {acc_after}"

@@ -115,7 +115,12 @@ async fn one_heal_is_one_trace_across_every_service() {
     let flipped = support::flipped();
     world.reseed(31);
     let probe = world.sample(200, &flipped);
-    stack.answer_from("1", &world, &probe, 30).await;
+    let answered = stack.answer_from("1", &world, &probe, 30).await;
+    assert!(
+        answered.errors.is_empty(),
+        "requests failed once version 1 was served: {:?}",
+        answered.errors
+    );
 
     // A producer sends the changed world in one traced operation; no one asks for a retrain.
     let producer = tracing::info_span!("producer sends the flipped world");
@@ -130,7 +135,12 @@ async fn one_heal_is_one_trace_across_every_service() {
     drop(producer);
 
     // The monitor notices, the trainer heals, the registry promotes, the server swaps.
-    stack.answer_from("2", &world, &probe, 60).await;
+    let answered = stack.answer_from("2", &world, &probe, 60).await;
+    assert!(
+        answered.errors.is_empty(),
+        "requests failed while version 2 took over: {:?}",
+        answered.errors
+    );
 
     // The server's swap span ends after it starts serving v2: wait for it to be exported.
     let mut services = BTreeMap::new();

@@ -1,6 +1,8 @@
 //! Hot swap: promotions and rollbacks under load fail no request, and every response comes
 //! from a version that was champion while the request ran; a registry outage keeps the
-//! current champion serving; the reconcile loop catches a missed event.
+//! current champion serving; the reconcile loop catches a missed event. These run on the
+//! in-memory source; `hot_swap_real.rs` proves the load claims (promotions and rollbacks) on
+//! the real registry over gRPC and a real JetStream bus, and `registry_source.rs` the outage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

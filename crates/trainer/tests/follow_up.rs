@@ -1,6 +1,6 @@
 //! Follow-ups: a promotion for performance drift is checked again once enough rows are
 //! labeled after it, with a retrain the trainer requests itself; the chain goes on while each
-//! follow-up wins clearly and ends when one does not.
+//! follow-up wins clearly and ends when one does not. Every scenario runs on both buses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -12,7 +12,7 @@ use mend_bus::{DataLogExt, Window};
 use mend_proto::registry::v1 as pb;
 use mend_trainer::TrainerConfig;
 use mend_trainer::config::GuardPolicy;
-use mend_trainer::follow_up::FollowUpPolicy;
+use mend_trainer::follow_up::{FollowUpPolicy, request_id};
 use mend_trainer::lineage::tags;
 use support::{Backend, Harness, World, concept_a, concept_b, model, noise, test_config};
 
@@ -54,12 +54,12 @@ fn drift(kind: DriftKind) -> DriftDetected {
 }
 
 fn follow_up_of(version: u64) -> impl Fn(&Envelope) -> bool {
-    let id = format!("follow-up-{}-v{version}", model());
-    move |e| e.id == id && matches!(&e.event, Event::RetrainRequested(_))
+    follow_up_again(version, 0)
 }
 
+/// The follow-up request of champion `version` after `attempt` rejected ones (0: the first).
 fn follow_up_again(version: u64, attempt: u32) -> impl Fn(&Envelope) -> bool {
-    let id = format!("follow-up-{}-v{version}-retry{attempt}", model());
+    let id = request_id(&model(), version, attempt);
     move |e| e.id == id && matches!(&e.event, Event::RetrainRequested(_))
 }
 
@@ -78,9 +78,29 @@ async fn performance_drift_promotes_v2(harness: &mut Harness, world: &mut World)
     harness.wait_for(30, promoted(2)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_promotion_for_performance_drift_is_followed_up_while_the_concept_keeps_moving() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+/// Whether the trainer armed a follow-up of `version` when it promoted it: the decision is
+/// made, and recorded in the version's tags, at the promotion. The tag is what the trainer
+/// (and a restarted one) watches labels for, so a version without it is never followed up.
+fn armed(version: u64, versions: &[pb::VersionMetadata]) -> bool {
+    versions
+        .iter()
+        .find(|v| v.version == version)
+        .and_then(|v| v.tags.get(tags::FOLLOW_UP))
+        .is_some_and(|value| value == tags::ARMED)
+}
+
+on_both_backends!(
+    a_promotion_for_performance_drift_is_followed_up_while_the_concept_keeps_moving,
+    a_follow_up_that_does_not_win_by_the_margin_ends_the_chain,
+    a_rejected_follow_up_is_asked_again_while_the_patience_lasts,
+    a_promotion_for_data_drift_is_not_followed_up,
+    a_restarted_trainer_follows_up_the_promotion_the_last_one_armed,
+);
+
+async fn a_promotion_for_performance_drift_is_followed_up_while_the_concept_keeps_moving(
+    backend: Backend,
+) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     harness.start_trainer(config(0.02)).await;
     performance_drift_promotes_v2(&mut harness, &mut world).await;
@@ -121,9 +141,8 @@ async fn a_promotion_for_performance_drift_is_followed_up_while_the_concept_keep
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follow_up_that_does_not_win_by_the_margin_ends_the_chain() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn a_follow_up_that_does_not_win_by_the_margin_ends_the_chain(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     // No candidate beats a champion by a whole accuracy point of 1.0.
     harness.start_trainer(config(1.0)).await;
@@ -132,16 +151,8 @@ async fn a_follow_up_that_does_not_win_by_the_margin_ends_the_chain() {
     harness.wait_for(30, follow_up_of(2)).await;
     harness.wait_for(30, promoted(3)).await;
 
-    // The decision is made, and recorded, at the promotion: version 2's win armed a
-    // follow-up (it came), version 3's narrower one did not. The tag is what the trainer (and
-    // a restarted one) watches labels for, so no follow-up of version 3 can ever come.
-    let armed = |version: u64, versions: &[pb::VersionMetadata]| {
-        versions
-            .iter()
-            .find(|v| v.version == version)
-            .and_then(|v| v.tags.get(tags::FOLLOW_UP))
-            .is_some_and(|value| value == tags::ARMED)
-    };
+    // Version 2's win armed a follow-up (it came), version 3's narrower one did not, so no
+    // follow-up of version 3 can ever come.
     let versions = harness.versions().await;
     assert!(armed(2, &versions), "{versions:?}");
     assert!(
@@ -157,9 +168,8 @@ async fn a_follow_up_that_does_not_win_by_the_margin_ends_the_chain() {
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_follow_up_is_asked_again_while_the_patience_lasts() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn a_rejected_follow_up_is_asked_again_while_the_patience_lasts(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     // Only the flip clears this gate: no candidate trained on noise beats a champion by 0.3.
     let mut config = with_patience(0.0, 1);
@@ -170,6 +180,12 @@ async fn a_rejected_follow_up_is_asked_again_while_the_patience_lasts() {
     harness.append(&world.records(LABELS, &noise())).await;
     harness.wait_for(30, follow_up_of(2)).await;
     harness.wait_for(30, rejected(3)).await;
+    // The follow-up's run is over once its decision is out, and with it the trainer's choice
+    // to ask again, counted from the labels logged at the rejection: only labels logged from
+    // here on count toward the next attempt.
+    let first = request_id(&model(), 2, 0);
+    let decided = harness.final_decision(30, &first).await;
+    assert_eq!(decided.outcome.as_deref(), Some("rejected"), "{decided:?}");
     // Version 2 is followed up once more, as soon as a fresh window (300) of labels is
     // logged after the rejection...
     harness.append(&world.records(300, &noise())).await;
@@ -183,7 +199,13 @@ async fn a_rejected_follow_up_is_asked_again_while_the_patience_lasts() {
         again.reason
     );
     harness.wait_for(30, rejected(4)).await;
-    // ...and the second rejection in a row ends the chain.
+    let second = request_id(&model(), 2, 1);
+    let decided = harness.final_decision(30, &second).await;
+    assert_eq!(decided.outcome.as_deref(), Some("rejected"), "{decided:?}");
+    // ...and the second rejection in a row ends the chain. That is decided in the trainer's
+    // memory and announced nowhere (no tag, no decision: the trigger's decision above is the
+    // last word on it), so no event can say the chain ended. A wrongly armed third attempt
+    // would ask within a poll (100 ms) of the labels it waits for: it is given two seconds.
     harness.append(&world.records(LABELS, &noise())).await;
     harness.drain(Duration::from_secs(2)).await;
     assert!(!harness.events.seen.iter().any(follow_up_again(2, 2)));
@@ -192,31 +214,30 @@ async fn a_rejected_follow_up_is_asked_again_while_the_patience_lasts() {
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_promotion_for_data_drift_is_not_followed_up() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn a_promotion_for_data_drift_is_not_followed_up(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     harness.start_trainer(config(0.02)).await;
     harness.champion_on_a_then_b(&mut world).await;
     harness.publish(drift(DriftKind::Data)).await;
     harness.wait_for(30, promoted(2)).await;
 
+    // Decided at the promotion: no follow-up armed, so none can ever come.
+    let versions = harness.versions().await;
+    assert!(!armed(2, &versions), "{versions:?}");
     harness.append(&world.records(LABELS, &concept_b())).await;
-    harness.drain(Duration::from_secs(2)).await;
     assert!(!harness.events.seen.iter().any(follow_up_of(2)));
     assert_eq!(harness.champion_version().await, Some(2));
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_trainer_follows_up_the_promotion_the_last_one_armed() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn a_restarted_trainer_follows_up_the_promotion_the_last_one_armed(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     harness.start_trainer(config(0.02)).await;
     performance_drift_promotes_v2(&mut harness, &mut world).await;
     let versions = harness.versions().await;
-    let v2 = versions.iter().find(|v| v.version == 2).unwrap();
-    assert_eq!(v2.tags["follow_up"], "armed");
+    assert!(armed(2, &versions), "{versions:?}");
 
     // The trainer that armed the follow-up stops before the labels come; the next one reads
     // it back from the registry.

@@ -1,6 +1,7 @@
 //! The trainer end to end against the real registry: drift → retrain → promote, a noisy
 //! candidate rejected, a burst coalesced, a raw JSON request over real NATS, and a promotion
-//! rolled back by the guard.
+//! rolled back by the guard. Every scenario but the raw `nats pub` runs on both buses (the
+//! in-process one with the SQLite data log, and JetStream for both).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use mend_bus::DataLogExt;
 use mend_bus::events::{Decision, DriftDetected, DriftKind, Event, RetrainRequested, Severity};
+use mend_core::record::LabelRecord;
 use mend_proto::registry::v1 as pb;
 use mend_proto::registry::v1::get_version_request::Selector;
 use mend_trainer::guard::{GUARDED_ALIAS, Guards};
@@ -31,9 +33,22 @@ fn drift() -> DriftDetected {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drift_retrains_registers_with_lineage_and_promotes_a_better_candidate() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+on_both_backends!(
+    drift_retrains_registers_with_lineage_and_promotes_a_better_candidate,
+    a_candidate_trained_on_noise_is_rejected_and_the_champion_stays,
+    ten_duplicate_drift_events_cause_one_retrain,
+    the_guard_rolls_back_a_promotion_that_does_worse_live,
+    a_guard_counts_a_row_labeled_twice_once_and_still_decides,
+    a_guard_cut_short_by_a_restart_resumes_and_rolls_back,
+    a_guard_that_passed_is_not_resumed_after_a_restart,
+    a_version_retrained_from_its_recorded_window_gets_the_same_rows_and_result,
+    after_an_abrupt_change_the_retrain_trains_only_on_rows_since_the_drift_began,
+    a_request_naming_its_window_skips_the_debounce_and_others_wait_it_out,
+    triggers_for_a_model_the_registry_does_not_know_train_nothing,
+);
+
+async fn drift_retrains_registers_with_lineage_and_promotes_a_better_candidate(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     assert_eq!(
         harness
@@ -105,9 +120,8 @@ async fn drift_retrains_registers_with_lineage_and_promotes_a_better_candidate()
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_candidate_trained_on_noise_is_rejected_and_the_champion_stays() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn a_candidate_trained_on_noise_is_rejected_and_the_champion_stays(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     harness
         .seed_champion(&world.records(1_000, &concept_a()))
@@ -117,7 +131,7 @@ async fn a_candidate_trained_on_noise_is_rejected_and_the_champion_stays() {
     harness.append(&world.records(200, &concept_a())).await;
     harness.start_trainer(test_config()).await;
 
-    harness
+    let request = harness
         .publish(RetrainRequested {
             reason: "nightly".into(),
             window: None,
@@ -149,20 +163,17 @@ async fn a_candidate_trained_on_noise_is_rejected_and_the_champion_stays() {
     harness
         .wait_for(5, |e| matches!(&e.event, Event::Alert(a) if a.severity == Severity::Warning && a.text.contains("rejected")))
         .await;
-    harness.drain(Duration::from_millis(500)).await;
-    assert!(
-        !harness
-            .events
-            .seen
-            .iter()
-            .any(|e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2))
-    );
+    // The run is over once the request's decision is out, and the champion never moved, not
+    // even for a moment: the registry's audit log holds every move.
+    let decided = harness.final_decision(30, &request.id).await;
+    assert_eq!(decided.decision, Decision::Acted, "{decided:?}");
+    assert_eq!(decided.outcome.as_deref(), Some("rejected"), "{decided:?}");
+    assert_eq!(harness.champion_moves().await, [1]);
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_duplicate_drift_events_cause_one_retrain() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn ten_duplicate_drift_events_cause_one_retrain(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     harness.champion_on_a_then_b(&mut world).await;
     // No guard: an alarm waits for the guard of the last promotion, and no labels come here.
@@ -170,8 +181,9 @@ async fn ten_duplicate_drift_events_cause_one_retrain() {
     config.guard.rows = 0;
     harness.start_trainer(config).await;
 
+    let mut triggers = Vec::new();
     for _ in 0..10 {
-        harness.publish(drift()).await;
+        triggers.push(harness.publish(drift()).await.id);
     }
     harness
         .wait_for(
@@ -179,8 +191,22 @@ async fn ten_duplicate_drift_events_cause_one_retrain() {
             |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2),
         )
         .await;
-    // Past debounce and cooldown: any second run would have started by now.
-    harness.drain(Duration::from_secs(2)).await;
+    // Every trigger is settled: one led the run, the nine others merged into it. A second run
+    // would need a trigger still waiting, and none is.
+    let mut decided = Vec::new();
+    for id in &triggers {
+        decided.push(harness.final_decision(30, id).await);
+    }
+    let led: Vec<&str> = decided
+        .iter()
+        .filter(|d| d.decision == Decision::Acted)
+        .map(|d| d.trigger_event_id.as_str())
+        .collect();
+    assert_eq!(led.len(), 1, "{decided:?}");
+    for merged in decided.iter().filter(|d| d.decision != Decision::Acted) {
+        assert_eq!(merged.decision, Decision::Merged, "{merged:?}");
+        assert_eq!(merged.run_event_id.as_deref(), Some(led[0]), "{merged:?}");
+    }
     assert_eq!(harness.runs(), 1);
     assert_eq!(harness.versions().await.len(), 2);
     let exposition = harness.metrics.encode().unwrap();
@@ -210,6 +236,8 @@ async fn ten_duplicate_drift_events_cause_one_retrain() {
     harness.stop().await;
 }
 
+/// On JetStream only: what it checks is a plain `nats pub` (core NATS, no headers, no message
+/// id) reaching the trainer through the stream, which the in-process bus has no equivalent of.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_retrain_from_raw_json_over_nats_trains_a_candidate() {
     let mut harness = Harness::start(Backend::JetStream).await;
@@ -253,9 +281,8 @@ async fn a_forced_retrain_from_raw_json_over_nats_trains_a_candidate() {
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_guard_rolls_back_a_promotion_that_does_worse_live() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn the_guard_rolls_back_a_promotion_that_does_worse_live(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     drift_promotes_version_2(&mut harness, &mut world).await;
     // The world goes back to the old concept: version 2 is now worse than version 1.
@@ -280,17 +307,27 @@ async fn the_guard_rolls_back_a_promotion_that_does_worse_live() {
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_guard_counts_a_row_labeled_twice_once_and_still_decides() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn a_guard_counts_a_row_labeled_twice_once_and_still_decides(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     drift_promotes_version_2(&mut harness, &mut world).await;
-    // Back to the old concept, and the first row is labeled again right away: among the
-    // guard's first 200 labels there are only 199 rows.
+    // Back to the old concept, and the first row's label is corrected right away: among the
+    // guard's first 200 labels there are only 199 rows. The correction has another value, as
+    // the log stores a repeat of the same label for the same row once (a retried append).
     let (rows, mut labels) = world.records(300, &concept_a());
-    let again = labels[0].clone();
-    labels.insert(1, again);
-    harness.append(&(rows, labels)).await;
+    let other = labels.iter().find(|l| l.label != labels[0].label).unwrap();
+    let corrected = LabelRecord {
+        label: other.label.clone(),
+        ..labels[0].clone()
+    };
+    labels.insert(1, corrected);
+    harness.data_log.append_rows(&model(), &rows).await.unwrap();
+    let seqs = harness
+        .data_log
+        .append_labels(&model(), &labels)
+        .await
+        .unwrap();
+    assert_ne!(seqs[0], seqs[1], "the row is labeled twice in the log");
 
     assert_rolled_back_from_2_to_1(&mut harness).await;
     harness.stop().await;
@@ -332,9 +369,8 @@ fn guards(harness: &Harness) -> Guards {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_guard_cut_short_by_a_restart_resumes_and_rolls_back() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn a_guard_cut_short_by_a_restart_resumes_and_rolls_back(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     drift_promotes_version_2(&mut harness, &mut world).await;
     // The trainer stops before any label arrives after the promotion; its guard with it.
@@ -352,9 +388,8 @@ async fn a_guard_cut_short_by_a_restart_resumes_and_rolls_back() {
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_guard_that_passed_is_not_resumed_after_a_restart() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn a_guard_that_passed_is_not_resumed_after_a_restart(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     drift_promotes_version_2(&mut harness, &mut world).await;
     let mut verdicts = harness.trainer.as_ref().unwrap().guard_verdicts();
@@ -383,9 +418,10 @@ async fn a_guard_that_passed_is_not_resumed_after_a_restart() {
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_version_retrained_from_its_recorded_window_gets_the_same_rows_and_result() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn a_version_retrained_from_its_recorded_window_gets_the_same_rows_and_result(
+    backend: Backend,
+) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     harness.champion_on_a_then_b(&mut world).await;
     // No guard: the newer rows below would otherwise roll version 2 back.
@@ -451,9 +487,10 @@ fn drift_from(from_seq: u64, to_seq: u64) -> DriftDetected {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_an_abrupt_change_the_retrain_trains_only_on_rows_since_the_drift_began() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn after_an_abrupt_change_the_retrain_trains_only_on_rows_since_the_drift_began(
+    backend: Backend,
+) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     harness
         .seed_champion(&world.records(1_000, &concept_a()))
@@ -511,15 +548,16 @@ async fn after_an_abrupt_change_the_retrain_trains_only_on_rows_since_the_drift_
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_naming_its_window_skips_the_debounce_and_others_wait_it_out() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn a_request_naming_its_window_skips_the_debounce_and_others_wait_it_out(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     harness.champion_on_a_then_b(&mut world).await;
     let mut config = test_config();
     config.guard.rows = 0;
-    // A debounce no test waits out: only a run that skips it can finish here.
+    // A debounce no test waits out: only a run that skips it can finish here. No cooldown
+    // either, so nothing but the debounce stands between one run and the next.
     config.debounce = Duration::from_secs(600);
+    config.cooldown = Duration::ZERO;
     harness.start_trainer(config).await;
     let labels = harness
         .data_log
@@ -527,7 +565,7 @@ async fn a_request_naming_its_window_skips_the_debounce_and_others_wait_it_out()
         .await
         .unwrap();
     let (first, last) = (labels[0].seq, labels[labels.len() - 1].seq);
-    harness
+    let named = harness
         .publish(request_for(
             "on the newest 1,000",
             first,
@@ -535,15 +573,9 @@ async fn a_request_naming_its_window_skips_the_debounce_and_others_wait_it_out()
             labels.len() as u64,
         ))
         .await;
-    // It runs alone whatever the debounce, so it does not wait for one.
-    harness
-        .wait_for(
-            60,
-            |e| matches!(&e.event, Event::ModelTrained(t) if t.version == 2),
-        )
-        .await;
-    assert_eq!(harness.runs(), 1);
-    // A request without a window could be coalesced with others: it waits the debounce out.
+    // Right behind it, a request without a window: it could be coalesced with others, so it
+    // waits the debounce out. Both are on one subject, so the trainer takes them in this
+    // order, and the second comes in while the first runs.
     harness
         .publish(RetrainRequested {
             reason: "the newest rows".into(),
@@ -551,7 +583,12 @@ async fn a_request_naming_its_window_skips_the_debounce_and_others_wait_it_out()
             requested_by: Some("test".into()),
         })
         .await;
-    harness.drain(Duration::from_secs(2)).await;
+    // The named one runs alone whatever the debounce, so it does not wait for one.
+    let decided = harness.final_decision(60, &named.id).await;
+    assert_eq!(decided.decision, Decision::Acted, "{decided:?}");
+    assert_eq!(decided.version, Some(2), "{decided:?}");
+    // Its run is over, and the next one, with only the debounce before it, has not started.
+    assert_eq!(harness.versions().await.len(), 2);
     assert_eq!(harness.runs(), 1);
     harness.stop().await;
 }
@@ -559,9 +596,8 @@ async fn a_request_naming_its_window_skips_the_debounce_and_others_wait_it_out()
 /// Finding 5 of issue 16: a trigger is a hint. Forged drift alarms and requests for a model the
 /// registry has never seen, with plenty of labeled rows in the log, train nothing: each ends in
 /// a decision that says why, and the registry still knows no such model.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn triggers_for_a_model_the_registry_does_not_know_train_nothing() {
-    let mut harness = Harness::start(Backend::JetStream).await;
+async fn triggers_for_a_model_the_registry_does_not_know_train_nothing(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     harness.append(&world.records(1_000, &concept_b())).await;
     harness.start_trainer(test_config()).await;

@@ -1,6 +1,7 @@
 //! Idempotency and failure: a retrain repeated for the same event reuses its version, one
 //! interrupted between registering and promoting is finished exactly once, repeated failures
-//! end in an alert and a dead letter, and schedules request retrains.
+//! end in an alert and a dead letter, schedules request retrains, and a trigger in the hands of
+//! a trainer that stops is left for the next one. Every scenario runs on both buses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mend_bus::events::{Event, Severity};
+use mend_bus::events::{Decision, DriftDetected, DriftKind, Event, Severity};
 use mend_client::RegistryClient;
 use mend_proto::registry::v1 as pb;
 use mend_trainer::follow_up::FollowUps;
@@ -48,6 +49,19 @@ fn healer(harness: &Harness) -> Healer {
     }
 }
 
+fn performance_drift() -> DriftDetected {
+    DriftDetected {
+        kind: DriftKind::Performance,
+        window: Default::default(),
+        features: Vec::new(),
+        dataset_share: 0.5,
+        dataset_drift: true,
+        report_id: None,
+        champion_version: Some(1),
+        metrics: Default::default(),
+    }
+}
+
 fn trigger(id: &str) -> RetrainTrigger {
     RetrainTrigger {
         event_id: id.into(),
@@ -61,9 +75,17 @@ fn trigger(id: &str) -> RetrainTrigger {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_event_twice_trains_once() {
-    let harness = Harness::start(Backend::InProcess).await;
+on_both_backends!(
+    the_same_event_twice_trains_once,
+    a_run_interrupted_after_registering_is_promoted_once_on_restart,
+    repeated_failures_back_off_then_alert_and_dead_letter,
+    a_schedule_requests_retrains_with_its_reason,
+    a_trainer_stopped_before_its_run_leaves_the_event_for_the_next_one,
+    a_champion_moved_by_someone_else_is_never_overwritten,
+);
+
+async fn the_same_event_twice_trains_once(backend: Backend) {
+    let harness = Harness::start(backend).await;
     let mut world = World::new();
     harness.champion_on_a_then_b(&mut world).await;
     let healer = healer(&harness);
@@ -83,9 +105,8 @@ async fn the_same_event_twice_trains_once() {
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_interrupted_after_registering_is_promoted_once_on_restart() {
-    let harness = Harness::start(Backend::InProcess).await;
+async fn a_run_interrupted_after_registering_is_promoted_once_on_restart(backend: Backend) {
+    let harness = Harness::start(backend).await;
     let mut world = World::new();
     let champion = world.records(1_000, &concept_a());
     harness.seed_champion(&champion).await;
@@ -145,9 +166,8 @@ async fn a_run_interrupted_after_registering_is_promoted_once_on_restart() {
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_failures_back_off_then_alert_and_dead_letter() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn repeated_failures_back_off_then_alert_and_dead_letter(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     // A registry nobody serves: every attempt fails as unavailable.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = closed.local_addr().unwrap();
@@ -204,9 +224,8 @@ async fn repeated_failures_back_off_then_alert_and_dead_letter() {
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_schedule_requests_retrains_with_its_reason() {
-    let mut harness = Harness::start(Backend::InProcess).await;
+async fn a_schedule_requests_retrains_with_its_reason(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     harness.champion_on_a_then_b(&mut world).await;
     let mut config = test_config();
@@ -236,55 +255,56 @@ async fn a_schedule_requests_retrains_with_its_reason() {
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trainer_stopped_before_its_run_leaves_the_event_for_the_next_one_over_nats() {
-    let mut harness = Harness::start(Backend::JetStream).await;
+async fn a_trainer_stopped_before_its_run_leaves_the_event_for_the_next_one(backend: Backend) {
+    let mut harness = Harness::start(backend).await;
     let mut world = World::new();
     harness.champion_on_a_then_b(&mut world).await;
-    let mut slow = test_config();
-    slow.debounce = Duration::from_secs(5);
-    harness.start_trainer(slow).await;
+    // A debounce no test waits out: the first trainer holds the trigger until it stops.
+    let mut holding = test_config();
+    holding.debounce = Duration::from_secs(600);
+    harness.start_trainer(holding).await;
 
-    let trigger = harness
-        .publish(mend_bus::events::RetrainRequested {
-            reason: "before the restart".into(),
-            window: None,
-            requested_by: None,
-        })
-        .await;
-    // The trigger is in hand (waiting out its debounce) when the trainer stops.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(harness.runs(), 0);
-    harness.restart_trainer(test_config()).await;
-
-    harness
-        .wait_for(
-            60,
-            |e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2),
-        )
-        .await;
-    // The second trainer's final decision on the trigger: it is settled, not left to run again.
+    // A drift alarm, because the trainer says when it has one in hand: it raises the drift
+    // alert on the first delivery, then queues the trigger for its run. A trigger in hand at
+    // shutdown is handed back to the bus, for the next trainer.
+    let trigger = harness.publish(performance_drift()).await;
     harness
         .wait_for(30, |e| {
-            matches!(&e.event, Event::RetrainDecided(d)
-                if d.trigger_event_id == trigger.id && d.decision == mend_bus::events::Decision::Acted)
+            matches!(&e.event, Event::Alert(a)
+                if a.related_event_id.as_deref() == Some(trigger.id.as_str())
+                    && a.text.contains("drift detected"))
         })
         .await;
+    assert_eq!(harness.runs(), 0, "the trigger waits out its debounce");
+    harness.restart_trainer(test_config()).await;
+
+    // The second trainer's final decision on the trigger: it ran it, and the run is over.
+    let decided = harness.final_decision(60, &trigger.id).await;
+    assert_eq!(decided.decision, Decision::Acted, "{decided:?}");
+    assert_eq!(decided.outcome.as_deref(), Some("promoted"), "{decided:?}");
+    assert_eq!(decided.version, Some(2), "{decided:?}");
     assert_eq!(harness.runs(), 1);
     assert_eq!(harness.versions().await.len(), 2);
-    let promotions = harness
-        .events
-        .seen
-        .iter()
-        .filter(|e| matches!(&e.event, Event::ModelPromoted(p) if p.version == 2))
-        .count();
-    assert_eq!(promotions, 1);
+    // On record: one decision on the trigger (the first trainer made none, it only handed the
+    // trigger back), and one move of the champion to version 2.
+    let on_record: Vec<String> = harness
+        .registry
+        .audit("churn")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            r.action == pb::AuditAction::Decision as i32 && r.trigger_event_id == trigger.id
+        })
+        .map(|r| r.decision)
+        .collect();
+    assert_eq!(on_record, ["acted"]);
+    assert_eq!(harness.champion_moves().await, [1, 2]);
     harness.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_champion_moved_by_someone_else_is_never_overwritten() {
-    let harness = Harness::start(Backend::InProcess).await;
+async fn a_champion_moved_by_someone_else_is_never_overwritten(backend: Backend) {
+    let harness = Harness::start(backend).await;
     let mut world = World::new();
     harness.champion_on_a_then_b(&mut world).await;
     let healer = healer(&harness);

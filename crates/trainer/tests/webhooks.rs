@@ -1,5 +1,5 @@
 //! Alerts reach webhooks as signed JSON, retried past a failing attempt; a tiny TCP server
-//! in the test plays the receiver.
+//! in the test plays the receiver. The trainer's forwarding runs on both buses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -92,10 +92,11 @@ async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<Received>
     (url, received)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_drift_alert_reaches_the_webhook_signed_after_a_failed_attempt() {
+on_both_backends!(a_drift_alert_reaches_the_webhook_signed_after_a_failed_attempt);
+
+async fn a_drift_alert_reaches_the_webhook_signed_after_a_failed_attempt(backend: Backend) {
     let (url, mut received) = receiver(1).await;
-    let mut harness = Harness::start(Backend::InProcess).await;
+    let mut harness = Harness::start(backend).await;
     let mut config = test_config();
     config.webhooks = WebhookConfig {
         urls: vec![url.parse::<HttpUrl>().unwrap()],
@@ -154,6 +155,7 @@ async fn a_drift_alert_reaches_the_webhook_signed_after_a_failed_attempt() {
     harness.stop().await;
 }
 
+/// No bus: `deliver` itself against the receivers, so there is nothing to run on JetStream.
 #[tokio::test]
 async fn delivery_gives_up_after_its_attempts_and_times_out_a_silent_receiver() {
     let (url, mut received) = receiver(usize::MAX).await;

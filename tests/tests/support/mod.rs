@@ -117,6 +117,15 @@ where
     }
 }
 
+/// What [`Stack::answer_from`] saw while it waited for a version.
+#[derive(Debug)]
+pub struct Answered {
+    /// The version's labels for the probe.
+    pub labels: Vec<String>,
+    /// Requests that failed once the server had answered a first time.
+    pub errors: Vec<tonic::Status>,
+}
+
 /// What a stack runs.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -156,6 +165,9 @@ pub struct Stack {
     pub vars: HashMap<String, String>,
     /// Every `model.*` event, as announced.
     pub events: EventRecorder,
+    /// Whether the server has answered an inference request yet: errors before that are its
+    /// start-up (nothing loaded yet), errors after it are failed requests.
+    answered_once: bool,
     shutdown: Shutdown,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     next_id: u64,
@@ -325,6 +337,7 @@ pub async fn start_with(options: Options) -> Stack {
         trainer,
         vars,
         events,
+        answered_once: false,
         shutdown,
         tasks,
         next_id: 0,
@@ -381,7 +394,9 @@ impl Stack {
                 .await;
             if !matches!(&request, Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::Unavailable)
             {
-                return infer(&mut self.oip, world, probe).await.unwrap();
+                let answer = infer(&mut self.oip, world, probe).await.unwrap();
+                self.answered_once = true;
+                return answer;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -442,24 +457,45 @@ impl Stack {
         raw.flush().await.unwrap();
     }
 
-    /// Polls the server until it answers with `version`; returns its labels for `probe`.
+    /// Polls the server until it answers with `version`; returns its labels for `probe`, and
+    /// every request that failed on the way once the server had answered a first time (a
+    /// swap, a dependency restarting or a registry outage must fail none: callers assert
+    /// that). Before the server's first answer, NOT_FOUND and UNAVAILABLE mean it is still
+    /// loading its first champion, and are not counted.
     pub async fn answer_from(
         &mut self,
         version: &str,
         world: &Generator,
         probe: &Sample,
         seconds: u64,
-    ) -> Vec<String> {
+    ) -> Answered {
         let mut last = None;
+        let mut errors = Vec::new();
         for _ in 0..seconds * 10 {
-            // Errors are expected while a dependency restarts; keep asking.
             match infer(&mut self.oip, world, probe).await {
-                Ok((v, labels)) if v == version => return labels,
-                other => last = Some(other.map(|(v, _)| v)),
+                Ok((v, labels)) => {
+                    self.answered_once = true;
+                    if v == version {
+                        return Answered { labels, errors };
+                    }
+                    last = Some(Ok(v));
+                }
+                Err(status) => {
+                    let loading = matches!(
+                        status.code(),
+                        tonic::Code::NotFound | tonic::Code::Unavailable
+                    );
+                    if self.answered_once || !loading {
+                        errors.push(status.clone());
+                    }
+                    last = Some(Err(status));
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("version {version} was not served within {seconds} s; last answer: {last:?}");
+        panic!(
+            "version {version} was not served within {seconds} s; last answer: {last:?}; failed requests: {errors:?}"
+        );
     }
 
     /// Waits for an announced event matching `predicate` (earlier ones included).

@@ -35,6 +35,26 @@ pub enum Backend {
     JetStream,
 }
 
+/// Runs each listed scenario, an `async fn name(backend: Backend)` at the root of the test
+/// file, as two tests: `name::in_process` (the in-process bus and the SQLite data log) and
+/// `name::on_jetstream` (a real `nats-server -js` for both).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn in_process() {
+                super::$scenario($crate::support::Backend::InProcess).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_jetstream() {
+                super::$scenario($crate::support::Backend::JetStream).await;
+            }
+        }
+    )*};
+}
+
 pub fn model() -> ModelName {
     ModelName::new("churn").unwrap()
 }
@@ -150,67 +170,7 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(backend: Backend) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let (bus, jetstream, data_log, nats): (Arc<dyn Bus>, _, Arc<dyn DataLog>, _) = match backend
-        {
-            Backend::InProcess => (
-                Arc::new(InProcessBus::default()),
-                None,
-                Arc::new(SqliteDataLog::open(dir.path()).unwrap()),
-                None,
-            ),
-            Backend::JetStream => {
-                let server = tokio::task::spawn_blocking(NatsServer::start)
-                    .await
-                    .unwrap()
-                    .expect("nats-server starts");
-                let bus = JetStreamBus::connect(&server.url(), JetStreamConfig::default())
-                    .await
-                    .unwrap();
-                (
-                    Arc::new(bus.clone()),
-                    Some(bus.clone()),
-                    Arc::new(JetStreamDataLog::new(bus)),
-                    Some(server),
-                )
-            }
-        };
-        let store = SqliteStore::open_in_dir(dir.path().join("registry"))
-            .await
-            .unwrap();
-        let config = MendConfig::from_map(&HashMap::new()).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let registry_shutdown = Shutdown::new();
-        let deps = RegistryDeps {
-            store: Arc::new(store),
-            bus: Some(Arc::clone(&bus)),
-        };
-        tokio::spawn({
-            let shutdown = registry_shutdown.clone();
-            async move { mend_registry::run(&config, deps, listener, shutdown).await }
-        });
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
-        let registry = RegistryClient::connect_lazy(&endpoint, None);
-        let events = EventRecorder::subscribe(
-            Arc::clone(&bus),
-            ConsumerSpec::new("observer", ["model.>", "alert.>", "retrain.>"]).batch(64),
-        )
-        .await
-        .unwrap();
-        Harness {
-            bus,
-            jetstream,
-            data_log,
-            registry,
-            trainer: None,
-            trainer_shutdown: CancellationToken::new(),
-            metrics: Metrics::new(),
-            events,
-            registry_shutdown,
-            _dir: dir,
-            nats,
-        }
+        Harness::start_with_store(backend, |store| store).await
     }
 
     pub fn deps(&self) -> TrainerDeps {
@@ -283,6 +243,41 @@ impl Harness {
             .unwrap()
     }
 
+    /// Every version the champion alias was moved to, in order (the seeded version 1 first),
+    /// from the registry's audit log: a move undone at once is still on it.
+    pub async fn champion_moves(&self) -> Vec<u64> {
+        mend_trainer::registry::audit(&self.registry, "churn")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| {
+                r.action == pb::AuditAction::SetAlias as i32 && r.alias == mend_client::CHAMPION
+            })
+            .map(|r| r.version)
+            .collect()
+    }
+
+    /// Waits for the trainer's final decision (anything but a deferral) on the trigger `id`.
+    /// Once it is out, the run that settled the trigger is over: the trainer records and
+    /// announces it after everything that run did.
+    pub async fn final_decision(
+        &mut self,
+        seconds: u64,
+        id: &str,
+    ) -> mend_bus::events::RetrainDecided {
+        let decided = self
+            .wait_for(seconds, |e| {
+                matches!(&e.event, Event::RetrainDecided(d)
+                    if d.trigger_event_id == id
+                        && d.decision != mend_bus::events::Decision::Deferred)
+            })
+            .await;
+        let Event::RetrainDecided(decided) = decided.event else {
+            unreachable!()
+        };
+        decided
+    }
+
     pub async fn publish(&self, event: impl Into<Event>) -> Envelope {
         let envelope = Envelope::new(model(), event);
         publish_event(self.bus.as_ref(), &envelope).await.unwrap();
@@ -318,5 +313,79 @@ impl Harness {
             within(20, trainer.wait()).await;
         }
         self.registry_shutdown.trigger();
+    }
+}
+
+/// The storage behind the harness's registry service.
+pub type Store = Arc<dyn mend_registry::RegistryStore>;
+
+impl Harness {
+    /// [`Harness::start`] with the registry service's store seen through `wrap`: a test can
+    /// stand between the real registry service and its storage, e.g. to let another actor act
+    /// the moment a given change arrives (a race made deterministic). Everything else is as
+    /// in [`Harness::start`].
+    pub async fn start_with_store(backend: Backend, wrap: impl FnOnce(Store) -> Store) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let (bus, jetstream, data_log, nats): (Arc<dyn Bus>, _, Arc<dyn DataLog>, _) = match backend
+        {
+            Backend::InProcess => (
+                Arc::new(InProcessBus::default()),
+                None,
+                Arc::new(SqliteDataLog::open(dir.path()).unwrap()),
+                None,
+            ),
+            Backend::JetStream => {
+                let server = tokio::task::spawn_blocking(NatsServer::start)
+                    .await
+                    .unwrap()
+                    .expect("nats-server starts");
+                let bus = JetStreamBus::connect(&server.url(), JetStreamConfig::default())
+                    .await
+                    .unwrap();
+                (
+                    Arc::new(bus.clone()),
+                    Some(bus.clone()),
+                    Arc::new(JetStreamDataLog::new(bus)),
+                    Some(server),
+                )
+            }
+        };
+        let store = SqliteStore::open_in_dir(dir.path().join("registry"))
+            .await
+            .unwrap();
+        let config = MendConfig::from_map(&HashMap::new()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let registry_shutdown = Shutdown::new();
+        let store: Store = Arc::new(store);
+        let deps = RegistryDeps {
+            store: wrap(store),
+            bus: Some(Arc::clone(&bus)),
+        };
+        tokio::spawn({
+            let shutdown = registry_shutdown.clone();
+            async move { mend_registry::run(&config, deps, listener, shutdown).await }
+        });
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+        let registry = RegistryClient::connect_lazy(&endpoint, None);
+        let events = EventRecorder::subscribe(
+            Arc::clone(&bus),
+            ConsumerSpec::new("observer", ["model.>", "alert.>", "retrain.>"]).batch(64),
+        )
+        .await
+        .unwrap();
+        Harness {
+            bus,
+            jetstream,
+            data_log,
+            registry,
+            trainer: None,
+            trainer_shutdown: CancellationToken::new(),
+            metrics: Metrics::new(),
+            events,
+            registry_shutdown,
+            _dir: dir,
+            nats,
+        }
     }
 }
