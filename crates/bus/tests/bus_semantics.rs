@@ -710,25 +710,121 @@ mod tests {
         again.ack().await.unwrap();
     }
 
+    /// The server-side consumer of `durable` (one filter, on the events stream) as nats-server
+    /// sees it now.
+    async fn consumer_info(
+        harness: &Harness,
+        durable: &str,
+    ) -> async_nats::jetstream::consumer::Info {
+        use futures::StreamExt;
+        let jetstream = harness.jetstream.as_ref().expect("a JetStream harness");
+        let stream = jetstream
+            .jetstream()
+            .get_stream(mend_bus::subjects::EVENTS_STREAM)
+            .await
+            .unwrap();
+        let prefix = format!("{durable}__");
+        let names: Vec<String> = stream
+            .consumer_names()
+            .map(|name| name.unwrap())
+            .collect()
+            .await;
+        let ours: Vec<&String> = names
+            .iter()
+            .filter(|name| name.starts_with(&prefix))
+            .collect();
+        assert_eq!(ours.len(), 1, "one consumer per filter: {names:?}");
+        stream.consumer_info(ours[0]).await.unwrap()
+    }
+
+    /// When the bus handed out the `attempt`-th delivery of `durable`, by the bus's own clock,
+    /// so the test's scheduling does not enter it. The in-process bus runs on tokio's clock,
+    /// paused for it, which does not move while anything is ready to run: "now" (since
+    /// `origin`) is still the moment it delivered. nats-server records the time of its latest
+    /// delivery on the consumer (since the Unix epoch here); with one message per pull and
+    /// no pull waiting, that is the `attempt`-th.
+    async fn handed_out_at(
+        harness: &Harness,
+        durable: &str,
+        attempt: u64,
+        origin: tokio::time::Instant,
+    ) -> Duration {
+        if harness.jetstream.is_none() {
+            return origin.elapsed();
+        }
+        let info = consumer_info(harness, durable).await;
+        assert_eq!(info.delivered.consumer_sequence, attempt, "{info:?}");
+        let at = info
+            .delivered
+            .last_active
+            .expect("nats-server records its deliveries");
+        Duration::try_from(at - time::OffsetDateTime::UNIX_EPOCH).unwrap()
+    }
+
     pub async fn backoff_spaces_redeliveries(backend: Backend) {
+        if backend == Backend::InProcess {
+            // Its redelivery timers are tokio timers: on a paused clock the spacing is exact,
+            // and a virtual wait in which nothing is delivered proves nothing was due.
+            tokio::time::pause();
+        }
         let harness = Harness::start(backend).await;
-        // The default ack wait is 30 s: only the backoff can bring these back in time.
+        let backoff = [Duration::from_millis(300), Duration::from_millis(900)];
+        // The default ack wait is 30 s: only the backoff can bring these back within the 10 s
+        // each is waited for. One message per pull (the default batch), never settled.
         let spec = ConsumerSpec::new("backing-off", ["alert.*"])
             .max_deliver(Some(3))
-            .backoff(vec![Duration::from_millis(300), Duration::from_millis(900)]);
+            .backoff(backoff.to_vec());
         let mut subscription = harness.bus.consume(spec).await.unwrap();
+        let origin = tokio::time::Instant::now();
         publish_event(harness.bus.as_ref(), &alert("slow"))
             .await
             .unwrap();
-        let mut arrivals = Vec::new();
-        while let Some(delivery) = next_within(&mut subscription, Duration::from_secs(4)).await {
-            arrivals.push((delivery.delivered, tokio::time::Instant::now()));
+        let mut handed_out = Vec::new();
+        for attempt in 1..=3 {
+            let delivery = next_within(&mut subscription, Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|| panic!("delivery {attempt} did not come within 10 s"));
+            assert_eq!(delivery.delivered, attempt);
+            handed_out.push(handed_out_at(&harness, "backing-off", attempt, origin).await);
         }
-        let attempts: Vec<u64> = arrivals.iter().map(|(delivered, _)| *delivered).collect();
-        assert_eq!(attempts, [1, 2, 3]);
-        let first_gap = arrivals[1].1 - arrivals[0].1;
-        let second_gap = arrivals[2].1 - arrivals[1].1;
-        assert!(first_gap >= Duration::from_millis(250), "{first_gap:?}");
-        assert!(second_gap >= Duration::from_millis(800), "{second_gap:?}");
+        for (i, wait) in backoff.iter().enumerate() {
+            let gap = handed_out[i + 1].saturating_sub(handed_out[i]);
+            assert!(
+                gap >= *wait,
+                "redelivery {} after {gap:?}, backoff {wait:?}",
+                i + 2
+            );
+            if backend == Backend::InProcess {
+                // To the millisecond: tokio rounds a timer up to the next one.
+                assert!(
+                    gap < *wait + Duration::from_millis(5),
+                    "{gap:?} for {wait:?}"
+                );
+            }
+        }
+
+        // Three deliveries were allowed, so none more.
+        match backend {
+            Backend::InProcess => {
+                // Virtual seconds: every timer due in them fires before the wait ends.
+                let fourth = next_within(&mut subscription, Duration::from_secs(10)).await;
+                assert!(fourth.is_none(), "delivered again: {fourth:?}");
+            }
+            Backend::JetStream => {
+                // nats-server gives up on the message (drops it from the pending acks) once a
+                // fourth delivery would be due; a pull of ours waits meanwhile and must not get
+                // it.
+                let next = subscription.next();
+                let gave_up = async {
+                    while consumer_info(&harness, "backing-off").await.num_ack_pending > 0 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                };
+                tokio::select! {
+                    fourth = next => panic!("delivered again: {fourth:?}"),
+                    () = gave_up => {}
+                }
+            }
+        }
     }
 }

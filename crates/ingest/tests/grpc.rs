@@ -17,6 +17,7 @@ use mend_bus::{
 use mend_core::record::Value;
 use mend_ingest::{InMemorySchemaSource, IngestConfig};
 use mend_proto::ingest::v1 as pb;
+use prost::Message as _;
 use tokio::sync::Semaphore;
 use tonic::Code;
 
@@ -309,11 +310,12 @@ async fn unknown_models_reject_their_rows_and_an_unreachable_registry_is_unavail
     service.stop().await;
 }
 
-/// A data log whose appends wait until the test lets them through.
+/// A data log whose appends wait until the test lets them through, counting the ones done.
 #[derive(Debug)]
 struct LatchedLog {
     inner: SqliteDataLog,
     latch: Semaphore,
+    appended: AtomicUsize,
 }
 
 #[async_trait]
@@ -325,7 +327,9 @@ impl DataLog for LatchedLog {
         entries: Vec<(Bytes, Option<String>)>,
     ) -> Result<Vec<mend_bus::Stored>, DataLogError> {
         self.latch.acquire().await.unwrap().forget();
-        self.inner.append_keyed(model, kind, entries).await
+        let stored = self.inner.append_keyed(model, kind, entries).await;
+        self.appended.fetch_add(1, Ordering::SeqCst);
+        stored
     }
 
     async fn read_raw(
@@ -346,12 +350,41 @@ impl DataLog for LatchedLog {
     }
 }
 
+/// Batch `b` of producer `stream`: 100 rows of about 640 bytes, about 64 KiB.
+fn padded_batch(stream: usize, b: usize) -> pb::RowBatch {
+    let padding = "p".repeat(600);
+    pb::RowBatch {
+        model: "churn".into(),
+        rows: (0..100)
+            .map(|r| {
+                row(
+                    &format!("{stream}-{b}-{r}"),
+                    &[("age", number(1.0)), ("plan", text(&padding))],
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Polls `ready` every millisecond until it holds, for up to 20 s.
+async fn until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 #[tokio::test]
 async fn fast_producers_are_held_back_while_appends_are_slow() {
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(LatchedLog {
         inner: SqliteDataLog::open(dir.path()).unwrap(),
         latch: Semaphore::new(0),
+        appended: AtomicUsize::new(0),
     });
     let schemas = Arc::new(InMemorySchemaSource::new());
     schemas.promote("churn", churn_schema(true));
@@ -363,59 +396,69 @@ async fn fast_producers_are_held_back_while_appends_are_slow() {
     };
     let service = start(config, schemas, log.clone(), None).await;
 
-    // 4 concurrent streams of 50 batches of about 60 KiB (12 MiB in all), produced lazily
+    // 4 concurrent streams of 50 batches of about 64 KiB (12.5 MiB in all), produced lazily
     // and counted. Each stream alone could queue 3 batches; together they must stay under
-    // the shared in-flight budget.
+    // the shared in-flight budget. Every time a batch is produced, its lead over the appends
+    // done is recorded: what the server holds in flight plus what HTTP/2 flow control lets
+    // each stream buffer (a 1 MiB window, about 16 batches), well under half of the batches.
     const STREAMS: usize = 4;
     const BATCHES: usize = 50;
+    const TOTAL: usize = STREAMS * BATCHES;
+    // The longest ids, so the largest batch: with less budget left than this, no batch fits.
+    let largest = padded_batch(STREAMS - 1, BATCHES - 1).encoded_len() as i64;
     let produced = Arc::new(AtomicUsize::new(0));
+    let max_lead = Arc::new(AtomicUsize::new(0));
     let mut calls = Vec::new();
     for stream in 0..STREAMS {
         let mut client = service.client().await;
         let counter = Arc::clone(&produced);
-        let padding = "p".repeat(600);
+        let lead = Arc::clone(&max_lead);
+        let log = Arc::clone(&log);
         let batches = tokio_stream::StreamExt::map(tokio_stream::iter(0..BATCHES), move |b| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            pb::RowBatch {
-                model: "churn".into(),
-                rows: (0..100)
-                    .map(|r| {
-                        row(
-                            &format!("{stream}-{b}-{r}"),
-                            &[("age", number(1.0)), ("plan", text(&padding))],
-                        )
-                    })
-                    .collect(),
-            }
+            let made = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let appended = log.appended.load(Ordering::SeqCst);
+            lead.fetch_max(made.saturating_sub(appended), Ordering::SeqCst);
+            padded_batch(stream, b)
         });
         calls.push(tokio::spawn(
             async move { client.ingest_rows(batches).await },
         ));
     }
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let pulled = produced.load(Ordering::SeqCst);
-    assert!(
-        pulled < STREAMS * BATCHES / 2,
-        "with appends stalled the producers must be held back, but {pulled} of {} batches were produced",
-        STREAMS * BATCHES
-    );
-    let in_flight = |metrics: String| -> i64 {
-        metrics
+    let in_flight = || -> i64 {
+        let held: i64 = service
+            .metrics
+            .encode()
+            .unwrap()
             .lines()
             .find_map(|line| line.strip_prefix("mend_ingest_in_flight_bytes "))
             .unwrap()
             .trim()
             .parse()
-            .unwrap()
+            .unwrap();
+        assert!(
+            held <= IN_FLIGHT,
+            "in flight: {held} bytes, budget {IN_FLIGHT}"
+        );
+        held
     };
-    let held = in_flight(service.metrics.encode().unwrap());
-    assert!(
-        held > IN_FLIGHT / 2 && held <= IN_FLIGHT,
-        "in flight: {held} bytes, budget {IN_FLIGHT}"
-    );
-
-    log.latch.add_permits(STREAMS * BATCHES);
+    let budget_full = || IN_FLIGHT - in_flight() < largest;
+    // With every append stalled, the streams fill the budget: no other batch can get in.
+    until("the in-flight budget to fill up", budget_full).await;
+    // Then the appends go through one at a time, each time until the budget is full again
+    // (or everything has been produced), so the producers are tried at every stage, not
+    // only while everything is stalled.
+    let mut released = 0;
+    while produced.load(Ordering::SeqCst) < TOTAL {
+        log.latch.add_permits(1);
+        released += 1;
+        until("an append and the budget to fill up again", || {
+            log.appended.load(Ordering::SeqCst) >= released
+                && (budget_full() || produced.load(Ordering::SeqCst) == TOTAL)
+        })
+        .await;
+    }
+    log.latch.add_permits(TOTAL - released);
     for call in calls {
         let summary = tokio::time::timeout(Duration::from_secs(60), call)
             .await
@@ -425,8 +468,14 @@ async fn fast_producers_are_held_back_while_appends_are_slow() {
             .into_inner();
         assert_eq!(summary.accepted as usize, BATCHES * 100);
     }
-    assert_eq!(produced.load(Ordering::SeqCst), STREAMS * BATCHES);
-    assert_eq!(in_flight(service.metrics.encode().unwrap()), 0);
+    let lead = max_lead.load(Ordering::SeqCst);
+    assert!(
+        lead < TOTAL / 2,
+        "with appends slow the producers must be held back, but they got {lead} of {TOTAL} batches ahead of the appends"
+    );
+    assert_eq!(produced.load(Ordering::SeqCst), TOTAL);
+    assert_eq!(log.appended.load(Ordering::SeqCst), TOTAL);
+    assert_eq!(in_flight(), 0);
     service.stop().await;
 }
 

@@ -10,6 +10,9 @@
 //!   accuracy, and the last window's label-free estimate.
 //! - `monitor_events_total{model, kind}`: `drift.detected` events published, by drift kind.
 //! - `monitor_models_watched`: models whose loop runs (the allow-list, or those discovered).
+//! - `monitor_state_save_failures_total{model}`: failed saves of a model's position and
+//!   episodes (a tick that cannot save resumes from the last saved state; a rejection whose
+//!   re-arm cannot be saved is not acknowledged, so it is heard again).
 
 use std::sync::atomic::AtomicU64;
 
@@ -47,6 +50,7 @@ pub struct MonitorMetrics {
     estimated_accuracy: Family<ModelLabel, FloatGauge>,
     events: Family<KindLabel, Counter>,
     watched: Gauge,
+    state_save_failures: Family<ModelLabel, Counter>,
 }
 
 impl MonitorMetrics {
@@ -65,6 +69,7 @@ impl MonitorMetrics {
             estimated_accuracy: Family::default(),
             events: Family::default(),
             watched: Gauge::default(),
+            state_save_failures: Family::default(),
         };
         metrics.register(
             "monitor_models_watched",
@@ -101,6 +106,11 @@ impl MonitorMetrics {
             "drift.detected events published, by kind",
             this.events.clone(),
         );
+        metrics.register(
+            "monitor_state_save_failures",
+            "Saves of a model's monitor state (position and episodes) that failed",
+            this.state_save_failures.clone(),
+        );
         this
     }
 
@@ -133,6 +143,14 @@ impl MonitorMetrics {
                 model: model.to_owned(),
             })
             .set(accuracy);
+    }
+
+    pub(crate) fn state_save_failed(&self, model: &str) {
+        self.state_save_failures
+            .get_or_create(&ModelLabel {
+                model: model.to_owned(),
+            })
+            .inc();
     }
 
     pub(crate) fn event(&self, model: &str, kind: &'static str) {

@@ -22,7 +22,7 @@ use crate::config::MonitorConfig;
 use crate::follow::Signals;
 use crate::metrics::MonitorMetrics;
 use crate::reports::ReportStore;
-use crate::state::StateStore;
+use crate::state::{ModelState, StateStore};
 use crate::tracker::{Entry, Outputs, Tracker, TrackerSettings};
 
 /// Everything one model's loop uses.
@@ -154,7 +154,7 @@ impl Worker {
             true
         } else {
             tracing::info!(model = %self.model, kinds = ?rearmed.iter().map(|kind| kind_name(*kind)).collect::<Vec<_>>(), "retrain rejected: the next drifted verdict announces again");
-            match self.parts.states.save(&self.model, &tracker.state).await {
+            match self.save(&tracker.state).await {
                 Ok(()) => true,
                 Err(error) => {
                     tracing::warn!(model = %self.model, %error, "cannot save the monitor state");
@@ -203,10 +203,19 @@ impl Worker {
             tracing::info!(model = %self.model, version = champion.version, resume_seq = state.resume_seq, "new champion: switching the reference and starting a fresh episode");
         }
         let tracker = Tracker::new(self.model.clone(), self.settings(), champion, state);
-        if let Err(error) = self.parts.states.save(&self.model, &tracker.state).await {
+        if let Err(error) = self.save(&tracker.state).await {
             tracing::warn!(model = %self.model, %error, "cannot save the monitor state");
         }
         tracker
+    }
+
+    /// Saves the model's state, counting a failure.
+    async fn save(&self, state: &ModelState) -> std::io::Result<()> {
+        let saved = self.parts.states.save(&self.model, state).await;
+        if saved.is_err() {
+            self.parts.metrics.state_save_failed(self.model.as_str());
+        }
+        saved
     }
 
     async fn latest_seq(&self) -> Result<Option<u64>, mend_bus::DataLogError> {
@@ -350,7 +359,7 @@ impl Worker {
             }
             self.parts.metrics.event(model, kind);
         }
-        self.parts.states.save(&self.model, &tracker.state).await?;
+        self.save(&tracker.state).await?;
         Ok(())
     }
 }

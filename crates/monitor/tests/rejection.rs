@@ -50,6 +50,17 @@ async fn data_rearm_saved(states: &StateStore, what: &str) {
     .await;
 }
 
+/// `mend_monitor_state_save_failures_total` for the model, 0 before the first failure.
+fn save_failures(monitor: &Running) -> u64 {
+    let text = monitor.metrics.encode().unwrap();
+    text.lines()
+        .find(|line| {
+            line.starts_with("mend_monitor_state_save_failures_total{")
+                && line.contains(&format!("model=\"{MODEL}\""))
+        })
+        .map_or(0, |line| line.rsplit(' ').next().unwrap().parse().unwrap())
+}
+
 /// One calm window, then two shifted ones: the episode is confirmed and announced, from the
 /// first shifted row (sequence 1,001). Returns the announcement.
 async fn open_data_episode(
@@ -155,10 +166,16 @@ async fn a_rejection_is_acknowledged_only_once_its_rearm_is_saved() {
         .join("monitor")
         .join(format!("{}.json.tmp", model().as_str()));
     std::fs::create_dir_all(&blocker).unwrap();
+    assert_eq!(save_failures(&monitor), 0);
     publish_event(nats.bus.as_ref(), &rejected(Some(1)))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The monitor heard the rejection, re-armed and tried to save that: nothing else saves
+    // while no data comes in.
+    eventually("a failed save of the re-arm", || async {
+        (save_failures(&monitor) >= 1).then_some(())
+    })
+    .await;
     monitor.stop().await;
     assert!(
         !states.load(&model()).await.episodes.rearmed.data,
