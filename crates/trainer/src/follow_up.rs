@@ -13,25 +13,27 @@
 //! A rejected follow-up changes nothing, but one judged on a few hundred held-out rows can
 //! lose to a champion that is in truth sliding, so the champion is followed up once more
 //! (`patience` times), as soon as a fresh `window` of labels is in; the chain ends at the
-//! next rejection in a row. So a drift that stops costs a few extra candidates, and a calm
-//! model is never retrained by this.
+//! next rejection in a row, and the trainer says so in an `info` alert. So a drift that stops
+//! costs a few extra candidates, and a calm model is never retrained by this.
 //!
 //! The request's id names the promoted version (and the attempt after rejections, see
 //! [`request_id`]), so replicas of the trainer ask once. A promotion that is followed up is
 //! tagged so (`follow_up: armed`) and its champion move carries the label mark the guard uses,
-//! so a restarted trainer follows the champion up again ([`FollowUps::resume_on_start`]); if
-//! that follow-up had already run, asking again under the same id finds the version it
-//! produced instead of training twice.
+//! so a restarted trainer follows the champion up again ([`FollowUps::resume_on_start`]) from
+//! the attempt after the last one the registry's audit log records as rejected, or not at all
+//! when that was the chain's last; if that follow-up had already run, asking again under the
+//! same id finds the version it produced instead of training twice.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use mend_bus::events::{DataWindow, DriftKind, RetrainRequested};
-use mend_bus::{Bus, DataLog, Envelope, ModelName, publish_event};
+use mend_bus::events::{DataWindow, DriftKind, RetrainRequested, Severity};
+use mend_bus::{Bus, DataKind, DataLog, Envelope, ModelName, publish_event};
 use mend_client::RegistryClient;
 use mend_proto::registry::v1::get_version_request::Selector;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts;
 use crate::error::TrainerError;
 use crate::guard::trainer_promotion;
 use crate::lineage::tags;
@@ -136,10 +138,30 @@ impl FollowUps {
 
     /// After the follow-up `attempt` of champion `version` was rejected (the newest label
     /// then being `labels_seq`): follows the champion up again while the policy's patience
-    /// lasts. Returns whether it did.
-    pub fn retry(&self, model: ModelName, version: u64, labels_seq: u64, attempt: u32) -> bool {
+    /// lasts. Returns whether it did; when it does not, the chain's end is announced in an
+    /// `info` alert naming the last follow-up request.
+    pub async fn retry(
+        &self,
+        model: ModelName,
+        version: u64,
+        labels_seq: u64,
+        attempt: u32,
+    ) -> bool {
         if attempt >= self.inner.policy.patience {
             tracing::info!(%model, version, attempt, "follow-up rejected: the chain ends");
+            let last = request_id(&model, version, attempt);
+            alerts::raise(
+                self.inner.bus.as_ref(),
+                &model,
+                Severity::Info,
+                format!(
+                    "{model}: version {version} was followed up {} time(s) and no candidate beat it by the follow-up margin: its follow-ups end",
+                    attempt + 1
+                ),
+                Some(last.clone()),
+                &format!("follow-ups-ended-{last}"),
+            )
+            .await;
             return false;
         }
         self.start_attempt(model, version, labels_seq, attempt + 1);
@@ -183,7 +205,24 @@ impl FollowUps {
             if meta.tags.get(tags::FOLLOW_UP).map(String::as_str) != Some(tags::ARMED) {
                 continue;
             }
-            self.start(model.clone(), promotion.version, labels_seq);
+            match last_rejected_attempt(&audit, &model, promotion.version) {
+                None => self.start(model.clone(), promotion.version, labels_seq),
+                Some(attempt) if attempt >= self.inner.policy.patience => {
+                    tracing::info!(%model, version = promotion.version, attempt, "its follow-up chain had ended");
+                    continue;
+                }
+                Some(attempt) => {
+                    // The rejection's label mark is not on record: count a fresh window from
+                    // the labels logged by now.
+                    let now = self
+                        .inner
+                        .data_log
+                        .latest_seq(&model, DataKind::Labels)
+                        .await?
+                        .unwrap_or(labels_seq);
+                    self.start_attempt(model.clone(), promotion.version, now, attempt + 1);
+                }
+            }
             resumed.push((model, promotion.version));
         }
         Ok(resumed)
@@ -250,6 +289,20 @@ pub fn request_id(model: &ModelName, version: u64, attempt: u32) -> String {
     } else {
         format!("{ID_PREFIX}{model}-v{version}-retry{attempt}")
     }
+}
+
+/// The newest follow-up attempt of champion `version` that the audit log records as rejected
+/// (the trainer records its decision on every follow-up request).
+fn last_rejected_attempt(
+    audit: &[mend_proto::registry::v1::AuditRecord],
+    model: &ModelName,
+    version: u64,
+) -> Option<u32> {
+    audit
+        .iter()
+        .filter(|record| record.outcome == "rejected")
+        .filter_map(|record| attempt_of(&record.trigger_event_id, model, version))
+        .max()
 }
 
 /// Which attempt a follow-up request id names for champion `version` of `model` (`None`:

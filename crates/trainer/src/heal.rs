@@ -251,7 +251,8 @@ impl Healer {
         match self.data_log.latest_seq(model, DataKind::Labels).await {
             Ok(labels_seq) => {
                 self.follow_ups
-                    .retry(model.clone(), champion, labels_seq.unwrap_or(0), attempt);
+                    .retry(model.clone(), champion, labels_seq.unwrap_or(0), attempt)
+                    .await;
             }
             Err(error) => {
                 tracing::warn!(%model, %error, "cannot read where labels stand; the follow-up chain ends");

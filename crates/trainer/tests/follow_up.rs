@@ -5,14 +5,17 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use mend_bus::events::{DriftDetected, DriftKind, Envelope, Event};
 use mend_bus::{DataLogExt, Window};
 use mend_proto::registry::v1 as pb;
 use mend_trainer::TrainerConfig;
 use mend_trainer::config::GuardPolicy;
-use mend_trainer::follow_up::{FollowUpPolicy, request_id};
+use mend_trainer::follow_up::{FollowUpPolicy, FollowUps, request_id};
 use mend_trainer::lineage::tags;
 use support::{Backend, Harness, World, concept_a, concept_b, model, noise, test_config};
 
@@ -202,13 +205,44 @@ async fn a_rejected_follow_up_is_asked_again_while_the_patience_lasts(backend: B
     let second = request_id(&model(), 2, 1);
     let decided = harness.final_decision(30, &second).await;
     assert_eq!(decided.outcome.as_deref(), Some("rejected"), "{decided:?}");
-    // ...and the second rejection in a row ends the chain. That is decided in the trainer's
-    // memory and announced nowhere (no tag, no decision: the trigger's decision above is the
-    // last word on it), so no event can say the chain ended. A wrongly armed third attempt
-    // would ask within a poll (100 ms) of the labels it waits for: it is given two seconds.
-    harness.append(&world.records(LABELS, &noise())).await;
-    harness.drain(Duration::from_secs(2)).await;
+    // ...and the second rejection in a row ends the chain: the trainer says so, where it
+    // would otherwise have armed a third attempt.
+    let ended = harness
+        .wait_for(30, |e| {
+            matches!(&e.event, Event::Alert(a)
+                if a.related_event_id.as_deref() == Some(second.as_str())
+                    && a.text.contains("its follow-ups end"))
+        })
+        .await;
+    let Event::Alert(ended) = ended.event else {
+        unreachable!()
+    };
+    assert!(
+        ended.text.contains("followed up 2 time(s)"),
+        "{}",
+        ended.text
+    );
     assert!(!harness.events.seen.iter().any(follow_up_again(2, 2)));
+    // A trainer started now reads the ended chain from the audit log: it resumes nothing.
+    let follow_ups = FollowUps::new(
+        Arc::clone(&harness.bus),
+        Arc::clone(&harness.data_log),
+        harness.registry.clone(),
+        with_patience(0.0, 1).follow_up,
+        CancellationToken::new(),
+    );
+    assert_eq!(follow_ups.resume_all().await.unwrap(), Vec::new());
+    // With more patience, the same record resumes the chain at its third attempt.
+    let stop_patient = CancellationToken::new();
+    let patient = FollowUps::new(
+        Arc::clone(&harness.bus),
+        Arc::clone(&harness.data_log),
+        harness.registry.clone(),
+        with_patience(0.0, 2).follow_up,
+        stop_patient.clone(),
+    );
+    assert_eq!(patient.resume_all().await.unwrap(), vec![(model(), 2)]);
+    stop_patient.cancel();
     assert_eq!(harness.champion_version().await, Some(2));
     assert_eq!(harness.versions().await.len(), 4);
     harness.stop().await;
