@@ -3,7 +3,7 @@
 //! random numbers instead of one per row.
 //!
 //! The sampler only decides which rows are kept and in which slot; a window summary keeps the
-//! kept rows' numeric values together, row by row (see `summary::RowSample`). One decision per
+//! kept rows' numeric values together, row by row (see `row_sample::RowSample`). One decision per
 //! row serves every feature, so a replacement costs one draw and one contiguous write instead of
 //! a draw and a cache miss per feature; each feature's values in the kept rows are still a
 //! uniform sample of its values.

@@ -1,30 +1,41 @@
-//! Bounded summaries of a window of rows: what drift detection keeps instead of the rows.
+//! The bounded summary of one window of rows: what drift detection keeps instead of the rows.
 //!
-//! Memory is bounded by features × (sampled rows + bins + categories), never by rows seen:
-//! - numeric: count, missing, shifted sums for mean and variance, min, max, the feature's values
-//!   in a seeded uniform sample of the window's rows (KS, Wasserstein), counts over the reference's decile edges (PSI and JS) and between the points of
-//!   its quantile sketch, with the distance of values beyond its ends (Wasserstein over every
-//!   row, not a sample), and the first few distinct values with counts (Evidently's "at most 5
-//!   values" rule);
-//! - categorical: counts per category, capped at `max_categories` new categories beyond the
-//!   reference's (later ones are counted together as overflow);
-//! - predictions: per class, a histogram of predicted probabilities over the reference's bins,
-//!   their sum, and counts of the predicted class.
+//! Memory is bounded by features × (sampled rows + bins + categories), never by rows seen. This
+//! file lays a window out and feeds it (value by value, row by row, by blocks of columns, by
+//! name or from a frame); each part keeps one kind of summary:
+//! - [`NumericSummary`] (`numeric_summary.rs`): count, missing, shifted sums for mean and
+//!   variance, min, max, counts over the reference's decile edges (PSI and JS) and between the
+//!   points of its quantile sketch ([`QuantileCounts`], `quantile_counts.rs`: Wasserstein over
+//!   every row, not a sample), and the first few distinct values with counts (Evidently's "at
+//!   most 5 values" rule);
+//! - [`RowSample`] (`row_sample.rs`): the numeric values of a seeded uniform sample of the
+//!   window's rows (KS, Wasserstein), kept row by row;
+//! - [`CategoricalSummary`] (`categorical_summary.rs`): counts per category, capped at
+//!   `max_categories` new categories beyond the reference's (later ones are counted together as
+//!   overflow);
+//! - [`PredictionSummary`] (`prediction_summary.rs`): per class, a histogram of predicted
+//!   probabilities over the reference's bins, their sum, and counts of the predicted class.
+//!
+//! Those parts are private modules; their types are reached here, as `drift::summary::*`.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::reservoir::RowSampler;
 use crate::error::{CoreError, Result};
 use crate::frame::{Column, Frame, format_number};
-use crate::metrics::argmax;
-use crate::profile::{PROBABILITY_BINS, bin_of, probability_bin};
 use crate::record::{PredictionRecord, RowRecord, Value};
 use crate::schema::{FeatureKind, Schema, is_missing};
 use crate::values::{Name, Values};
+
+// The per-kind parts, at their public paths.
+pub use super::categorical_summary::CategoricalSummary;
+pub use super::numeric_summary::{MAX_TRACKED_DISTINCT, NumericSummary};
+pub use super::prediction_summary::PredictionSummary;
+pub use super::quantile_counts::QuantileCounts;
+pub use super::row_sample::RowSample;
 
 /// Sizes of a summary.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -48,9 +59,6 @@ impl Default for SummaryConfig {
         }
     }
 }
-
-/// Distinct numeric values tracked per feature: one more than the rule's 5 shows "more than 5".
-pub const MAX_TRACKED_DISTINCT: usize = 6;
 
 /// How a feature is laid out in a summary: its name and kind, and what the reference offers to
 /// bin it by.
@@ -87,354 +95,6 @@ impl FeatureLayout {
     }
 }
 
-/// Counts of values between quantile points `p_0 <= ... <= p_(K-1)`: `counts[c]` holds the
-/// values with exactly `c` points below them, and the tails keep `Σ (p_0 - x)` below the first
-/// point and `Σ (x - p_(K-1))` above the last, which is what the area between two CDFs needs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QuantileCounts {
-    pub points: Vec<f64>,
-    pub counts: Vec<u64>,
-    pub below_distance: f64,
-    pub above_distance: f64,
-    /// Where to start looking for a value's cell: `lookup.starts[g]` points lie below grid
-    /// cell `g - 1` of an even grid over the points' range (one cell of slack for rounding).
-    lookup: CellLookup,
-}
-
-/// An even grid over `[first point, last point]` that narrows a value's cell to a few points,
-/// so counting a value is a table read and a short scan instead of a binary search.
-#[derive(Debug, Clone, PartialEq)]
-struct CellLookup {
-    /// The points, then [`LOOKUP_PAD`] infinities.
-    padded: Vec<f64>,
-    first: f64,
-    /// Grid cells per unit of value (0 when the points span nothing).
-    scale: f64,
-    starts: Vec<u32>,
-}
-
-/// Grid cells per quantile point: a few, so a cell rarely holds more than one point.
-const LOOKUP_CELLS_PER_POINT: usize = 4;
-/// Steps [`CellLookup::points_below`] takes without branches.
-const LOOKUP_PAD: usize = 2;
-
-impl CellLookup {
-    fn new(points: &[f64]) -> CellLookup {
-        let padded: Vec<f64> = points
-            .iter()
-            .copied()
-            .chain(std::iter::repeat_n(f64::INFINITY, LOOKUP_PAD))
-            .collect();
-        let (Some(&first), Some(&last)) = (points.first(), points.last()) else {
-            return CellLookup {
-                padded,
-                first: 0.0,
-                scale: 0.0,
-                starts: Vec::new(),
-            };
-        };
-        let cells = points.len() * LOOKUP_CELLS_PER_POINT;
-        let span = last - first;
-        if !(span > 0.0 && span.is_finite()) {
-            return CellLookup {
-                padded,
-                first,
-                scale: 0.0,
-                starts: Vec::new(),
-            };
-        }
-        let scale = cells as f64 / span;
-        let starts = (0..cells)
-            .map(|g| {
-                // Points below the start of the cell before `g`: a lower bound for any value
-                // the rounding of `(x - first) * scale` can put in cell `g`.
-                let start = first + g.saturating_sub(1) as f64 / scale;
-                points.partition_point(|&p| p < start) as u32
-            })
-            .collect();
-        CellLookup {
-            padded,
-            first,
-            scale,
-            starts,
-        }
-    }
-
-    /// How many points lie strictly below `x` (finite): `points.partition_point(|p| p < x)`.
-    /// The points are kept followed by [`LOOKUP_PAD`] infinities: the first steps past the
-    /// grid's lower bound are taken without branches (whether a value passes the next point is
-    /// as random as the data, so a loop's exit was mispredicted about once a value).
-    #[inline]
-    fn points_below(&self, x: f64) -> usize {
-        let padded = &self.padded;
-        let mut below = if self.starts.is_empty() || x < self.first {
-            0
-        } else {
-            let g = ((x - self.first) * self.scale) as usize;
-            match self.starts.get(g) {
-                Some(&start) => start as usize,
-                None => self.starts.last().map_or(0, |&s| s as usize),
-            }
-        };
-        let points = padded.len().saturating_sub(LOOKUP_PAD);
-        if below + LOOKUP_PAD < padded.len() {
-            for _ in 0..LOOKUP_PAD {
-                below += usize::from(padded[below] < x);
-            }
-        }
-        while below < points && padded[below] < x {
-            below += 1;
-        }
-        below.min(points)
-    }
-}
-
-impl QuantileCounts {
-    fn new(points: Vec<f64>) -> QuantileCounts {
-        let cells = points.len() + 1;
-        QuantileCounts {
-            lookup: CellLookup::new(&points),
-            points,
-            counts: vec![0; cells],
-            below_distance: 0.0,
-            above_distance: 0.0,
-        }
-    }
-
-    fn push(&mut self, x: f64) {
-        let cell = self.lookup.points_below(x);
-        self.counts[cell] += 1;
-        if let (Some(&first), Some(&last)) = (self.points.first(), self.points.last()) {
-            if x < first {
-                self.below_distance += first - x;
-            } else if x > last {
-                self.above_distance += x - last;
-            }
-        }
-    }
-}
-
-/// Summary of one numeric feature over a window.
-#[derive(Debug, Clone)]
-pub struct NumericSummary {
-    pub name: String,
-    /// Present (finite) values.
-    pub count: u64,
-    /// Missing or non-finite values.
-    pub missing: u64,
-    /// The first value seen: sums are of `x - shift`, which keeps the variance exact to
-    /// rounding without Welford's division per value.
-    shift: f64,
-    sum: f64,
-    sum_squares: f64,
-    pub min: f64,
-    pub max: f64,
-    pub bin_edges: Option<Vec<f64>>,
-    pub bin_counts: Vec<u64>,
-    /// Counts between the reference's quantile points, when the layout gave them.
-    pub quantile_counts: Option<QuantileCounts>,
-    /// Up to [`MAX_TRACKED_DISTINCT`] distinct values with their counts, in order seen.
-    pub distinct: Vec<(f64, u64)>,
-    /// Whether more distinct values were seen than tracked.
-    pub distinct_overflow: bool,
-}
-
-impl NumericSummary {
-    fn new(layout: &FeatureLayout) -> NumericSummary {
-        let bins = layout
-            .bin_edges
-            .as_ref()
-            .map(|e| e.len().saturating_sub(1).max(1))
-            .unwrap_or(0);
-        NumericSummary {
-            name: layout.name.clone(),
-            count: 0,
-            missing: 0,
-            shift: 0.0,
-            sum: 0.0,
-            sum_squares: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            bin_edges: layout.bin_edges.clone(),
-            bin_counts: vec![0; bins],
-            quantile_counts: layout
-                .quantile_points
-                .as_ref()
-                .filter(|p| !p.is_empty() && p.iter().all(|x| x.is_finite()))
-                .map(|p| QuantileCounts::new(p.clone())),
-            distinct: Vec::new(),
-            distinct_overflow: false,
-        }
-    }
-
-    /// Adds a value; NaN and infinities count as missing (Evidently drops them too).
-    pub fn push(&mut self, x: f64) {
-        if !x.is_finite() {
-            self.missing += 1;
-            return;
-        }
-        if self.count == 0 {
-            self.shift = x;
-        }
-        self.count += 1;
-        let d = x - self.shift;
-        self.sum += d;
-        self.sum_squares += d * d;
-        self.min = self.min.min(x);
-        self.max = self.max.max(x);
-        if let Some(edges) = &self.bin_edges {
-            self.bin_counts[bin_index(x, edges)] += 1;
-        }
-        if let Some(q) = &mut self.quantile_counts {
-            q.push(x);
-        }
-        if !self.distinct_overflow {
-            if let Some((_, c)) = self.distinct.iter_mut().find(|(v, _)| *v == x) {
-                *c += 1;
-            } else if self.distinct.len() < MAX_TRACKED_DISTINCT {
-                self.distinct.push((x, 1));
-            } else {
-                self.distinct_overflow = true;
-            }
-        }
-    }
-
-    pub fn push_missing(&mut self) {
-        self.missing += 1;
-    }
-
-    /// Adds values in order, as [`NumericSummary::push`] one by one would (the same sums, in
-    /// the same order), in a tight loop once nothing but the moments is left to track.
-    pub fn push_all(&mut self, values: &[f64]) {
-        let mut rest = values;
-        while !self.distinct_overflow
-            || self.count == 0
-            || self.bin_edges.is_some()
-            || self.quantile_counts.is_some()
-        {
-            let Some((&x, tail)) = rest.split_first() else {
-                return;
-            };
-            self.push(x);
-            rest = tail;
-        }
-        let shift = self.shift;
-        let (mut count, mut missing) = (self.count, self.missing);
-        let (mut sum, mut sum_squares) = (self.sum, self.sum_squares);
-        let (mut min, mut max) = (self.min, self.max);
-        for &x in rest {
-            if x.is_finite() {
-                let d = x - shift;
-                count += 1;
-                sum += d;
-                sum_squares += d * d;
-                min = min.min(x);
-                max = max.max(x);
-            } else {
-                missing += 1;
-            }
-        }
-        (self.count, self.missing) = (count, missing);
-        (self.sum, self.sum_squares) = (sum, sum_squares);
-        (self.min, self.max) = (min, max);
-    }
-
-    /// Mean of present values (`None` when there are none).
-    pub fn mean(&self) -> Option<f64> {
-        (self.count > 0).then(|| self.shift + self.sum / self.count as f64)
-    }
-
-    /// Population standard deviation of present values.
-    pub fn std(&self) -> Option<f64> {
-        (self.count > 0).then(|| {
-            let n = self.count as f64;
-            let mean = self.sum / n;
-            (self.sum_squares / n - mean * mean).max(0.0).sqrt()
-        })
-    }
-
-    /// Share of missing values among all values.
-    pub fn missing_rate(&self) -> f64 {
-        rate(self.missing, self.count + self.missing)
-    }
-
-    /// Distinct values with counts, sorted by value, if no more than tracked were seen.
-    pub fn distinct_values(&self) -> Option<Vec<(f64, u64)>> {
-        if self.distinct_overflow {
-            return None;
-        }
-        let mut v = self.distinct.clone();
-        v.sort_by(|a, b| a.0.total_cmp(&b.0));
-        Some(v)
-    }
-}
-
-/// Summary of one categorical feature over a window.
-#[derive(Debug, Clone)]
-pub struct CategoricalSummary {
-    pub name: String,
-    pub count: u64,
-    pub missing: u64,
-    pub counts: HashMap<String, u64>,
-    /// Categories counted by name beyond the known ones.
-    new_categories: usize,
-    max_new_categories: usize,
-    /// Values of new categories past the cap, counted together.
-    pub overflow: u64,
-}
-
-impl CategoricalSummary {
-    fn new(layout: &FeatureLayout, config: &SummaryConfig) -> CategoricalSummary {
-        CategoricalSummary {
-            name: layout.name.clone(),
-            count: 0,
-            missing: 0,
-            counts: layout
-                .known_categories
-                .iter()
-                .map(|c| (c.clone(), 0))
-                .collect(),
-            new_categories: 0,
-            max_new_categories: config.max_categories,
-            overflow: 0,
-        }
-    }
-
-    /// Adds a value (`None` or a missing marker is missing).
-    pub fn push(&mut self, value: Option<&str>) {
-        let Some(v) = value.map(str::trim).filter(|v| !is_missing(v)) else {
-            self.missing += 1;
-            return;
-        };
-        self.count += 1;
-        if let Some(c) = self.counts.get_mut(v) {
-            *c += 1;
-        } else if self.new_categories < self.max_new_categories {
-            self.counts.insert(v.to_owned(), 1);
-            self.new_categories += 1;
-        } else {
-            self.overflow += 1;
-        }
-    }
-
-    pub fn push_missing(&mut self) {
-        self.missing += 1;
-    }
-
-    pub fn missing_rate(&self) -> f64 {
-        rate(self.missing, self.count + self.missing)
-    }
-
-    /// Categories seen at least once, with counts, by name.
-    pub fn observed(&self) -> BTreeMap<&str, u64> {
-        self.counts
-            .iter()
-            .filter(|(_, c)| **c > 0)
-            .map(|(k, c)| (k.as_str(), *c))
-            .collect()
-    }
-}
-
 /// One feature's summary.
 // A summary holds one of these per feature, allocated once per window: the size difference
 // costs nothing, while boxing would add an indirection to every value pushed.
@@ -459,112 +119,6 @@ impl FeatureSummary {
             FeatureSummary::Categorical(s) => s.push_missing(),
         }
     }
-}
-
-/// Summary of predicted probabilities over a window.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PredictionSummary {
-    pub classes: Vec<String>,
-    pub rows: u64,
-    /// Per class, counts over [`PROBABILITY_BINS`] equal bins on [0, 1].
-    pub bins: Vec<Vec<u64>>,
-    pub probability_sum: Vec<f64>,
-    /// Rows predicted as each class (argmax).
-    pub predicted: Vec<u64>,
-}
-
-impl PredictionSummary {
-    fn new(classes: &[String]) -> PredictionSummary {
-        PredictionSummary {
-            classes: classes.to_vec(),
-            rows: 0,
-            bins: vec![vec![0; PROBABILITY_BINS]; classes.len()],
-            probability_sum: vec![0.0; classes.len()],
-            predicted: vec![0; classes.len()],
-        }
-    }
-
-    /// Adds one row of class probabilities (ignored unless it has one per class).
-    pub fn push(&mut self, probabilities: &[f64]) {
-        if probabilities.len() != self.classes.len() || probabilities.is_empty() {
-            return;
-        }
-        self.rows += 1;
-        for (c, &p) in probabilities.iter().enumerate() {
-            self.bins[c][probability_bin(p)] += 1;
-            self.probability_sum[c] += p;
-        }
-        self.predicted[argmax(probabilities.iter().copied())] += 1;
-    }
-}
-
-/// The numeric values of a uniform sample of the window's rows, for KS and Wasserstein: kept row
-/// by row (`values[slot * width + column]`, NaN where the row had no value), so taking a row in
-/// costs one contiguous write rather than one scattered write per feature.
-#[derive(Debug, Clone)]
-pub struct RowSample {
-    sampler: RowSampler,
-    width: usize,
-    values: Vec<f64>,
-}
-
-impl RowSample {
-    fn new(capacity: usize, width: usize, seed: u64) -> RowSample {
-        RowSample {
-            sampler: RowSampler::new(if width == 0 { 0 } else { capacity }, seed),
-            width,
-            values: Vec::with_capacity(capacity.min(1 << 14) * width),
-        }
-    }
-
-    /// The row at `slot`, emptied (all NaN) for a row taken in.
-    fn claim(&mut self, slot: usize) -> &mut [f64] {
-        claim(&mut self.values, self.width, slot)
-    }
-
-    /// The present values of numeric column `column` in the sampled rows, sorted ascending.
-    pub fn sorted(&self, column: usize) -> Vec<f64> {
-        if column >= self.width {
-            return Vec::new();
-        }
-        let mut v: Vec<f64> = self
-            .values
-            .iter()
-            .skip(column)
-            .step_by(self.width)
-            .copied()
-            .filter(|x| x.is_finite())
-            .collect();
-        v.sort_unstable_by(f64::total_cmp);
-        v
-    }
-
-    /// Whether every row of the window is in the sample (the values are then exact).
-    pub fn is_complete(&self) -> bool {
-        self.sampler.is_complete()
-    }
-
-    /// Rows in the sample.
-    pub fn rows(&self) -> usize {
-        self.sampler.filled()
-    }
-
-    /// Rows the sample keeps at most.
-    pub fn capacity(&self) -> usize {
-        self.sampler.capacity()
-    }
-}
-
-/// Row `slot` of a row-major sample `width` values wide, emptied (all NaN) for a row taken in
-/// (slots are taken in order while the sample fills, so a new slot is always the next one).
-fn claim(values: &mut Vec<f64>, width: usize, slot: usize) -> &mut [f64] {
-    let start = slot * width;
-    if start >= values.len() {
-        values.resize(start + width, f64::NAN);
-    } else {
-        values[start..start + width].fill(f64::NAN);
-    }
-    &mut values[start..start + width]
 }
 
 /// The bounded summary of one window of rows (and, optionally, of their predictions).
@@ -680,7 +234,7 @@ impl WindowSummary {
                 if let (Some(slot), Some(column)) = (self.row_slot(), column)
                     && x.is_finite()
                 {
-                    self.sample.values[slot * self.sample.width + column] = x;
+                    self.sample.set(slot, column, x);
                 }
             }
             Some(FeatureSummary::Categorical(s)) => {
@@ -707,10 +261,7 @@ impl WindowSummary {
         if let Some(decided) = self.row_slot {
             return decided;
         }
-        let slot = self.sample.sampler.offer();
-        if let Some(slot) = slot {
-            self.sample.claim(slot);
-        }
+        let slot = self.sample.offer_row();
         self.row_slot = Some(slot);
         slot
     }
@@ -758,20 +309,7 @@ impl WindowSummary {
             .zip(&self.sample_column)
             .filter_map(|(values, column)| column.map(|c| (c, values.as_ref())))
             .collect();
-        let RowSample {
-            sampler,
-            width,
-            values: kept_values,
-        } = &mut self.sample;
-        sampler.offer_many(rows, |row, slot| {
-            let kept = claim(kept_values, *width, slot);
-            for &(column, values) in &columns {
-                let x = values[row];
-                if x.is_finite() {
-                    kept[column] = x;
-                }
-            }
-        });
+        self.sample.offer_block(rows, &columns);
         for (values, feature) in numbers.iter().zip(self.features.iter_mut()) {
             if let FeatureSummary::Numeric(s) = feature {
                 s.push_all(values.as_ref());
@@ -889,23 +427,8 @@ impl WindowSummary {
     }
 }
 
-/// [`bin_of`], faster for the few edges of decile bins: counting the inner edges at or below
-/// `x` has no branches to mispredict and vectorises, where a binary search waits on each step.
-fn bin_index(x: f64, edges: &[f64]) -> usize {
-    if edges.len() > 34 {
-        return bin_of(x, edges);
-    }
-    let bins = edges.len().saturating_sub(1).max(1);
-    let inner = if edges.len() > 2 {
-        &edges[1..edges.len() - 1]
-    } else {
-        &[][..]
-    };
-    let below = inner.iter().map(|&e| usize::from(e <= x)).sum::<usize>();
-    below.min(bins - 1)
-}
-
-fn rate(part: u64, total: u64) -> f64 {
+/// `part / total`, 0 when there is nothing (the missing rate of the per-kind summaries).
+pub(super) fn rate(part: u64, total: u64) -> f64 {
     if total == 0 {
         0.0
     } else {
@@ -917,95 +440,7 @@ fn rate(part: u64, total: u64) -> f64 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bin_index_agrees_with_bin_of() {
-        let edges = [-1.0, 0.0, 0.0, 1.5, 2.0, 7.0];
-        for x in [-5.0, -1.0, -0.5, 0.0, 0.1, 1.5, 1.9, 2.0, 6.9, 7.0, 100.0] {
-            assert_eq!(bin_index(x, &edges), bin_of(x, &edges), "x = {x}");
-        }
-        assert_eq!(bin_index(3.0, &[1.0]), bin_of(3.0, &[1.0]));
-        assert_eq!(bin_index(3.0, &[]), bin_of(3.0, &[]));
-    }
-
-    /// Values with repeats first (distinct tracking), then many, with gaps and non-finite ones.
-    fn column(seed: u64, rows: usize) -> Vec<f64> {
-        (0..rows as u64)
-            .map(|i| {
-                let h = (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed;
-                match (i, h % 13) {
-                    (0..=9, _) => (i % 3) as f64,
-                    (_, 0) => f64::NAN,
-                    (_, 1) => f64::INFINITY,
-                    _ => (h >> 11) as f64 / (1u64 << 53) as f64 * 10.0 - 5.0,
-                }
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_cell_lookup_counts_points_below_as_a_binary_search_does() {
-        let normal: Vec<f64> = (1..200)
-            .map(|i| {
-                // Roughly normal quantiles: dense in the middle, sparse in the tails.
-                let u = f64::from(i) / 200.0;
-                (u / (1.0 - u)).ln() * 0.6
-            })
-            .collect();
-        let ties = vec![-1.0, 0.0, 0.0, 0.0, 0.0, 2.5, 2.5, 1e6];
-        for points in [normal, ties, vec![3.0], vec![3.0, 3.0], Vec::new()] {
-            let lookup = CellLookup::new(&points);
-            let mut probes: Vec<f64> = points.clone();
-            probes.extend(points.iter().map(|p| p + 1e-12));
-            probes.extend(points.iter().map(|p| p - 1e-12));
-            probes.extend((0..4000).map(|i| f64::from(i) / 400.0 - 5.0));
-            probes.extend([-1e300, 1e300, f64::MIN_POSITIVE, -0.0]);
-            for x in probes {
-                assert_eq!(
-                    lookup.points_below(x),
-                    points.partition_point(|&p| p < x),
-                    "x = {x} in {points:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn push_all_is_push_one_by_one() {
-        let mut with_edges = FeatureLayout::numeric("x");
-        with_edges.bin_edges = Some(vec![-5.0, -1.0, 0.0, 1.0, 5.0]);
-        for layout in [FeatureLayout::numeric("x"), with_edges] {
-            let values = column(3, 5_000);
-            let mut one = NumericSummary::new(&layout);
-            values.iter().for_each(|&x| one.push(x));
-            let mut all = NumericSummary::new(&layout);
-            for chunk in values.chunks(999) {
-                all.push_all(chunk);
-            }
-            assert_eq!(format!("{one:?}"), format!("{all:?}"));
-            assert!(all.distinct_overflow);
-        }
-        // All missing first: the shift waits for the first present value.
-        let mut one = NumericSummary::new(&FeatureLayout::numeric("x"));
-        let mut all = one.clone();
-        let values = [
-            f64::NAN,
-            f64::NAN,
-            2.0,
-            3.0,
-            4.0,
-            5.0,
-            6.0,
-            7.0,
-            8.0,
-            9.0,
-            f64::NAN,
-            1.0,
-        ];
-        values.iter().for_each(|&x| one.push(x));
-        all.push_all(&values);
-        assert_eq!(format!("{one:?}"), format!("{all:?}"));
-    }
+    use crate::drift::numeric_summary::tests::column;
 
     #[test]
     fn blocks_and_rows_make_the_same_summary_and_sample() {
@@ -1061,9 +496,48 @@ mod tests {
             panic!("numeric")
         };
         assert_eq!((x.count, x.missing + 1), (y.count, y.missing));
-        assert_eq!(x.sum, y.sum);
+        // Otherwise the same summary: the same values folded in the same order.
+        let mut x = x.clone();
+        x.push_missing();
+        assert_eq!(format!("{x:?}"), format!("{y:?}"));
         let bad = by_block.push_block(2, &[vec![1.0], Vec::new(), vec![1.0, 2.0]]);
         assert!(bad.unwrap_err().to_string().contains("`a`"));
+    }
+
+    #[test]
+    fn values_are_read_by_the_kind_of_their_feature() {
+        let layout = [FeatureLayout::numeric("n"), FeatureLayout::categorical("c")];
+        let mut s = WindowSummary::new(&layout, &[], SummaryConfig::default());
+        // Numeric: text is parsed (trimmed); unparseable text and missing markers are missing.
+        // Categorical: a number counts as its CSV spelling; a non-finite one is missing.
+        s.push_text(0, " 2.5 ");
+        s.push_number(1, 3.0);
+        s.end_row();
+        s.push_text(0, "abc");
+        s.push_number(1, f64::NAN);
+        s.end_row();
+        s.push_text(0, "NA");
+        s.push_text(1, "3");
+        s.end_row();
+        // A feature a row never gets is not counted at all.
+        s.push_number(0, 4.5);
+        s.end_row();
+        assert_eq!(s.rows, 4);
+        let (FeatureSummary::Numeric(n), FeatureSummary::Categorical(c)) =
+            (&s.features[0], &s.features[1])
+        else {
+            panic!("a numeric then a categorical feature")
+        };
+        assert_eq!((n.count, n.missing, n.mean()), (2, 2, Some(3.5)));
+        assert_eq!((c.count, c.missing), (2, 1));
+        assert_eq!(c.observed().into_iter().collect::<Vec<_>>(), vec![("3", 2)]);
+        // Only the numeric feature has a column in the row sample.
+        assert_eq!(s.sorted_sample(0), Some(vec![2.5, 4.5]));
+        assert_eq!(s.sorted_sample(1), None);
+        assert_eq!(
+            (s.feature_index("c"), s.feature_index("zeta")),
+            (Some(1), None)
+        );
     }
 
     #[test]
