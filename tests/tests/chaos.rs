@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use mend_bus::{DataLogExt, JetStreamBus, JetStreamConfig, JetStreamDataLog, Window};
 use mend_client::RegistryClient;
-use mend_core::synthetic::{Generator, SyntheticSpec};
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use mend_proto::ingest::v1 as ingest_pb;
 use mend_testkit::NatsServer;
+use mend_worlds::{Generator, SyntheticSpec};
 use rand::Rng;
 use support::{MODEL, flipped, loop_settings, model, service_binary};
 use tokio::process::{Child, Command};
@@ -84,10 +84,13 @@ impl Service {
     }
 }
 
-/// When the server was down: from its kill until it answered again.
+/// When the server was down: from its kill until it answered a request sent after it was
+/// started again (an answer already on its way when the kill came does not end the outage).
 #[derive(Default)]
 struct Outages {
     server_down_since: Option<Instant>,
+    /// When the killed server was started again (`None` while it is down).
+    server_restarted_at: Option<Instant>,
     windows: Vec<(Instant, Instant)>,
 }
 
@@ -214,11 +217,16 @@ async fn the_loop_heals_and_loses_nothing_while_services_and_nats_are_killed() {
         tokio::spawn(async move {
             while !stop.is_cancelled() {
                 let mut oip = oip.clone();
+                let sent = Instant::now();
                 match oip.model_infer(request.clone()).await {
                     Ok(response) => {
                         let mut outages = outages.lock().unwrap();
-                        if let Some(since) = outages.server_down_since.take() {
+                        let after_restart = outages
+                            .server_restarted_at
+                            .is_some_and(|restarted| sent >= restarted);
+                        if after_restart && let Some(since) = outages.server_down_since.take() {
                             outages.windows.push((since, Instant::now()));
+                            outages.server_restarted_at = None;
                         }
                         *versions_seen
                             .lock()
@@ -307,11 +315,17 @@ async fn the_loop_heals_and_loses_nothing_while_services_and_nats_are_killed() {
         } else {
             let service = &mut services[victim];
             *kills.entry(service.name).or_default() += 1;
-            if service.name == "mend-server" {
-                outages.lock().unwrap().server_down_since = Some(Instant::now());
+            let is_server = service.name == "mend-server";
+            if is_server {
+                let mut outages = outages.lock().unwrap();
+                outages.server_down_since = Some(Instant::now());
+                outages.server_restarted_at = None;
             }
             service.kill().await;
             tokio::time::sleep(down).await;
+            if is_server {
+                outages.lock().unwrap().server_restarted_at = Some(Instant::now());
+            }
             service.start();
         }
     }
@@ -368,8 +382,15 @@ async fn the_loop_heals_and_loses_nothing_while_services_and_nats_are_killed() {
     }
     assert_eq!(announced.len(), moves.len(), "{announced:?} vs {moves:?}");
 
-    // Inference failed only while the server was down or starting.
-    let windows = std::mem::take(&mut outages.lock().unwrap().windows);
+    // Inference failed only while the server was down or starting. An outage the prober had
+    // not yet seen end when it stopped lasts until now.
+    let windows = {
+        let mut outages = outages.lock().unwrap();
+        if let Some(since) = outages.server_down_since.take() {
+            outages.windows.push((since, Instant::now()));
+        }
+        std::mem::take(&mut outages.windows)
+    };
     let failures = std::mem::take(&mut *failures.lock().unwrap());
     let grace = Duration::from_secs(1);
     let outside: Vec<_> = failures

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use mend_bus::events::{Decision, Envelope, Event};
 
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_proto::registry::v1 as registry_pb;
+use mend_worlds::{Generator, Regime, SyntheticSpec};
 use support::{
     MODEL, Options, accuracy, eventually, flipped, infer, noise, start_with, trainer_binary,
 };

@@ -8,8 +8,8 @@
 mod support;
 
 use bytes::Bytes;
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_proto::registry::v1 as registry_pb;
+use mend_worlds::{Generator, Regime, SyntheticSpec};
 use support::{MODEL, accuracy, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

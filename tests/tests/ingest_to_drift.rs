@@ -13,7 +13,7 @@ use std::time::Duration;
 use mend_bus::events::{DriftKind, Event};
 use mend_bus::{ConsumerSpec, DataLogExt, EventRecorder, Window};
 use mend_core::record::Value;
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
+use mend_worlds::{Generator, Regime, SyntheticSpec};
 use support::{MODEL, Options, model, start_with};
 
 fn shifted() -> Regime {

@@ -220,8 +220,9 @@ async fn registry_door(mutual: bool) {
         ),
         bus: None,
     };
+    let config = mend_registry::RegistryConfig::from_mend(&config).unwrap();
     let (shutdown, task) = spawn_service(|shutdown| async move {
-        mend_registry::run(&config, deps, listener, shutdown).await
+        mend_registry::run(config, deps, listener, shutdown).await
     });
     check_door("registry", &addr, mutual, list_models).await;
     stop(shutdown, task).await;
@@ -325,9 +326,9 @@ async fn services_sharing_one_tls_configuration_reach_each_other() {
         ),
         bus: None,
     };
-    let served = config.clone();
+    let served = mend_registry::RegistryConfig::from_mend(&config).unwrap();
     let (shutdown, task) = spawn_service(|shutdown| async move {
-        mend_registry::run(&served, deps, listener, shutdown).await
+        mend_registry::run(served, deps, listener, shutdown).await
     });
 
     // As ingest, monitor, trainer and server dial the registry.

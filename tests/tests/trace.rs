@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mend_core::synthetic::{Generator, SyntheticSpec};
+use mend_worlds::{Generator, SyntheticSpec};
 use opentelemetry::global;
 use opentelemetry::trace::{TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;

@@ -10,6 +10,8 @@
 //!   (`inprocess/`) for the embedded default, with the same delivery semantics.
 //! - [`typed`]: publish an event, consume decoded events, dead-letter poison messages, and
 //!   [`run_event_loop`], the consumer loop most services need.
+//! - [`follow`]: [`follow_forever`], resubscribing until shutdown when the bus is down, and
+//!   [`consumer_name`], the durable name of one replica's consumer.
 //! - [`trace`]: W3C `traceparent` in message headers.
 //! - [`datalog`]: the data log of rows, labels and predictions ([`DataLog`]) on SQLite
 //!   ([`SqliteDataLog`]) or JetStream ([`JetStreamDataLog`]).
@@ -18,6 +20,7 @@ mod bus;
 pub mod datalog;
 mod error;
 pub mod events;
+pub mod follow;
 mod inprocess;
 mod jetstream;
 pub mod message;
@@ -33,6 +36,7 @@ pub use datalog::{
 };
 pub use error::{BusError, DataLogError, DecodeError};
 pub use events::{Envelope, Event};
+pub use follow::{RESUBSCRIBE_AFTER, consumer_name, follow_forever, max_instance_len};
 pub use inprocess::{InProcessBus, InProcessConfig};
 pub use jetstream::{JetStreamBus, JetStreamConfig, StreamLimits};
 pub use message::{Delivery, Headers, OutgoingMessage, PublishReceipt};

@@ -3,13 +3,11 @@
 //! Offline commands (`train`, `evaluate`, `predict`, `inspect`, `synth`) work on files with no
 //! service running; service commands arrive with the services.
 
-mod bench_cmd;
+mod bench_demo;
 mod csv_blocks;
-mod demo;
 mod drift_cmd;
 mod events_cmd;
 mod ingest_cmd;
-mod live_demo;
 mod models_cmd;
 mod output;
 mod progress;
@@ -17,7 +15,6 @@ mod report_cmd;
 mod retrain_cmd;
 mod static_cmds;
 mod up;
-mod world_client;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,10 +48,10 @@ enum Command {
     /// Run every service in one process (embedded bus and SQLite, or --nats URL).
     Up(up::UpArgs),
     /// Watch mend heal a model through its services on a drifting stream (the main job).
-    Demo(live_demo::DemoArgs),
+    Demo(bench_demo::DemoArgs),
     /// The heal loop on mend-core alone, without services (a quick look at the statistics).
     #[command(hide = true)]
-    DemoOffline(demo::DemoArgs),
+    DemoOffline(bench_demo::OfflineDemoArgs),
     /// Write a synthetic labeled CSV (optionally drifted), for trying mend out.
     Synth(static_cmds::SynthArgs),
     /// Compare a current CSV with a reference CSV: feature and dataset drift, as the monitor
@@ -63,10 +60,10 @@ enum Command {
     /// The model registry: register, list, show, promote, roll back, audit.
     Models(models_cmd::ModelsArgs),
     /// Load-test an inference server over the Open Inference Protocol (or a self-served one).
-    Bench(bench_cmd::BenchArgs),
+    Bench(bench_demo::BenchArgs),
     /// Measure healing: prequential accuracy against a static model and a blind retrainer on
     /// drifting streams, and the heal latency (see BENCHMARKS.md).
-    BenchHeal(bench_cmd::heal::HealArgs),
+    BenchHeal(bench_demo::HealArgs),
     /// Stream a CSV of rows (or, with --labels, labels) to the ingest service.
     Ingest(ingest_cmd::IngestArgs),
     /// Fetch a drift report from the monitor and write its HTML page (`--open` shows it).
@@ -85,13 +82,13 @@ fn main() -> ExitCode {
         Command::Predict(args) => static_cmds::predict(args, cli.json),
         Command::Inspect { model } => static_cmds::inspect(&model, cli.json),
         Command::Synth(args) => static_cmds::synth(args, cli.json),
-        Command::Demo(args) => live_demo::run(args, cli.json),
-        Command::DemoOffline(args) => demo::run(args, cli.json),
+        Command::Demo(args) => bench_demo::demo(args, cli.json),
+        Command::DemoOffline(args) => bench_demo::demo_offline(args, cli.json),
         Command::Up(args) => up::run(args),
         Command::Drift(args) => drift_cmd::run(args, cli.json),
         Command::Models(args) => models_cmd::run(args, cli.json),
-        Command::Bench(args) => bench_cmd::run(args, cli.json),
-        Command::BenchHeal(args) => bench_cmd::heal::run(args, cli.json),
+        Command::Bench(args) => bench_demo::bench(args, cli.json),
+        Command::BenchHeal(args) => bench_demo::bench_heal(args, cli.json),
         Command::Ingest(args) => ingest_cmd::run(args, cli.json),
         Command::Report(args) => report_cmd::run(args, cli.json),
         Command::Retrain(args) => retrain_cmd::run(args, cli.json),

@@ -9,11 +9,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mend_core::profile::FeatureProfile;
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_core::{
     Algorithm, Artifact, ClassWeight, CoreError, Frame, LogisticSettings, Schema, SchemaOverride,
     Solver, TrainSettings, read_csv, sha256_hex,
 };
+use mend_worlds::{Generator, Regime, SyntheticSpec};
 use serde_json::json;
 
 use crate::output::{f4, metrics as metrics_table, table};

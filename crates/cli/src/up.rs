@@ -2,11 +2,17 @@
 //!
 //! The embedded default shares an in-process bus, a SQLite data log and a SQLite registry in the
 //! data directory; `--nats URL` runs the same services over NATS JetStream (bus, data log, and
-//! the registry's KV + Object Store). Each service is the same library code its own binary runs;
-//! only the adapters differ. The registry and the servers find each other over loopback gRPC,
-//! exactly as separate processes would.
+//! the registry's KV + Object Store). Each service is the same library code its own binary runs,
+//! through the same `run(config, deps, listeners, shutdown)`; only the adapters differ. The
+//! registry and the servers find each other over loopback gRPC, exactly as separate processes
+//! would.
+//!
+//! `mend up` is hosted as each service binary is ([`mend_runtime::host`]): [`Up`] is the five
+//! services as one, so binding, opening the shared stores, signals and the shutdown grace are
+//! the host's, done once for all of them.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,9 +22,10 @@ use mend_bus::{
     Bus, DataLog, InProcessBus, InProcessConfig, JetStreamBus, JetStreamDataLog, SqliteDataLog,
 };
 use mend_client::RegistryClient;
-use mend_registry::{JetStreamStore, RegistryDeps, RegistryStore, SqliteStore};
-use mend_runtime::config::Env;
-use mend_runtime::{Health, MendConfig, Metrics, Readiness, Shutdown};
+use mend_registry::{JetStreamStore, RegistryConfig, RegistryDeps, RegistryStore, SqliteStore};
+use mend_runtime::config::{ConfigError, Env, vars};
+use mend_runtime::host::{self, Bound, Service};
+use mend_runtime::{Health, MendConfig, Metrics, Shutdown};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -37,9 +44,11 @@ struct Shared {
     bus: Arc<dyn Bus>,
     data_log: Arc<dyn DataLog>,
     store: Arc<dyn RegistryStore>,
+    /// One Prometheus registry for every service, served on the one HTTP port.
+    metrics: Metrics,
 }
 
-async fn open_shared(config: &MendConfig) -> Result<Shared> {
+async fn open_shared(config: &MendConfig, metrics: Metrics) -> Result<Shared> {
     match &config.nats {
         Some(nats) => {
             let jetstream = JetStreamBus::connect_configured(nats)
@@ -58,6 +67,7 @@ async fn open_shared(config: &MendConfig) -> Result<Shared> {
                 bus: Arc::new(jetstream.clone()),
                 data_log: Arc::new(JetStreamDataLog::new(jetstream)),
                 store: Arc::new(store),
+                metrics,
             })
         }
         None => {
@@ -76,6 +86,7 @@ async fn open_shared(config: &MendConfig) -> Result<Shared> {
                 bus: Arc::new(InProcessBus::new(InProcessConfig::default())),
                 data_log: Arc::new(data_log),
                 store: Arc::new(store),
+                metrics,
             })
         }
     }
@@ -93,12 +104,18 @@ pub fn run(args: UpArgs) -> Result<()> {
         );
     }
     let config = MendConfig::load(Env::from_map(vars)).context("invalid configuration")?;
-    let settings = Settings::from_config(config)?;
+    let settings = Up::config(&config).context("invalid configuration")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(serve(settings))
+    runtime.block_on(async {
+        let telemetry = mend_runtime::telemetry::init(&config, Up::NAME)
+            .context("failed to start telemetry")?;
+        let served = host::serve::<Up>(config, settings).await;
+        telemetry.shutdown().await.ok();
+        served
+    })
 }
 
 /// Listeners of every service, bound by the caller. One HTTP port serves everything: OIP
@@ -113,45 +130,62 @@ pub struct Listeners {
 /// Settings of every service, all read and checked before anything binds.
 pub struct Settings {
     pub config: MendConfig,
+    pub registry: RegistryConfig,
     pub server: mend_server::ServerConfig,
     pub ingest: mend_ingest::IngestConfig,
     pub monitor: mend_monitor::MonitorConfig,
+    pub trainer: mend_trainer::TrainerConfig,
 }
 
 impl Settings {
-    pub fn from_config(config: MendConfig) -> Result<Settings> {
-        let server = mend_server::ServerConfig::from_mend(&config)
-            .context("invalid server configuration")?;
-        let ingest = mend_ingest::IngestConfig::from_mend(&config)
-            .context("invalid ingest configuration")?;
-        let monitor = mend_monitor::MonitorConfig::from_mend(&config)
-            .context("invalid monitor configuration")?;
-        mend_trainer::TrainerConfig::from_mend(&config).context("invalid trainer configuration")?;
+    /// Reads and checks every service's settings from `config`; an error names the variable.
+    pub fn from_config(config: MendConfig) -> Result<Settings, ConfigError> {
         Ok(Settings {
+            registry: RegistryConfig::from_mend(&config)?,
+            server: mend_server::ServerConfig::from_mend(&config)?,
+            ingest: mend_ingest::IngestConfig::from_mend(&config)?,
+            monitor: mend_monitor::MonitorConfig::from_mend(&config)?,
+            trainer: mend_trainer::TrainerConfig::from_mend(&config)?,
             config,
-            server,
-            ingest,
-            monitor,
         })
     }
 }
 
+/// The tasks of the services started, each ending with its name and how it ended.
+pub type Services = JoinSet<(&'static str, Result<()>)>;
+
 /// Starts registry, server, ingest, monitor and trainer as tasks of one process, joined to
-/// `shutdown`. The registry is reached over loopback gRPC at `registry_addr`.
+/// `shutdown`, on the bus, data log and store opened from `settings`. The registry is reached
+/// over loopback gRPC at `registry_addr`.
 pub async fn start_services(
     settings: Settings,
     listeners: Listeners,
     registry_addr: &str,
     shutdown: &Shutdown,
-) -> Result<(JoinSet<(&'static str, Result<()>)>, Arc<dyn Bus>)> {
+) -> Result<(Services, Arc<dyn Bus>)> {
+    let shared = open_shared(&settings.config, Metrics::new()).await?;
+    let bus = Arc::clone(&shared.bus);
+    let services = start(settings, shared, listeners, registry_addr, shutdown)?;
+    Ok((services, bus))
+}
+
+/// Starts every service on `shared` (see [`start_services`]).
+fn start(
+    settings: Settings,
+    shared: Shared,
+    listeners: Listeners,
+    registry_addr: &str,
+    shutdown: &Shutdown,
+) -> Result<Services> {
     let Settings {
         config,
+        registry: registry_config,
         server: server_config,
         ingest: ingest_config,
         monitor: monitor_config,
+        trainer: trainer_config,
     } = settings;
-    let shared = open_shared(&config).await?;
-    let metrics = Metrics::new();
+    let metrics = shared.metrics.clone();
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{registry_addr}"))
         .context("invalid registry address")?;
     let token = config
@@ -176,17 +210,17 @@ pub async fn start_services(
         shared.bus.clone(),
         config.registry_token.as_ref(),
     ));
-    let mut services: JoinSet<(&'static str, Result<()>)> = JoinSet::new();
+    let mut services: Services = JoinSet::new();
     {
-        let (config, shutdown) = (config.clone(), shutdown.clone());
         let deps = RegistryDeps {
             store: shared.store.clone(),
             bus: Some(shared.bus.clone()),
         };
+        let shutdown = shutdown.clone();
         services.spawn(async move {
             (
                 "registry",
-                mend_registry::run(&config, deps, registry_listener, shutdown)
+                mend_registry::run(registry_config, deps, registry_listener, shutdown)
                     .await
                     .map_err(Into::into),
             )
@@ -228,6 +262,7 @@ pub async fn start_services(
         services.spawn(async move {
             (
                 "server",
+                // The server's `run`, with the reports and `/events` beside OIP REST.
                 mend_server::run_with_routes(server_config, deps, listeners, routes, shutdown)
                     .await
                     .map_err(Into::into),
@@ -242,11 +277,11 @@ pub async fn start_services(
             registry: RegistryClient::connect_lazy(&endpoint, token.clone()),
             metrics: metrics.clone(),
         };
-        let (config, shutdown) = (config.clone(), shutdown.clone());
+        let shutdown = shutdown.clone();
         services.spawn(async move {
             (
                 "trainer",
-                mend_trainer::run(&config, deps, shutdown)
+                mend_trainer::run(trainer_config, deps, (), shutdown)
                     .await
                     .map_err(Into::into),
             )
@@ -260,12 +295,13 @@ pub async fn start_services(
             )),
             data_log: shared.data_log.clone(),
             bus: Some(shared.bus.clone()),
-            metrics: metrics.clone(),
+            metrics,
         };
         let shutdown = shutdown.clone();
         services.spawn(async move {
             (
                 "monitor",
+                // The monitor's `run`, its reports served on the server's HTTP port.
                 mend_monitor::run_without_http(monitor_config, deps, shutdown)
                     .await
                     .map_err(Into::into),
@@ -273,36 +309,61 @@ pub async fn start_services(
         });
     }
 
-    Ok((services, shared.bus))
+    Ok(services)
 }
 
-async fn serve(settings: Settings) -> Result<()> {
+/// `mend up` as the host runs it: the five services as one, on one shared bus, data log and
+/// registry store, each on its own port, the server's HTTP port serving everything HTTP (the
+/// ops routes among it). A type only: the host's functions take it as a type parameter.
+enum Up {}
+
+impl Service for Up {
+    const NAME: &'static str = "mend";
+    const TITLE: &'static str = "mend up";
+    type Config = Settings;
+    type Deps = Shared;
+    type Listeners = Listeners;
+    type Error = anyhow::Error;
+
+    fn config(config: &MendConfig) -> Result<Settings, ConfigError> {
+        Settings::from_config(config.clone())
+    }
+
+    async fn bind(config: &MendConfig) -> Result<Bound<Listeners>> {
+        // Every port first: a taken one fails before any service starts.
+        Ok(Bound::serving_http(Listeners {
+            registry: host::bind(&config.registry_addr, vars::MEND_REGISTRY_ADDR).await?,
+            server: host::bind(&config.server_addr, vars::MEND_SERVER_ADDR).await?,
+            ingest: host::bind(&config.ingest_addr, vars::MEND_INGEST_ADDR).await?,
+            http: host::bind_http(config).await?,
+        }))
+    }
+
+    async fn open(config: &MendConfig, metrics: &Metrics) -> Result<Shared> {
+        open_shared(config, metrics.clone()).await
+    }
+
+    fn run(
+        settings: Settings,
+        shared: Shared,
+        listeners: Listeners,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = Result<()>> + Send {
+        run_all(settings, shared, listeners, shutdown)
+    }
+}
+
+/// Starts every service, says where they are, and waits until all have stopped. One service
+/// failing stops the others: a half-running loop is worse than a clear stop.
+async fn run_all(
+    settings: Settings,
+    shared: Shared,
+    listeners: Listeners,
+    shutdown: Shutdown,
+) -> Result<()> {
     let config = settings.config.clone();
-    let telemetry =
-        mend_runtime::telemetry::init(&config, "mend").context("failed to start telemetry")?;
-    // Bind everything first: a taken port fails before any service starts.
-    let bind = |addr: &mend_runtime::config::ServiceAddr, var: &'static str| {
-        let addr = addr.clone();
-        async move {
-            addr.bind()
-                .await
-                .with_context(|| format!("failed to bind {var} {addr}"))
-        }
-    };
-    let listeners = Listeners {
-        registry: bind(&config.registry_addr, "MEND_REGISTRY_ADDR").await?,
-        server: bind(&config.server_addr, "MEND_SERVER_ADDR").await?,
-        ingest: bind(&config.ingest_addr, "MEND_INGEST_ADDR").await?,
-        http: bind(&config.http_addr, "MEND_HTTP_ADDR").await?,
-    };
-    let readiness = Readiness::new();
-    let shutdown = Shutdown::with_readiness(readiness);
-    shutdown
-        .listen_for_signals()
-        .context("failed to install signal handlers")?;
     let registry_addr = config.registry_addr.to_string();
-    let (mut services, _bus) =
-        start_services(settings, listeners, &registry_addr, &shutdown).await?;
+    let mut services = start(settings, shared, listeners, &registry_addr, &shutdown)?;
 
     let mode = match &config.nats {
         Some(nats) => format!("NATS JetStream at {}", nats.url),
@@ -322,7 +383,6 @@ async fn serve(settings: Settings) -> Result<()> {
     println!("  trainer               drift.detected.* and retrain.requested.* on the bus");
     println!("press Ctrl-C to stop");
 
-    // One service failing stops the others: a half-running loop is worse than a clear stop.
     let mut failure = None;
     while let Some(joined) = services.join_next().await {
         match joined {
@@ -338,6 +398,5 @@ async fn serve(settings: Settings) -> Result<()> {
             }
         }
     }
-    telemetry.shutdown().await.ok();
     failure.map_or(Ok(()), Err)
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use mend_bus::{DataLog, DataLogExt, ModelName, SqliteDataLog};
 use mend_core::report::escape::escape;
-use mend_core::synthetic::{Regime, SyntheticSpec};
 use mend_monitor::{InMemoryChampionSource, MonitorConfig, MonitorDeps, ReportStore};
 use mend_runtime::{Metrics, Shutdown};
+use mend_worlds::{Regime, SyntheticSpec};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

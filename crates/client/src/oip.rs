@@ -3,12 +3,12 @@
 //! features and BYTES for categorical ones.
 
 use bytes::Bytes;
-use mend_core::synthetic::Sample;
 use mend_proto::inference::model_infer_request::InferInputTensor;
 use mend_proto::inference::{InferTensorContents, ModelInferRequest, ModelInferResponse};
+use mend_worlds::Sample;
 
 /// A request for every row of `sample`; `feature_names` lists the numeric features first, then
-/// the categorical ones, as [`mend_core::synthetic::Generator::feature_names`] does.
+/// the categorical ones, as [`mend_worlds::Generator::feature_names`] does.
 pub fn sample_request(model: &str, feature_names: &[String], sample: &Sample) -> ModelInferRequest {
     let rows = sample.labels.len();
     let numeric = sample.numeric.ncols();

@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mend_core::model::{LogisticModel, LogisticSettings, TrainSettings};
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
+use mend_worlds::{Generator, Regime, SyntheticSpec};
 
 fn bench_train(c: &mut Criterion) {
     let mut group = c.benchmark_group("train_logistic");

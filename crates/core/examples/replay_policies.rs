@@ -20,7 +20,7 @@
 use std::error::Error;
 
 use mend_core::model::{LogisticModel, LogisticSettings};
-use mend_core::synthetic::{Generator, HalfTurn, Regime, Sample, SyntheticSpec};
+use mend_worlds::{Generator, HalfTurn, Regime, Sample, SyntheticSpec};
 use ndarray::Array2;
 
 const LEVELS: [&str; 4] = ["red", "green", "blue", "gold"];

@@ -12,7 +12,6 @@
 //! - [`artifact`]: the versioned, checksummed model file.
 //! - [`pipeline`]: time-ordered split, train, evaluate, predict.
 //! - [`record`]: rows, labels and predictions as the data log carries them.
-//! - [`synthetic`]: seeded drifting data for tests, benchmarks and the demo.
 //! - [`parallel`]: independent per-feature work on every core (scoped threads).
 
 pub mod artifact;
@@ -30,7 +29,6 @@ pub mod record;
 pub mod report;
 pub mod schema;
 pub mod stats;
-pub mod synthetic;
 pub mod values;
 
 pub use artifact::{Artifact, FORMAT_VERSION, sha256_hex};

@@ -9,8 +9,8 @@ use mend_core::drift::{
     WindowSummary, compare, compare_reference,
 };
 use mend_core::record::{Value, Values};
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec, table_to_csv};
 use mend_core::{Artifact, Frame, Schema, SchemaOverride, TrainSettings, read_csv};
+use mend_worlds::{Generator, Regime, SyntheticSpec, table_to_csv};
 
 fn frame_of(generator: &mut Generator, rows: usize, shift: f64) -> (Schema, Frame) {
     let sample = generator.sample(

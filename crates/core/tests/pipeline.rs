@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The static pipeline end to end: CSV → schema → frame → train → artifact → predict.
 
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec, table_to_csv};
 use mend_core::*;
+use mend_worlds::{Generator, Regime, SyntheticSpec, table_to_csv};
 
 /// Default settings of a run training the logistic family with `settings`.
 fn logistic(settings: LogisticSettings) -> TrainSettings {

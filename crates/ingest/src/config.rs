@@ -195,7 +195,7 @@ impl IngestConfig {
             source,
             MEND_INGEST_INSTANCE,
             "ingest.instance",
-            mend_bus::MAX_DURABLE_LEN - crate::follow::consumer_name("").len(),
+            mend_bus::max_instance_len(crate::follow::CONSUMER_PREFIX),
         )?;
         Ok(IngestConfig {
             max_batch_rows,

@@ -8,19 +8,14 @@ use std::time::Duration;
 
 use mend_bus::{
     Bus, BusError, ConsumerSpec, Envelope, EventSubscription, HandlerError, SubjectKind,
-    run_event_loop,
+    follow_forever, run_event_loop,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::schema_source::SchemaCache;
 
-/// A failed subscription is retried after this long.
-const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(2);
-
-/// The durable consumer name of one replica.
-pub fn consumer_name(instance: &str) -> String {
-    format!("mend-ingest-{instance}")
-}
+/// Whose consumer it is: one replica's is `mend-ingest-<instance>` ([`mend_bus::consumer_name`]).
+pub const CONSUMER_PREFIX: &str = "mend-ingest";
 
 /// Follows champion moves until `shutdown`; a bus that is down at start is retried.
 pub async fn follow_champions(
@@ -29,25 +24,19 @@ pub async fn follow_champions(
     durable: String,
     shutdown: CancellationToken,
 ) {
-    loop {
-        match follow_once(
-            Arc::clone(&bus),
-            Arc::clone(&schemas),
-            durable.clone(),
-            shutdown.clone(),
-        )
-        .await
-        {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(%error, "could not follow model promotions; retrying (schemas still expire)");
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(RESUBSCRIBE_AFTER) => {}
-            () = shutdown.cancelled() => return,
-        }
-    }
+    follow_forever(
+        shutdown.clone(),
+        "could not follow model promotions; retrying (schemas still expire)",
+        || {
+            follow_once(
+                Arc::clone(&bus),
+                Arc::clone(&schemas),
+                durable.clone(),
+                shutdown.clone(),
+            )
+        },
+    )
+    .await;
 }
 
 /// How long a replica's consumer may go without a pull before JetStream deletes it (a live

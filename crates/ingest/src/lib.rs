@@ -3,7 +3,8 @@
 //! `data.labels.<model>`), each rejected one comes back with its field and reason, and nothing
 //! valid is dropped because a neighbour in its batch was bad.
 //!
-//! - [`run`] (`run.rs`): the entry point on a caller-bound listener, with [`IngestDeps`].
+//! - [`run`] (`run.rs`): the entry point on a caller-bound listener, with [`IngestDeps`];
+//!   [`MendIngest`], the service as `mend_runtime::host` runs it as `mend-ingest`.
 //! - [`config`]: `MEND_INGEST_*` settings ([`IngestConfig`]).
 //! - [`schema_source`]: where schemas come from ([`SchemaSource`]: [`RegistrySchemaSource`],
 //!   [`InMemorySchemaSource`]) and the [`SchemaCache`] in front of them.
@@ -34,7 +35,7 @@ pub use config::{IngestConfig, SizeLimits};
 pub use grpc::GrpcIngest;
 pub use ingestor::{BatchOutcome, IngestError, Ingestor};
 pub use reject::{RejectReason, Rejection};
-pub use run::{IngestDeps, IngestServiceError, run};
+pub use run::{IngestDeps, IngestServiceError, MendIngest, run};
 pub use schema_source::{
     ChampionSchema, InMemorySchemaSource, RegistrySchemaSource, SchemaCache, SchemaError,
     SchemaSource,

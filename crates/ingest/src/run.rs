@@ -1,13 +1,18 @@
 //! The service's entry point: [`run`] wires the schema cache, the ingestor, the gRPC service,
 //! the bus door and the promotion follower onto a listener the caller already bound, until
-//! the shutdown token fires.
+//! the shutdown token fires; [`MendIngest`] is the service as `mend_runtime::host` runs it in
+//! its own process (`mend-ingest`).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use mend_bus::{Bus, DataLog};
+use mend_client::RegistryClient;
 use mend_proto::ingest::v1::ingest_server::IngestServer;
+use mend_runtime::config::{ConfigError, vars};
 use mend_runtime::grpc::{GrpcSetupError, grpc_server_builder};
-use mend_runtime::{Health, Metrics, Shutdown};
+use mend_runtime::host::{self, Bound, Service};
+use mend_runtime::{Health, MendConfig, Metrics, Shutdown};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
@@ -17,10 +22,11 @@ use crate::config::IngestConfig;
 use crate::grpc::GrpcIngest;
 use crate::ingestor::Ingestor;
 use crate::metrics::IngestMetrics;
-use crate::schema_source::{SchemaCache, SchemaSource};
+use crate::schema_source::{RegistrySchemaSource, SchemaCache, SchemaSource};
 use crate::{follow, nats};
 
-/// What the service talks to, built by the caller (`main`, `mend up`, a test).
+/// What the service talks to, built by the caller ([`MendIngest`] in its own process,
+/// `mend up`, a test).
 #[derive(Debug, Clone)]
 pub struct IngestDeps {
     /// Where champions' schemas come from (the registry, or memory in tests).
@@ -75,7 +81,7 @@ pub async fn run(
         background.push(tokio::spawn(follow::follow_champions(
             Arc::clone(bus),
             Arc::clone(&schemas),
-            follow::consumer_name(&config.instance),
+            mend_bus::consumer_name(follow::CONSUMER_PREFIX, &config.instance),
             token.clone(),
         )));
         background.push(tokio::spawn(consume_forever(
@@ -140,16 +146,61 @@ async fn serve_grpc(
 
 /// Keeps the bus door open: a bus that is down at start (or drops the consumer) is retried.
 async fn consume_forever(ingestor: Ingestor, bus: Arc<dyn Bus>, token: CancellationToken) {
-    loop {
-        match nats::consume(ingestor.clone(), Arc::clone(&bus), token.clone()).await {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(%error, "could not consume ingest subjects; retrying");
-            }
+    mend_bus::follow_forever(
+        token.clone(),
+        "could not consume ingest subjects; retrying",
+        || nats::consume(ingestor.clone(), Arc::clone(&bus), token.clone()),
+    )
+    .await;
+}
+
+/// `mend-ingest`: the ingest service in its own process, on `MEND_INGEST_ADDR` (gRPC) and
+/// `MEND_HTTP_ADDR` (the host's ops routes), with NATS JetStream as bus and data log when
+/// `MEND_NATS_URL` is set, else the SQLite data log in `MEND_DATA_DIR` and no bus door.
+#[derive(Debug)]
+pub struct MendIngest;
+
+impl Service for MendIngest {
+    const NAME: &'static str = "mend-ingest";
+    const TITLE: &'static str = "the ingest service";
+    type Config = IngestConfig;
+    type Deps = IngestDeps;
+    type Listeners = TcpListener;
+    type Error = IngestServiceError;
+
+    fn config(config: &MendConfig) -> Result<IngestConfig, ConfigError> {
+        IngestConfig::from_mend(config)
+    }
+
+    async fn bind(config: &MendConfig) -> anyhow::Result<Bound<TcpListener>> {
+        let grpc = host::bind(&config.ingest_addr, vars::MEND_INGEST_ADDR).await?;
+        Ok(Bound::with_ops(grpc, host::bind_http(config).await?))
+    }
+
+    async fn open(config: &MendConfig, metrics: &Metrics) -> anyhow::Result<IngestDeps> {
+        let registry = RegistryClient::from_config(config)?;
+        let (bus, data_log) = mend_bus::open_configured(config).await?;
+        if bus.is_none() {
+            tracing::warn!(
+                data_dir = %config.data_dir.display(),
+                "MEND_NATS_URL is not set: appending to the SQLite data log, no bus door, schemas re-checked on their time to live"
+            );
         }
-        tokio::select! {
-            () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-            () = token.cancelled() => return,
-        }
+        Ok(IngestDeps {
+            schemas: Arc::new(RegistrySchemaSource::new(registry)),
+            data_log,
+            bus,
+            metrics: metrics.clone(),
+            health: Health::new(),
+        })
+    }
+
+    fn run(
+        config: IngestConfig,
+        deps: IngestDeps,
+        listener: TcpListener,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = Result<(), IngestServiceError>> + Send {
+        run(config, deps, listener, shutdown)
     }
 }

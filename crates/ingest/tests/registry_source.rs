@@ -10,11 +10,11 @@ use bytes::Bytes;
 use mend_bus::ModelName;
 use mend_client::RegistryClient;
 use mend_core::Schema;
-use mend_core::synthetic::SyntheticSpec;
 use mend_ingest::{RegistrySchemaSource, SchemaError, SchemaSource};
 use mend_proto::registry::v1 as pb;
 use mend_registry::{RegistryDeps, SqliteStore};
 use mend_runtime::{MendConfig, Shutdown};
+use mend_worlds::SyntheticSpec;
 use tonic::transport::Endpoint;
 
 const TOKEN: &str = "ingest-test-token";
@@ -75,7 +75,8 @@ async fn reads_the_champions_schema_from_the_registry() {
     };
     let registry = tokio::spawn({
         let shutdown = shutdown.clone();
-        async move { mend_registry::run(&config, deps, listener, shutdown).await }
+        let config = mend_registry::RegistryConfig::from_mend(&config).unwrap();
+        async move { mend_registry::run(config, deps, listener, shutdown).await }
     });
     let endpoint = Endpoint::from_shared(format!("http://{addr}")).unwrap();
     let client = RegistryClient::connect_lazy(&endpoint, Some(TOKEN.into()));

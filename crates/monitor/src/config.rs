@@ -275,7 +275,7 @@ impl MonitorConfig {
             source,
             MEND_MONITOR_INSTANCE,
             "monitor.instance",
-            mend_bus::MAX_DURABLE_LEN - crate::follow::consumer_name("").len(),
+            mend_bus::max_instance_len(crate::follow::CONSUMER_PREFIX),
         )?;
         Ok(config)
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use mend_bus::{
     Bus, BusError, ConsumerSpec, Envelope, Event, EventSubscription, HandlerError, SubjectKind,
-    run_event_loop_concurrent,
+    follow_forever, run_event_loop_concurrent,
 };
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -24,13 +24,8 @@ use crate::watched::WatchedModels;
 /// Events pulled at once, and handled at once at most.
 const FOLLOW_BATCH: usize = 16;
 
-/// A failed subscription is retried after this long.
-const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(2);
-
-/// The durable consumer name of one replica.
-pub fn consumer_name(instance: &str) -> String {
-    format!("mend-monitor-{instance}")
-}
+/// Whose consumer it is: one replica's is `mend-monitor-<instance>` ([`mend_bus::consumer_name`]).
+pub(crate) const CONSUMER_PREFIX: &str = "mend-monitor";
 
 /// What the follower hands one model's loop.
 #[derive(Debug, Default)]
@@ -100,25 +95,19 @@ pub(crate) async fn follow_champions(
     durable: String,
     shutdown: CancellationToken,
 ) {
-    loop {
-        match follow_once(
-            Arc::clone(&bus),
-            Arc::clone(&wake),
-            durable.clone(),
-            shutdown.clone(),
-        )
-        .await
-        {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(%error, "could not follow model promotions; retrying (champions are still re-checked)");
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(RESUBSCRIBE_AFTER) => {}
-            () = shutdown.cancelled() => return,
-        }
-    }
+    follow_forever(
+        shutdown.clone(),
+        "could not follow model promotions; retrying (champions are still re-checked)",
+        || {
+            follow_once(
+                Arc::clone(&bus),
+                Arc::clone(&wake),
+                durable.clone(),
+                shutdown.clone(),
+            )
+        },
+    )
+    .await;
 }
 
 /// How long a replica's consumer may go without a pull before JetStream deletes it (a live

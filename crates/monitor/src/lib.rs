@@ -6,14 +6,20 @@
 //! announces `drift.detected.<model>` and `alert.<model>` once per episode of drift (and once
 //! more after each rejected retrain while the drift goes on).
 //!
-//! - [`run`] (`run.rs`): the entry point on a caller-bound HTTP listener, with [`MonitorDeps`].
+//! - [`run`] (`run.rs`): the entry point on a caller-bound HTTP listener, with [`MonitorDeps`];
+//!   [`MendMonitor`], the service as `mend_runtime::host` runs it as `mend-monitor`.
 //! - [`config`]: `MEND_MONITOR_*` settings ([`MonitorConfig`]).
 //! - [`champion`]: where champions come from ([`ChampionSource`]: [`RegistryChampionSource`],
 //!   [`InMemoryChampionSource`]).
 //! - `watched.rs`: which models are watched (every model with a champion, discovered from
 //!   the registry and from promotions, or an allow-list) and their loops.
 //! - `worker.rs`: one model's loop (poll, read forward by sequence, settle, save).
-//! - [`tracker`]: the pure per-model state machine (windows, joins, verdicts, announcements).
+//! - [`tracker`] (`tracker/mod.rs`): the pure per-model state machine, which routes entries
+//!   and announces once per episode; its parts (`tracker/`): `scoring.rs` (the champion's
+//!   probabilities), `window.rs` (the open window), `streaks.rs` (drift confirmed over windows
+//!   in a row), `labels.rs` (the label join wired to scoring, Page-Hinkley and the trend),
+//!   `events.rs` (the event builders), `episode_start.rs` (the start announcements name) and
+//!   `page.rs` (the HTML page).
 //! - [`episode`]: once per episode; [`detector`]: Page-Hinkley; [`performance`]: the label
 //!   join, scoring, rolling windows and CBPE.
 //! - [`state`]: the saved position per model, so a restart resumes where it stopped.
@@ -41,7 +47,6 @@ pub use champion::{
     Champion, ChampionError, ChampionSource, InMemoryChampionSource, RegistryChampionSource,
 };
 pub use config::MonitorConfig;
-pub use follow::consumer_name;
 pub use http::reports_router;
 pub use reports::{Alarm, MonitorReport, ReportParts, ReportStore, ReportSummary};
-pub use run::{MonitorDeps, MonitorServiceError, run, run_without_http};
+pub use run::{MendMonitor, MonitorDeps, MonitorServiceError, run, run_without_http};

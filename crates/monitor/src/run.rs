@@ -1,14 +1,19 @@
 //! The service's entry point: [`run`] starts one loop per watched model (see `watched.rs`), the promotion
 //! follower (with a bus) and the HTTP server (ops routes plus reports) on a listener the
-//! caller already bound, until the shutdown token fires.
+//! caller already bound, until the shutdown token fires; [`MendMonitor`] is the service as
+//! `mend_runtime::host` runs it in its own process (`mend-monitor`).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use mend_bus::{Bus, DataLog};
-use mend_runtime::{Metrics, Shutdown};
+use mend_client::RegistryClient;
+use mend_runtime::config::ConfigError;
+use mend_runtime::host::{self, Bound, Service};
+use mend_runtime::{MendConfig, Metrics, Shutdown};
 use tokio::net::TcpListener;
 
-use crate::champion::ChampionSource;
+use crate::champion::{ChampionSource, RegistryChampionSource};
 use crate::config::MonitorConfig;
 use crate::follow;
 use crate::http::reports_router;
@@ -18,7 +23,8 @@ use crate::state::StateStore;
 use crate::watched::{self, WatchedModels};
 use crate::worker::WorkerParts;
 
-/// What the service talks to, built by the caller (`main`, `mend up`, a test).
+/// What the service talks to, built by the caller ([`MendMonitor`] in its own process,
+/// `mend up`, a test).
 #[derive(Debug, Clone)]
 pub struct MonitorDeps {
     /// Where champions come from (the registry, or memory in tests).
@@ -93,7 +99,7 @@ async fn monitor(
         tasks.push(tokio::spawn(follow::follow_champions(
             Arc::clone(bus),
             Arc::clone(&models),
-            follow::consumer_name(&config.instance),
+            mend_bus::consumer_name(follow::CONSUMER_PREFIX, &config.instance),
             token.clone(),
         )));
     }
@@ -125,4 +131,54 @@ async fn monitor(
     models.join().await;
     tracing::info!("monitor service stopped");
     Ok(served?)
+}
+
+/// `mend-monitor`: the monitor in its own process, serving its reports and the ops routes on
+/// `MEND_HTTP_ADDR`, reading NATS JetStream's data log (and publishing drift) when
+/// `MEND_NATS_URL` is set, else the SQLite data log in `MEND_DATA_DIR` with no bus.
+#[derive(Debug)]
+pub struct MendMonitor;
+
+impl Service for MendMonitor {
+    const NAME: &'static str = "mend-monitor";
+    const TITLE: &'static str = "the monitor service";
+    type Config = MonitorConfig;
+    type Deps = MonitorDeps;
+    type Listeners = TcpListener;
+    type Error = MonitorServiceError;
+
+    fn config(config: &MendConfig) -> Result<MonitorConfig, ConfigError> {
+        MonitorConfig::from_mend(config)
+    }
+
+    async fn bind(config: &MendConfig) -> anyhow::Result<Bound<TcpListener>> {
+        // The monitor serves its HTTP port itself: the reports beside the ops routes.
+        Ok(Bound::serving_http(host::bind_http(config).await?))
+    }
+
+    async fn open(config: &MendConfig, metrics: &Metrics) -> anyhow::Result<MonitorDeps> {
+        let registry = RegistryClient::from_config(config)?;
+        let (bus, data_log) = mend_bus::open_configured(config).await?;
+        if bus.is_none() {
+            tracing::warn!(
+                data_dir = %config.data_dir.display(),
+                "MEND_NATS_URL is not set: reading the SQLite data log; no bus, so drift is reported but not published"
+            );
+        }
+        Ok(MonitorDeps {
+            champions: Arc::new(RegistryChampionSource::new(registry)),
+            data_log,
+            bus,
+            metrics: metrics.clone(),
+        })
+    }
+
+    fn run(
+        config: MonitorConfig,
+        deps: MonitorDeps,
+        http_listener: TcpListener,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = Result<(), MonitorServiceError>> + Send {
+        run(config, deps, http_listener, shutdown)
+    }
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::*;
 use mend_bus::events::{DriftKind, ModelPromoted};
 use mend_bus::{DataLogExt, Envelope, ModelName, publish_event};
-use mend_core::synthetic::Regime;
 use mend_monitor::InMemoryChampionSource;
+use mend_worlds::Regime;
 
 fn watched(metrics: &mend_runtime::Metrics) -> Option<i64> {
     let text = metrics.encode().unwrap();

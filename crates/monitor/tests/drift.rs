@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::*;
 use mend_bus::events::{DriftKind, ModelPromoted};
 use mend_bus::{DataLogExt, Envelope, publish_event};
-use mend_core::synthetic::Regime;
 use mend_monitor::{MonitorReport, ReportSummary};
+use mend_worlds::Regime;
 
 const QUIET: Duration = Duration::from_millis(700);
 

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use common::*;
 use mend_bus::events::{DriftDetected, DriftKind};
 use mend_core::record::{LabelRecord, RowRecord};
-use mend_core::synthetic::Regime;
 use mend_monitor::Champion;
 use mend_monitor::detector::PageHinkleyConfig;
 use mend_monitor::performance::TrendConfig;
 use mend_monitor::state::ModelState;
 use mend_monitor::tracker::{Entry, Tracker, TrackerSettings};
+use mend_worlds::Regime;
 
 fn settings() -> TrackerSettings {
     TrackerSettings {

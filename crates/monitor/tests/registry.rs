@@ -14,11 +14,11 @@ use mend_bus::DataLogExt;
 use mend_bus::events::DriftKind;
 use mend_client::RegistryClient;
 use mend_core::Artifact;
-use mend_core::synthetic::Regime;
 use mend_monitor::{MonitorDeps, MonitorReport, RegistryChampionSource};
 use mend_proto::registry::v1 as pb;
 use mend_registry::{RegistryDeps, SqliteStore};
 use mend_runtime::{MendConfig, Metrics, Shutdown};
+use mend_worlds::Regime;
 
 async fn register_and_promote(registry: &RegistryClient, artifact: &Artifact) -> u64 {
     let header = pb::RegisterVersionHeader {
@@ -66,7 +66,8 @@ async fn champions_come_from_the_registry_and_promotions_switch_the_reference() 
             store: Arc::new(store),
             bus: Some(Arc::clone(&nats.bus)),
         };
-        async move { mend_registry::run(&registry_config, deps, listener, shutdown).await }
+        let registry_config = mend_registry::RegistryConfig::from_mend(&registry_config).unwrap();
+        async move { mend_registry::run(registry_config, deps, listener, shutdown).await }
     });
     let endpoint =
         tonic::transport::Endpoint::from_shared(format!("http://{registry_addr}")).unwrap();

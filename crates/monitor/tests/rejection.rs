@@ -13,12 +13,12 @@ use std::time::Duration;
 use common::*;
 use mend_bus::events::{DriftDetected, DriftKind, ModelRejected};
 use mend_bus::{DataLogExt, Envelope, publish_event};
-use mend_core::synthetic::Regime;
 use mend_monitor::Champion;
 use mend_monitor::detector::PageHinkleyConfig;
 use mend_monitor::performance::TrendConfig;
 use mend_monitor::state::{ModelState, StateStore};
 use mend_monitor::tracker::{Entry, Tracker, TrackerSettings};
+use mend_worlds::Regime;
 
 const QUIET: Duration = Duration::from_millis(700);
 

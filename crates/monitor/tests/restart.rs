@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use common::*;
 use mend_bus::{DataLog, DataLogExt, SqliteDataLog};
-use mend_core::synthetic::Regime;
 use mend_monitor::InMemoryChampionSource;
+use mend_worlds::Regime;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_resumes_from_the_saved_sequence() {

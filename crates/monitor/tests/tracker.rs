@@ -10,12 +10,12 @@ use common::*;
 use mend_bus::events::DriftKind;
 use mend_core::record::PredictionRecord;
 use mend_core::report::escape::escape;
-use mend_core::synthetic::Regime;
 use mend_monitor::detector::PageHinkleyConfig;
 use mend_monitor::performance::TrendConfig;
 use mend_monitor::state::ModelState;
 use mend_monitor::tracker::{Entry, Tracker, TrackerSettings};
 use mend_monitor::{Champion, MonitorReport};
+use mend_worlds::Regime;
 
 fn settings() -> TrackerSettings {
     TrackerSettings {

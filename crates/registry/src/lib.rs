@@ -17,8 +17,10 @@
 //!   error → status mapping, alias watches, the `model.promoted` / `model.rolled_back`
 //!   events (the registry is their one publisher), and forced retrains (`RequestRetrain`,
 //!   published as `retrain.requested.<model>`).
-//! - [`settings`]: [`RegistrySettings`] (`MEND_REGISTRY_TOKEN`, artifact size limit).
-//! - [`serve`]: [`run`], the server with health and reflection on a caller-bound listener.
+//! - [`config`]: [`RegistryConfig`] (`MEND_REGISTRY_TOKEN`, artifact size limit, TLS).
+//! - [`run`] (`run.rs`): the server with health and reflection on a caller-bound listener, with
+//!   [`RegistryDeps`]; [`RegistryError`], why it stopped; [`MendRegistry`], the registry as
+//!   `mend_runtime::host` runs it as `mend-registry`.
 //! - `changes` (private): the rules of a registration and an alias move, shared by both
 //!   stores so their semantics cannot drift apart; `digest` and `time` are small helpers.
 //!
@@ -29,27 +31,27 @@
 //! verified against its sha256 on every read.
 
 mod changes;
+pub mod config;
 pub mod convert;
 mod digest;
 pub mod error;
 pub mod jetstream;
 pub mod model;
 pub mod names;
-pub mod serve;
+mod run;
 pub mod service;
-pub mod settings;
 pub mod sqlite;
 pub mod store;
 mod time;
 
+pub use config::RegistryConfig;
 pub use error::StoreError;
 pub use jetstream::{JetStreamConfig, JetStreamStore};
 pub use model::{
     AliasExpectation, AuditAction, AuditRecord, DataWindow, DecisionNote, ModelSummary,
     NewDecision, NewVersion, Page, SetAlias, Trigger, TriggerKind, VersionMeta,
 };
-pub use serve::{RegistryDeps, RunError, run};
+pub use run::{MendRegistry, RegistryDeps, RegistryError, run};
 pub use service::{RegistryService, WriteAuth};
-pub use settings::RegistrySettings;
 pub use sqlite::SqliteStore;
 pub use store::{AliasWatch, RegistryStore};

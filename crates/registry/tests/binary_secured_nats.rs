@@ -91,7 +91,7 @@ async fn with_the_nats_token_the_registry_publishes_forced_retrains() {
         }),
         ..Default::default()
     };
-    // Poll until the registry is up (it binds after connecting to NATS).
+    // Poll until the registry is up (it serves once connected to NATS).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         match client

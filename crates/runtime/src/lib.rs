@@ -15,14 +15,19 @@
 //! - [`probe`]: `--health-check`, one `GET /healthz` of the process's own HTTP port (plain
 //!   or TLS, as the port serves), for images without a shell.
 //!
-//! - [`service`]: a service binary's `main`, in order: load [`config::MendConfig`] and the
-//!   service's settings (bad config: print, exit 2) → [`telemetry::init`] → bind → serve
-//!   under [`shutdown::Shutdown`] → flush telemetry ([`service::service_main`]); or, given
-//!   `--health-check`, probe the running service's `/healthz` and exit 0 or 1.
+//! - [`service`]: a service binary's arguments and process: load [`config::MendConfig`] and
+//!   the service's settings (bad config: print, exit 2) → [`telemetry::init`] → serve → flush
+//!   telemetry ([`service::service_main`]); or, given `--health-check`, probe the running
+//!   service's `/healthz` and exit 0 or 1.
+//! - [`host`]: the one host of every service ([`host::Service`]: its settings, ports,
+//!   dependencies and `run(config, deps, listeners, shutdown)`): bind → open the bus and
+//!   stores → readiness and signals → ops HTTP → run within the shutdown grace. Each service
+//!   binary's `main` is `host::main::<S>()`; `mend up` is [`host::serve`] of the five as one.
 
 pub mod config;
 pub mod grpc;
 pub mod health;
+pub mod host;
 pub mod http;
 pub mod metrics;
 pub mod nats;

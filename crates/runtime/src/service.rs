@@ -1,6 +1,8 @@
 //! The skeleton every service binary shares (`mend-registry`, `mend-server`, `mend-ingest`,
 //! `mend-monitor`, `mend-trainer`): read the configuration, fail fast on a bad value, set up
-//! telemetry, serve, flush telemetry, and map the outcome to the exit code.
+//! telemetry, serve, flush telemetry, and map the outcome to the exit code. The serving itself
+//! (bind, open, signals, ops HTTP, the shutdown grace) is [`crate::host`]'s; a binary's `main`
+//! is [`crate::host::main`].
 //!
 //! The binaries take no arguments but one: `--health-check` probes the service already
 //! running with the same configuration (its `/healthz` on `MEND_HTTP_ADDR`, see
@@ -87,7 +89,8 @@ fn health_check_main(name: &str) -> ExitCode {
 /// Runs service `name`: loads the shared configuration from the process environment and the
 /// service's own settings from it (`settings`); a bad value exits with [`EXIT_CONFIG`] before
 /// anything binds. Then sets up telemetry on a multi-threaded runtime and runs `serve` until it
-/// returns (it owns signals and the shutdown grace); a failure is logged (and so exported)
+/// returns (it owns binding, signals and the shutdown grace: [`crate::host::serve`]); a failure
+/// is logged (and so exported)
 /// before telemetry is flushed, printed with its causes, and exits 1. Telemetry is flushed
 /// whatever `serve` returned.
 ///

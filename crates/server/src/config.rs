@@ -166,7 +166,7 @@ impl ServerConfig {
             source,
             MEND_SERVER_INSTANCE,
             "server.instance",
-            mend_bus::MAX_DURABLE_LEN - crate::swap::consumer_name("").len(),
+            mend_bus::max_instance_len(crate::swap::CONSUMER_PREFIX),
         )?;
         Ok(ServerConfig {
             sample_rate,

@@ -2,7 +2,9 @@
 //! gRPC and REST, serves each model's champion, swaps to a new champion without failing a
 //! request, and logs a sample of what it predicts.
 //!
-//! - [`run`] (`run.rs`): the entry point, on caller-bound listeners, with [`ServerDeps`].
+//! - [`run`] (`run.rs`): the entry point, on caller-bound listeners, with [`ServerDeps`];
+//!   [`MendServer`], the server as `mend_runtime::host` runs it as `mend-server`
+//!   ([`run_with_routes`] adds routes to its HTTP port, as `mend up` does).
 //! - [`config`]: `MEND_SERVER_*` settings ([`ServerConfig`]).
 //! - [`source`]: where models come from: [`ModelSource`], over the registry's gRPC API
 //!   ([`RegistryModelSource`]) or in memory ([`InMemoryModelSource`]).
@@ -35,7 +37,7 @@ pub use config::ServerConfig;
 pub use grpc::GrpcInference;
 pub use infer::InferError;
 pub use model::{LoadedModel, ModelStore};
-pub use run::{Listeners, ServerDeps, ServerError, run, run_with_routes};
+pub use run::{Listeners, MendServer, ServerDeps, ServerError, run, run_with_routes};
 pub use service::InferenceService;
 pub use source::{
     FetchedModel, InMemoryModelSource, ModelSource, RegistryModelSource, SourceError,

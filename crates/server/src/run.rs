@@ -1,13 +1,19 @@
 //! The server's entry point: [`run`] wires the model store, hot swap, prediction log and both
-//! bindings onto listeners the caller already bound, until the shutdown token fires.
+//! bindings onto listeners the caller already bound, until the shutdown token fires;
+//! [`MendServer`] is the server as `mend_runtime::host` runs it in its own process
+//! (`mend-server`).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use mend_bus::{Bus, DataLog};
 use mend_proto::inference::grpc_inference_service_server::GrpcInferenceServiceServer;
-use mend_runtime::grpc::{GrpcSetupError, grpc_server_builder};
-use mend_runtime::{Health, Metrics, Shutdown};
+use mend_runtime::config::{ConfigError, vars};
+use mend_runtime::grpc::{GrpcSetupError, grpc_client_endpoint, grpc_server_builder};
+use mend_runtime::host::{self, Bound, Service};
+use mend_runtime::{Health, MendConfig, Metrics, Shutdown};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
@@ -20,15 +26,14 @@ use crate::model::ModelStore;
 use crate::oversize::OversizeAsInvalidArgument;
 use crate::predlog::PredictionLog;
 use crate::service::InferenceService;
-use crate::source::ModelSource;
+use crate::source::{ModelSource, RegistryModelSource};
 use crate::{rest, swap};
 
-/// A failed event subscription is retried after this long.
-const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(2);
 /// How long shutdown waits for queued prediction samples to reach the data log.
 const LOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the server talks to, built by the caller (`main`, `mend up`, a test).
+/// What the server talks to, built by the caller ([`MendServer`] in its own process,
+/// `mend up`, a test).
 #[derive(Debug, Clone)]
 pub struct ServerDeps {
     /// Where champions and versions come from.
@@ -130,12 +135,24 @@ pub async fn run_with_routes(
         token.clone(),
     ));
     let events = deps.bus.clone().map(|bus| {
-        tokio::spawn(follow_events_forever(
-            bus,
-            Arc::clone(&store),
-            swap::consumer_name(&config.instance),
-            token.clone(),
-        ))
+        let store = Arc::clone(&store);
+        let durable = mend_bus::consumer_name(swap::CONSUMER_PREFIX, &config.instance);
+        let token = token.clone();
+        tokio::spawn(async move {
+            mend_bus::follow_forever(
+                token.clone(),
+                "could not follow model events; retrying (the reconcile loop still runs)",
+                || {
+                    swap::follow_events(
+                        Arc::clone(&bus),
+                        Arc::clone(&store),
+                        durable.clone(),
+                        token.clone(),
+                    )
+                },
+            )
+            .await;
+        })
     });
 
     let grpc = serve_grpc(
@@ -240,30 +257,64 @@ async fn follow_readiness(store: Arc<ModelStore>, shutdown: Shutdown, health: He
     }
 }
 
-/// Keeps an event subscription alive: a bus that is down at start-up is retried.
-async fn follow_events_forever(
-    bus: Arc<dyn Bus>,
-    store: Arc<ModelStore>,
-    durable: String,
-    token: CancellationToken,
-) {
-    loop {
-        match swap::follow_events(
-            Arc::clone(&bus),
-            Arc::clone(&store),
-            durable.clone(),
-            token.clone(),
-        )
-        .await
-        {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(%error, "could not follow model events; retrying (the reconcile loop still runs)");
-            }
+/// `mend-server`: the inference server in its own process, OIP gRPC on `MEND_SERVER_ADDR` and
+/// OIP REST with the ops routes on `MEND_HTTP_ADDR`, its models from the registry at
+/// `MEND_REGISTRY_ADDR`. With `MEND_NATS_URL`: promotions and the prediction log on JetStream;
+/// without: the registry is polled and predictions go to the SQLite data log in
+/// `MEND_DATA_DIR`, as ingest and monitor use it.
+#[derive(Debug)]
+pub struct MendServer;
+
+impl Service for MendServer {
+    const NAME: &'static str = "mend-server";
+    const TITLE: &'static str = "the inference server";
+    type Config = ServerConfig;
+    type Deps = ServerDeps;
+    type Listeners = Listeners;
+    type Error = ServerError;
+
+    fn config(config: &MendConfig) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::from_mend(config)
+    }
+
+    async fn bind(config: &MendConfig) -> anyhow::Result<Bound<Listeners>> {
+        let grpc = host::bind(&config.server_addr, vars::MEND_SERVER_ADDR).await?;
+        let http = host::bind_http(config).await?;
+        // The server serves its HTTP port itself: OIP REST beside the ops routes.
+        Ok(Bound::serving_http(Listeners {
+            grpc,
+            http: Some(http),
+        }))
+    }
+
+    async fn open(config: &MendConfig, metrics: &Metrics) -> anyhow::Result<ServerDeps> {
+        let endpoint = grpc_client_endpoint(&config.registry_addr, &config.tls)
+            .context("failed to set up the registry client")?;
+        let source = Arc::new(RegistryModelSource::connect_lazy(&endpoint));
+        let (bus, data_log) = mend_bus::open_configured(config)
+            .await
+            .context("failed to open the bus and data log (MEND_NATS_URL, MEND_DATA_DIR)")?;
+        if bus.is_none() {
+            tracing::warn!(
+                data_dir = %config.data_dir.display(),
+                "MEND_NATS_URL is not set: following the registry by polling only; sampled predictions go to the SQLite data log"
+            );
         }
-        tokio::select! {
-            () = tokio::time::sleep(RESUBSCRIBE_AFTER) => {}
-            () = token.cancelled() => return,
-        }
+        Ok(ServerDeps {
+            source,
+            bus,
+            data_log: Some(data_log),
+            metrics: metrics.clone(),
+            health: Health::new(),
+        })
+    }
+
+    fn run(
+        config: ServerConfig,
+        deps: ServerDeps,
+        listeners: Listeners,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = Result<(), ServerError>> + Send {
+        run(config, deps, listeners, shutdown)
     }
 }

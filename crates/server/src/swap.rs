@@ -39,10 +39,8 @@ pub const CONSUMER_INACTIVE_THRESHOLD: Duration = Duration::from_secs(3600);
 /// whatever a slow or absent NATS leaves behind).
 const DELETE_CONSUMER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The durable consumer name of one replica.
-pub fn consumer_name(instance: &str) -> String {
-    format!("mend-server-{instance}")
-}
+/// Whose consumer it is: one replica's is `mend-server-<instance>` ([`mend_bus::consumer_name`]).
+pub const CONSUMER_PREFIX: &str = "mend-server";
 
 /// Reconciles every served model now: discovers new models (when not configured), then
 /// swaps each one whose champion moved. Failures are logged; the current models keep serving.

@@ -4,8 +4,8 @@
 
 use std::sync::OnceLock;
 
-use mend_core::synthetic::{Generator, Regime, Sample, SyntheticSpec};
 use mend_core::{Artifact, Frame, Schema, SchemaOverride, TrainSettings};
+use mend_worlds::{Generator, Regime, Sample, SyntheticSpec};
 
 /// A model trained on `rows` rows drawn from the synthetic world of `spec` (the default
 /// regime), and the generator, to draw more rows from the same world.

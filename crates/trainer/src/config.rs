@@ -78,6 +78,10 @@ pub const MEND_TRAINER_DURABLE: &str = "MEND_TRAINER_DURABLE";
 pub const MEND_TRAINER_ACK_WAIT_MS: &str = "MEND_TRAINER_ACK_WAIT_MS";
 /// L2 strength of candidate models.
 pub const MEND_TRAINER_L2: &str = "MEND_TRAINER_L2";
+/// Past champions judged beside every candidate on the same held-out rows, newest first
+/// (versions with another schema are skipped); the best of them all may be recalled. 0 turns
+/// recall off.
+pub const MEND_TRAINER_RECALL_VERSIONS: &str = "MEND_TRAINER_RECALL_VERSIONS";
 
 /// Every variable above, for `--help` texts and docs.
 pub const ALL: &[&str] = &[
@@ -109,6 +113,7 @@ pub const ALL: &[&str] = &[
     MEND_TRAINER_DURABLE,
     MEND_TRAINER_ACK_WAIT_MS,
     MEND_TRAINER_L2,
+    MEND_TRAINER_RECALL_VERSIONS,
 ];
 
 /// Defaults a user can count on.
@@ -133,6 +138,7 @@ pub mod defaults {
     pub const FOLLOW_UP_WINDOW: usize = 1_000;
     pub const FOLLOW_UP_MARGIN: f64 = 0.0;
     pub const FOLLOW_UP_PATIENCE: u32 = 1;
+    pub const RECALL_VERSIONS: usize = 10;
     pub const WEBHOOK_TIMEOUT_MS: u64 = 5_000;
     pub const WEBHOOK_ATTEMPTS: u32 = 3;
     pub const DURABLE: &str = "mend-trainer";
@@ -175,6 +181,8 @@ pub struct TrainerConfig {
     pub durable: String,
     /// Redelivery delay of an unsettled trigger (extended while its run goes on).
     pub ack_wait: Duration,
+    /// Past champions judged beside each candidate (0: no recall; see `crate::recall`).
+    pub recall_versions: usize,
 }
 
 impl Default for TrainerConfig {
@@ -214,6 +222,7 @@ impl Default for TrainerConfig {
             webhooks: WebhookConfig::default(),
             durable: defaults::DURABLE.to_owned(),
             ack_wait: Duration::from_millis(defaults::ACK_WAIT_MS),
+            recall_versions: defaults::RECALL_VERSIONS,
         }
     }
 }
@@ -412,6 +421,11 @@ impl TrainerConfig {
             "trainer.follow_up_patience",
             defaults::FOLLOW_UP_PATIENCE,
         )?;
+        let recall_versions: usize = source.parse_or(
+            MEND_TRAINER_RECALL_VERSIONS,
+            "trainer.recall_versions",
+            defaults::RECALL_VERSIONS,
+        )?;
         let follow_up_margin: f64 = source.parse_or(
             MEND_TRAINER_FOLLOW_UP_MARGIN,
             "trainer.follow_up_margin",
@@ -550,6 +564,7 @@ impl TrainerConfig {
             },
             durable,
             ack_wait,
+            recall_versions,
         })
     }
 
@@ -688,6 +703,13 @@ mod tests {
         assert_eq!(config.follow_up.window, 1_000);
         assert!(config.follow_up.margin.abs() < 1e-12);
         assert_eq!(config.follow_up.patience, 1);
+        assert_eq!(config.recall_versions, 10);
+        assert_eq!(
+            load(&[(MEND_TRAINER_RECALL_VERSIONS, "0")])
+                .unwrap()
+                .recall_versions,
+            0
+        );
     }
 
     #[test]
@@ -741,6 +763,7 @@ mod tests {
             (MEND_TRAINER_FOLLOW_UP_MARGIN, "-0.1"),
             (MEND_TRAINER_FOLLOW_UP_LABELS, "many"),
             (MEND_TRAINER_FOLLOW_UP_PATIENCE, "-1"),
+            (MEND_TRAINER_RECALL_VERSIONS, "all"),
         ] {
             let error = load(&[(var, value)]).unwrap_err().to_string();
             assert!(error.contains(var), "{var}: {error}");

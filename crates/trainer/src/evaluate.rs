@@ -25,6 +25,9 @@ pub struct Comparison {
     /// Rows the champion could not score (features or classes it does not know).
     pub champion_skipped: usize,
     pub train_ms: u64,
+    /// Each past version's metrics on the same held-out rows, in the order given (`None`:
+    /// none of the rows fits its schema).
+    pub past_metrics: Vec<Option<Metrics>>,
 }
 
 /// The candidate's schema: the champion's features and classes, plus features and classes
@@ -109,6 +112,18 @@ pub fn train_and_compare(
     champion: Option<&Artifact>,
     settings: &TrainSettings,
 ) -> Result<Comparison, CoreError> {
+    train_and_compare_with_past(rows, labels, champion, &[], settings)
+}
+
+/// [`train_and_compare`], also scoring each of `past` (earlier versions of the model) on the
+/// same held-out rows, each through its own schema.
+pub fn train_and_compare_with_past(
+    rows: &[RowRecord],
+    labels: &[String],
+    champion: Option<&Artifact>,
+    past: &[std::sync::Arc<Artifact>],
+    settings: &TrainSettings,
+) -> Result<Comparison, CoreError> {
     let started = Instant::now();
     let schema = candidate_schema(champion.map(|c| &c.schema), rows, labels);
     let (frame, skipped) = labeled_frame(&schema, rows, labels);
@@ -129,17 +144,22 @@ pub fn train_and_compare(
         .filter(|(row, _)| holdout_ids.contains(row.id.as_str()))
         .map(|(row, label)| (row.clone(), label.clone()))
         .unzip();
-    let (champion_metrics, champion_skipped) = match champion {
-        Some(champion) => {
-            let (frame, skipped) = labeled_frame(&champion.schema, &holdout_rows, &holdout_labels);
-            if frame.is_empty() {
-                (None, skipped)
-            } else {
-                (Some(champion.evaluate(&frame)?), skipped)
-            }
+    let score = |model: &Artifact| -> Result<(Option<Metrics>, usize), CoreError> {
+        let (frame, skipped) = labeled_frame(&model.schema, &holdout_rows, &holdout_labels);
+        if frame.is_empty() {
+            Ok((None, skipped))
+        } else {
+            Ok((Some(model.evaluate(&frame)?), skipped))
         }
+    };
+    let (champion_metrics, champion_skipped) = match champion {
+        Some(champion) => score(champion)?,
         None => (None, 0),
     };
+    let past_metrics = past
+        .iter()
+        .map(|model| score(model).map(|(metrics, _)| metrics))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Comparison {
         candidate,
         candidate_metrics,
@@ -147,6 +167,7 @@ pub fn train_and_compare(
         holdout_rows: holdout.len(),
         champion_skipped,
         train_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        past_metrics,
     })
 }
 
@@ -184,7 +205,7 @@ pub fn live_accuracy(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
+    use mend_worlds::{Generator, Regime, SyntheticSpec};
 
     use super::*;
 

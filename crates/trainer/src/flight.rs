@@ -338,7 +338,9 @@ impl Flight {
         }
         let data_alone = data_drift_alone(triggers);
         match outcome {
-            RunOutcome::Promoted { .. } => self.rejected_data_runs = 0,
+            RunOutcome::Promoted { .. } | RunOutcome::Recalled { .. } => {
+                self.rejected_data_runs = 0
+            }
             RunOutcome::Rejected { .. } if data_alone => {
                 self.rejected_data_runs = self.rejected_data_runs.saturating_add(1);
             }

@@ -18,12 +18,13 @@ use mend_proto::registry::v1 as pb;
 use crate::alerts;
 use crate::config::TrainerConfig;
 use crate::error::TrainerError;
-use crate::evaluate::{Comparison, train_and_compare};
+use crate::evaluate::{Comparison, train_and_compare_with_past};
 use crate::follow_up::{self, FollowUps};
 use crate::gate;
 use crate::guard::{GuardStart, Guards};
 use crate::lineage::{self, Lineage, tags};
 use crate::metrics::TrainerMetrics;
+use crate::recall::{self, RecallCache};
 use crate::registry::{self, LoadedVersion, MoveOutcome};
 use crate::trigger::{RetrainTrigger, TriggerKind, data_drift_alone};
 use crate::window::{LabeledWindow, load_labeled, load_labeled_since, load_newest};
@@ -35,6 +36,9 @@ pub enum RunOutcome {
     Promoted { version: u64 },
     /// The candidate was registered but did not pass the gate (or lost a race).
     Rejected { version: u64, reason: String },
+    /// A past version beat the fresh candidate and the champion and is the champion again
+    /// (see [`crate::recall`]).
+    Recalled { version: u64 },
     /// An earlier attempt of the same events already produced this version.
     Reused { version: u64 },
     /// A run that started after the event happened already covered it.
@@ -46,10 +50,11 @@ pub enum RunOutcome {
 }
 
 impl RunOutcome {
-    /// `promoted`, `rejected`, `reused`, `covered`, `skipped` or `failed`.
+    /// `promoted`, `recalled`, `rejected`, `reused`, `covered`, `skipped` or `failed`.
     pub fn name(&self) -> &'static str {
         match self {
             RunOutcome::Promoted { .. } => "promoted",
+            RunOutcome::Recalled { .. } => "recalled",
             RunOutcome::Rejected { .. } => "rejected",
             RunOutcome::Reused { .. } => "reused",
             RunOutcome::Covered => "covered",
@@ -62,6 +67,7 @@ impl RunOutcome {
     pub fn version(&self) -> Option<u64> {
         match self {
             RunOutcome::Promoted { version }
+            | RunOutcome::Recalled { version }
             | RunOutcome::Rejected { version, .. }
             | RunOutcome::Reused { version } => Some(*version),
             _ => None,
@@ -90,6 +96,8 @@ pub struct Healer {
     pub guards: Guards,
     pub follow_ups: FollowUps,
     pub metrics: TrainerMetrics,
+    /// Past versions judged beside each candidate, fetched once.
+    pub recall: RecallCache,
 }
 
 impl Healer {
@@ -126,8 +134,9 @@ impl Healer {
             });
         }
         let existing = versions
-            .into_iter()
-            .find(|meta| lineage::produced_by(meta, &ids));
+            .iter()
+            .find(|meta| lineage::produced_by(meta, &ids))
+            .cloned();
         if let Some(meta) = existing {
             return self.resume(model, meta).await;
         }
@@ -146,29 +155,89 @@ impl Healer {
             "window read; training the candidate"
         );
         let data = Arc::new(data);
+        let past = self
+            .past_versions(model, champion.as_ref(), &versions)
+            .await?;
         let comparison = {
             let data = Arc::clone(&data);
             let champion = champion.as_ref().map(|c| c.artifact.clone());
+            let past: Vec<Arc<mend_core::Artifact>> = past
+                .iter()
+                .map(|(_, artifact)| Arc::clone(artifact))
+                .collect();
             let settings = self.config.train.clone();
             // Training is CPU work of up to seconds: keep it off the async executor.
             tokio::task::spawn_blocking(move || {
-                train_and_compare(&data.rows, &data.labels, champion.as_ref(), &settings)
+                train_and_compare_with_past(
+                    &data.rows,
+                    &data.labels,
+                    champion.as_ref(),
+                    &past,
+                    &settings,
+                )
             })
             .await??
         };
-        let mut decision = gate::decide(
-            &self.config.gate,
-            &comparison.candidate_metrics,
-            comparison.champion_metrics.as_ref(),
-        );
-        if data_drift_alone(batch) {
-            decision = gate::require_clear_win(
-                decision,
+        let judge = |metrics: &mend_core::Metrics| {
+            let decision = gate::decide(
                 &self.config.gate,
-                &comparison.candidate_metrics,
+                metrics,
                 comparison.champion_metrics.as_ref(),
-                comparison.holdout_rows,
             );
+            if data_drift_alone(batch) {
+                gate::require_clear_win(
+                    decision,
+                    &self.config.gate,
+                    metrics,
+                    comparison.champion_metrics.as_ref(),
+                    comparison.holdout_rows,
+                )
+            } else {
+                decision
+            }
+        };
+        let mut decision = judge(&comparison.candidate_metrics);
+        // The best past version, when it beats the candidate and passes the gate itself.
+        let recalled = recall::best_past(
+            &self.config.gate.metric,
+            &comparison.candidate_metrics,
+            &comparison.past_metrics,
+        )
+        .and_then(|index| {
+            let (meta, artifact) = past.get(index)?;
+            let metrics = comparison.past_metrics.get(index)?.as_ref()?;
+            let passed = judge(metrics);
+            passed
+                .promote
+                .then(|| (meta.clone(), Arc::clone(artifact), passed))
+        });
+        let scores = |candidate: &str| {
+            recall::scores(
+                &self.config.gate.metric,
+                comparison.holdout_rows,
+                (candidate, &comparison.candidate_metrics),
+                champion
+                    .as_ref()
+                    .map(|c| (c.meta.version, comparison.champion_metrics.as_ref())),
+                &past
+                    .iter()
+                    .zip(&comparison.past_metrics)
+                    .map(|((meta, _), metrics)| (meta.version, metrics.as_ref()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        if let Some((meta, _, _)) = &recalled {
+            decision = gate::GateDecision {
+                promote: false,
+                reason: format!(
+                    "past version {} did better ({})",
+                    meta.version,
+                    scores("candidate")
+                ),
+            };
+        } else if !past.is_empty() {
+            // Every contender judged is on record, whoever won.
+            decision.reason = format!("{}; {}", decision.reason, scores("candidate"));
         }
         tracing::info!(
             promote = decision.promote,
@@ -198,6 +267,12 @@ impl Healer {
                 .tags
                 .insert(tags::FOLLOW_UP.to_owned(), tags::ARMED.to_owned());
         }
+        if let Some((past, _, _)) = &recalled {
+            // Read back by a repeated run, which finishes the recall (see `resume`).
+            header
+                .tags
+                .insert(tags::RECALLED.to_owned(), past.version.to_string());
+        }
         let bytes = Bytes::from(comparison.candidate.to_bytes()?);
         let meta = self.registry.register(header, bytes).await?;
         tracing::info!(version = meta.version, "candidate registered");
@@ -223,6 +298,31 @@ impl Healer {
                 },
             )
             .await
+        } else if let Some((past, artifact, passed)) = recalled {
+            self.reject(model, &meta, &decision.reason).await?;
+            let reason = format!(
+                "recalled version {}: {}; {}",
+                past.version,
+                scores(&format!("candidate v{}", meta.version)),
+                passed.reason
+            );
+            let start = Some(GuardStart {
+                new: LoadedVersion {
+                    meta: past.clone(),
+                    artifact: (*artifact).clone(),
+                },
+                predecessor: champion,
+            });
+            self.recall(
+                model,
+                &past,
+                parent,
+                &reason,
+                &primary.event_id,
+                start,
+                data.label_seqs.map(|(_, last)| last),
+            )
+            .await
         } else {
             self.reject(model, &meta, &decision.reason).await?;
             self.follow_up_again(model, primary, parent).await;
@@ -231,6 +331,61 @@ impl Healer {
                 reason: decision.reason,
             })
         }
+    }
+
+    /// The past champions to judge beside this run's candidate, with their artifacts (none
+    /// without a champion, or with recall turned off).
+    async fn past_versions(
+        &self,
+        model: &ModelName,
+        champion: Option<&LoadedVersion>,
+        versions: &[pb::VersionMetadata],
+    ) -> Result<Vec<(pb::VersionMetadata, Arc<mend_core::Artifact>)>, TrainerError> {
+        let limit = self.config.recall_versions;
+        let Some(champion) = champion.filter(|_| limit > 0) else {
+            return Ok(Vec::new());
+        };
+        let audit = registry::audit(&self.registry, model.as_str()).await?;
+        let chosen = recall::past_champions(&audit, versions, &champion.meta, limit);
+        Ok(self
+            .recall
+            .load(&self.registry, model.as_str(), &chosen)
+            .await)
+    }
+
+    /// Makes past version `past` the champion again, if the champion still points at
+    /// `parent`: a promotion like any other, watched by the rollback guard (`start`: `None`
+    /// loads both versions from the registry), never followed up.
+    #[allow(clippy::too_many_arguments)]
+    async fn recall(
+        &self,
+        model: &ModelName,
+        past: &pb::VersionMetadata,
+        parent: Option<u64>,
+        reason: &str,
+        trigger_event_id: &str,
+        start: Option<GuardStart>,
+        labels_from: Option<u64>,
+    ) -> Result<RunOutcome, TrainerError> {
+        tracing::info!(version = past.version, ?parent, %reason, "recalling a past version");
+        let outcome = self
+            .promote(
+                model,
+                past,
+                parent,
+                reason,
+                trigger_event_id,
+                Watch {
+                    guard: start,
+                    follow_up: false,
+                    labels_from,
+                },
+            )
+            .await?;
+        Ok(match outcome {
+            RunOutcome::Promoted { version } => RunOutcome::Recalled { version },
+            other => other,
+        })
     }
 
     /// After a rejected follow-up of `champion`: follows the champion up again while the
@@ -375,6 +530,36 @@ impl Healer {
                 .cloned()
                 .unwrap_or_else(|| "gate failed".to_owned());
             self.reject(model, &meta, &reason).await?;
+            let recalled = meta
+                .tags
+                .get(tags::RECALLED)
+                .and_then(|version| version.parse::<u64>().ok());
+            // The run chose a past version instead of its candidate: finish that move if it
+            // never happened (the champion still points where it did then).
+            if let Some(past) = recalled
+                && champion == meta.parent_version
+                && champion != Some(past)
+            {
+                let past_meta = registry::version(&self.registry, model.as_str(), past)
+                    .await?
+                    .meta;
+                let trigger = meta
+                    .trigger
+                    .as_ref()
+                    .map(|t| t.event_id.clone())
+                    .unwrap_or_default();
+                return self
+                    .recall(
+                        model,
+                        &past_meta,
+                        champion,
+                        &format!("recalled version {past}: {reason}"),
+                        &trigger,
+                        None,
+                        None,
+                    )
+                    .await;
+            }
         }
         Ok(RunOutcome::Reused { version })
     }

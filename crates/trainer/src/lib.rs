@@ -4,7 +4,8 @@
 //! against the champion on the same held-out rows, registers it with its lineage, promotes it
 //! with compare-and-set, watches it live, and rolls it back if it disappoints.
 //!
-//! - [`run`] / [`Trainer`] (`run.rs`): the service on caller-built [`TrainerDeps`].
+//! - [`run`] / [`Trainer`] (`run.rs`): the service on caller-built [`TrainerDeps`];
+//!   [`MendTrainer`], the service as `mend_runtime::host` runs it as `mend-trainer`.
 //! - [`config`]: `MEND_TRAINER_*` settings ([`TrainerConfig`]).
 //! - [`intake`]: the durable trigger consumer; a delivery is settled only when its run's
 //!   outcome is durable.
@@ -16,6 +17,8 @@
 //!   drift began, or a named range).
 //! - [`evaluate`]: training and judging both models on the same holdout (blocking pool).
 //! - [`gate`]: the promotion rule (invariant 2).
+//! - [`recall`]: past champions judged beside every candidate; the best may be recalled when
+//!   a world comes back.
 //! - [`lineage`]: what a registration records: trigger, data window and rows hash, parent,
 //!   settings, both models' metrics.
 //! - [`registry`]: the registry calls the trainer makes, over `mend-client`.
@@ -42,6 +45,7 @@ pub mod intake;
 pub mod lineage;
 pub mod metrics;
 mod per_model;
+pub mod recall;
 pub mod registry;
 mod run;
 pub mod schedule;
@@ -55,4 +59,4 @@ pub use gate::{GateDecision, GatePolicy};
 pub use guard::GuardVerdict;
 pub use heal::{Healer, RunOutcome};
 pub use metrics::TrainerMetrics;
-pub use run::{Trainer, TrainerDeps, run};
+pub use run::{MendTrainer, Trainer, TrainerDeps, run};

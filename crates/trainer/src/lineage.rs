@@ -35,6 +35,9 @@ pub mod tags {
     pub const DRIFT_FROM_SEQ: &str = "drift_from_seq";
     /// Set to [`ARMED`] on a version whose promotion is followed up (see `crate::follow_up`).
     pub const FOLLOW_UP: &str = "follow_up";
+    /// On a candidate registered as rejected because a past version did better: that
+    /// version, recalled in its place (see `crate::recall`).
+    pub const RECALLED: &str = "recalled";
     pub const ARMED: &str = "armed";
     pub const PASS: &str = "pass";
     pub const FAIL: &str = "fail";

@@ -1,10 +1,15 @@
-//! [`run`]: the trainer service on dependencies its caller built, until shutdown; and
-//! [`Trainer`], the same service as a handle tests (and `mend up`) can look into.
+//! [`run`]: the trainer service on dependencies its caller built, until shutdown;
+//! [`Trainer`], the same service as a handle tests can look into; and [`MendTrainer`], the
+//! trainer as `mend_runtime::host` runs it in its own process (`mend-trainer`).
 
+use std::future::Future;
 use std::sync::Arc;
 
-use mend_bus::{Bus, DataLog, ModelName};
+use anyhow::Context;
+use mend_bus::{Bus, DataLog, JetStreamBus, JetStreamDataLog, ModelName};
 use mend_client::RegistryClient;
+use mend_runtime::config::{ConfigError, vars};
+use mend_runtime::host::{self, Bound, Service};
 use mend_runtime::{MendConfig, Metrics, Shutdown};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +86,7 @@ impl Trainer {
             guards: guards.clone(),
             follow_ups: follow_ups.clone(),
             metrics,
+            recall: crate::recall::RecallCache::default(),
         };
         let flights = Flights::new(healer, shutdown.clone());
         // Guards of promotions an earlier trainer made and never concluded.
@@ -156,16 +162,72 @@ impl Trainer {
     }
 }
 
-/// Runs the trainer until `shutdown`: settings from `config` (errors name the variable).
+/// Runs the trainer until `shutdown`, with its settings read and checked by the caller
+/// ([`TrainerConfig::from_mend`]). It listens on no port of its own (`listeners` is `()`):
+/// its `/metrics` and probes are served by whoever serves the process's HTTP port.
 pub async fn run(
-    config: &MendConfig,
+    config: TrainerConfig,
     deps: TrainerDeps,
+    _listeners: (),
     shutdown: Shutdown,
 ) -> Result<(), TrainerError> {
-    let trainer_config = TrainerConfig::from_mend(config)?;
     let ready = shutdown.readiness().gate("trainer");
-    let trainer = Trainer::start(trainer_config, deps, shutdown.token()).await?;
+    let trainer = Trainer::start(config, deps, shutdown.token()).await?;
     ready.open();
     trainer.wait().await;
     Ok(())
+}
+
+/// `mend-trainer`: the trainer in its own process, hearing triggers over NATS JetStream
+/// (`MEND_NATS_URL` is required: a separate process has no in-process bus to share) and
+/// serving the host's ops routes on `MEND_HTTP_ADDR`.
+#[derive(Debug)]
+pub struct MendTrainer;
+
+impl Service for MendTrainer {
+    const NAME: &'static str = "mend-trainer";
+    const TITLE: &'static str = "the trainer";
+    type Config = TrainerConfig;
+    type Deps = TrainerDeps;
+    type Listeners = ();
+    type Error = TrainerError;
+
+    fn config(config: &MendConfig) -> Result<TrainerConfig, ConfigError> {
+        let settings = TrainerConfig::from_mend(config)?;
+        if config.nats.is_none() {
+            return Err(ConfigError::Conflict {
+                var: vars::MEND_NATS_URL.to_owned(),
+                reason: "must be set: as its own process the trainer hears triggers over NATS \
+                         JetStream (use `mend up` for the embedded bus)"
+                    .to_owned(),
+            });
+        }
+        Ok(settings)
+    }
+
+    async fn bind(config: &MendConfig) -> anyhow::Result<Bound<()>> {
+        Ok(Bound::with_ops((), host::bind_http(config).await?))
+    }
+
+    async fn open(config: &MendConfig, metrics: &Metrics) -> anyhow::Result<TrainerDeps> {
+        let nats = config.nats.as_ref().context("MEND_NATS_URL is not set")?;
+        let bus = JetStreamBus::connect_configured(nats)
+            .await
+            .context("failed to connect to NATS (MEND_NATS_URL)")?;
+        Ok(TrainerDeps {
+            bus: Arc::new(bus.clone()),
+            data_log: Arc::new(JetStreamDataLog::new(bus)),
+            registry: RegistryClient::from_config(config)?,
+            metrics: metrics.clone(),
+        })
+    }
+
+    fn run(
+        config: TrainerConfig,
+        deps: TrainerDeps,
+        _listeners: (),
+        shutdown: Shutdown,
+    ) -> impl Future<Output = Result<(), TrainerError>> + Send {
+        run(config, deps, (), shutdown)
+    }
 }

@@ -34,11 +34,14 @@ fn with_patience(margin: f64, patience: u32) -> TrainerConfig {
             patience,
             poll: Duration::from_millis(100),
         },
-        // The concept flips back and forth here, which the rollback guard would undo.
+        // The concept flips back and forth here, which the rollback guard would undo, and
+        // where recall would bring back the first concept's champion instead of a follow-up's
+        // candidate (recall.rs is about that).
         guard: GuardPolicy {
             rows: 0,
             ..test_config().guard
         },
+        recall_versions: 0,
         ..test_config()
     }
 }

@@ -46,6 +46,7 @@ fn healer(harness: &Harness) -> Healer {
         ),
         metrics,
         config: Arc::new(config),
+        recall: Default::default(),
     }
 }
 

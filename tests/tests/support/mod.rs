@@ -15,7 +15,6 @@ use mend_bus::{
     JetStreamDataLog, ModelName,
 };
 use mend_client::RegistryClient;
-use mend_core::synthetic::{Generator, Regime, Sample};
 use mend_core::{Frame, Schema, SchemaOverride, TrainSettings};
 use mend_proto::inference::ModelInferRequest;
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
@@ -24,6 +23,7 @@ use mend_proto::registry::v1 as registry_pb;
 use mend_runtime::telemetry::propagation::TraceContextInterceptor;
 use mend_runtime::{Health, MendConfig, Metrics, Shutdown};
 use mend_testkit::NatsServer;
+use mend_worlds::{Generator, Regime, Sample};
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -237,13 +237,14 @@ pub async fn start_with(options: Options) -> Stack {
 
     let mut tasks = Vec::new();
     {
-        let (config, shutdown) = (config.clone(), shutdown.clone());
+        let config = mend_registry::RegistryConfig::from_mend(&config).unwrap();
+        let shutdown = shutdown.clone();
         let deps = mend_registry::RegistryDeps {
             store: Arc::new(store),
             bus: Some(bus.clone()),
         };
         tasks.push(tokio::spawn(async move {
-            mend_registry::run(&config, deps, registry_l, shutdown)
+            mend_registry::run(config, deps, registry_l, shutdown)
                 .await
                 .unwrap()
         }));

@@ -70,7 +70,8 @@ pub async fn start_registry(token: &str, bus: Option<Arc<dyn Bus>>) -> Registry 
     };
     tokio::spawn({
         let shutdown = shutdown.clone();
-        async move { mend_registry::run(&config, deps, listener, shutdown).await }
+        let config = mend_registry::RegistryConfig::from_mend(&config).unwrap();
+        async move { mend_registry::run(config, deps, listener, shutdown).await }
     });
     Registry {
         addr,

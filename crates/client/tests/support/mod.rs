@@ -13,7 +13,7 @@ use std::time::Duration;
 use mend_bus::Bus;
 use mend_client::RegistryClient;
 use mend_proto::registry::v1 as pb;
-use mend_registry::{RegistryDeps, RunError, SqliteStore};
+use mend_registry::{RegistryDeps, RegistryError, SqliteStore};
 use mend_runtime::{MendConfig, Shutdown};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -43,7 +43,7 @@ pub fn config(vars: &[(&str, String)]) -> MendConfig {
 pub struct Registry {
     pub addr: SocketAddr,
     shutdown: Shutdown,
-    task: Option<JoinHandle<Result<(), RunError>>>,
+    task: Option<JoinHandle<Result<(), RegistryError>>>,
     _dir: TempDir,
 }
 
@@ -67,7 +67,8 @@ impl Registry {
         };
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
-            async move { mend_registry::run(&config, deps, listener, shutdown).await }
+            let config = mend_registry::RegistryConfig::from_mend(&config).unwrap();
+            async move { mend_registry::run(config, deps, listener, shutdown).await }
         });
         Registry {
             addr,

@@ -2,7 +2,7 @@
 //! (the full tables) and `tests/false_alarms.rs` (a fast, fixed-seed slice of it). Everything
 //! runs through the monitor's own [`Tracker`]: the same windows, drift tests, confirmation,
 //! label join, rolling accuracy and Page-Hinkley detector as the service, on rows drawn from
-//! mend-core's synthetic [`Generator`] (five standard-normal numeric features and one
+//! mend-worlds' synthetic [`Generator`] (five standard-normal numeric features and one
 //! four-level categorical, a logistic labelling rule).
 #![allow(dead_code)]
 
@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use mend_bus::ModelName;
 use mend_bus::events::DriftKind;
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_core::{Artifact, Frame, Schema, SchemaOverride, TrainSettings};
 use mend_monitor::Champion;
 use mend_monitor::detector::PageHinkleyConfig;
 use mend_monitor::performance::TrendConfig;
 use mend_monitor::state::ModelState;
 use mend_monitor::tracker::{Entry, Tracker, TrackerSettings};
+use mend_worlds::{Generator, Regime, SyntheticSpec};
 
 /// Entries handed to the tracker per call (the service reads 5,000 per kind per read).
 const CHUNK_ROWS: usize = 5_000;

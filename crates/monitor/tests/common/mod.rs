@@ -15,10 +15,10 @@ use mend_bus::{
 };
 use mend_core::Artifact;
 use mend_core::record::{LabelRecord, RowRecord};
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_monitor::{InMemoryChampionSource, MonitorConfig, MonitorDeps, MonitorServiceError};
 use mend_runtime::{Metrics, Shutdown};
 use mend_testkit::NatsServer;
+use mend_worlds::{Generator, Regime, SyntheticSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 

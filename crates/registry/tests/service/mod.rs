@@ -26,7 +26,7 @@ pub struct TestRegistry {
     pub addr: std::net::SocketAddr,
     pub shutdown: Shutdown,
     pub store: Arc<dyn RegistryStore>,
-    task: Option<JoinHandle<Result<(), mend_registry::RunError>>>,
+    task: Option<JoinHandle<Result<(), mend_registry::RegistryError>>>,
     _dir: Option<TempDir>,
 }
 
@@ -65,7 +65,8 @@ impl TestRegistry {
         };
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
-            async move { mend_registry::run(&config, deps, listener, shutdown).await }
+            let config = mend_registry::RegistryConfig::from_mend(&config).unwrap();
+            async move { mend_registry::run(config, deps, listener, shutdown).await }
         });
         Self {
             addr,
@@ -89,7 +90,7 @@ impl TestRegistry {
     }
 
     /// Triggers shutdown and waits for `run` to return.
-    pub async fn stop(mut self) -> Result<(), mend_registry::RunError> {
+    pub async fn stop(mut self) -> Result<(), mend_registry::RegistryError> {
         self.shutdown.trigger();
         let task = self.task.take().unwrap();
         tokio::time::timeout(Duration::from_secs(10), task)

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use mend_bus::Bus;
 use mend_client::RegistryClient;
 use mend_proto::registry::v1 as pb;
-use mend_registry::{RegistryDeps, RegistryStore, RunError, SqliteStore};
+use mend_registry::{RegistryConfig, RegistryDeps, RegistryError, RegistryStore, SqliteStore};
 use mend_runtime::{MendConfig, Shutdown};
 use mend_server::RegistryModelSource;
 use tempfile::TempDir;
@@ -28,7 +28,7 @@ pub struct RealRegistry {
     store: Arc<dyn RegistryStore>,
     bus: Option<Arc<dyn Bus>>,
     shutdown: Shutdown,
-    task: Option<JoinHandle<Result<(), RunError>>>,
+    task: Option<JoinHandle<Result<(), RegistryError>>>,
     _dir: Option<TempDir>,
 }
 
@@ -62,7 +62,8 @@ impl RealRegistry {
     }
 
     fn serve(&mut self, listener: TcpListener) {
-        let config = MendConfig::from_map(&HashMap::new()).unwrap();
+        let config =
+            RegistryConfig::from_mend(&MendConfig::from_map(&HashMap::new()).unwrap()).unwrap();
         let deps = RegistryDeps {
             store: Arc::clone(&self.store),
             bus: self.bus.clone(),
@@ -70,7 +71,7 @@ impl RealRegistry {
         let shutdown = Shutdown::new();
         self.shutdown = shutdown.clone();
         self.task = Some(tokio::spawn(async move {
-            mend_registry::run(&config, deps, listener, shutdown).await
+            mend_registry::run(config, deps, listener, shutdown).await
         }));
     }
 

@@ -17,7 +17,6 @@ use mend_bus::{
 use mend_client::RegistryClient;
 use mend_core::TrainSettings;
 use mend_core::record::{LabelRecord, RowRecord};
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_proto::registry::v1 as pb;
 use mend_registry::{RegistryDeps, SqliteStore};
 use mend_runtime::{MendConfig, Metrics, Shutdown};
@@ -26,6 +25,7 @@ use mend_trainer::config::GuardPolicy;
 use mend_trainer::evaluate::train_and_compare;
 use mend_trainer::follow_up::FollowUpPolicy;
 use mend_trainer::{Trainer, TrainerConfig, TrainerDeps};
+use mend_worlds::{Generator, Regime, SyntheticSpec};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
@@ -114,8 +114,14 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
+        World::with_spec(SyntheticSpec::default())
+    }
+
+    /// A world of another shape (more features, a weaker signal: harder to learn from few
+    /// rows).
+    pub fn with_spec(spec: SyntheticSpec) -> World {
         World {
-            generator: Generator::new(SyntheticSpec::default()),
+            generator: Generator::new(spec),
             next_id: 0,
             next_time: 1_700_000_000_000,
             draws: 0,
@@ -364,7 +370,8 @@ impl Harness {
         };
         tokio::spawn({
             let shutdown = registry_shutdown.clone();
-            async move { mend_registry::run(&config, deps, listener, shutdown).await }
+            let config = mend_registry::RegistryConfig::from_mend(&config).unwrap();
+            async move { mend_registry::run(config, deps, listener, shutdown).await }
         });
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
         let registry = RegistryClient::connect_lazy(&endpoint, None);

@@ -15,12 +15,12 @@ use mend_bus::{
     Bus, DataKind, DataLog, DataLogError, Envelope, InProcessBus, ModelName, RawEntry, Window,
     publish_event,
 };
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_core::{Artifact, TrainSettings};
 use mend_proto::inference::ServerReadyRequest;
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use mend_runtime::{Health, Metrics, Shutdown};
 use mend_server::{InMemoryModelSource, Listeners, ServerConfig, ServerDeps, ServerError};
+use mend_worlds::{Generator, Regime, SyntheticSpec};
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 

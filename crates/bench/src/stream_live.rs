@@ -27,12 +27,12 @@ use mend_proto::inference::model_infer_request::InferInputTensor;
 use mend_proto::inference::{InferTensorContents, ModelInferRequest};
 use serde_json::{Value as Json, json};
 
-use super::baselines::History;
-use super::heal::{Stack, effective_vars, run_dir};
+use crate::baselines::History;
+use crate::stack::{Launch, Stack, effective_vars, run_dir};
 use crate::world_client::{now_ms, send_labels, send_rows};
 
 /// The model the stream's first model is registered as.
-pub(super) const MODEL: &str = "stream";
+pub(crate) const MODEL: &str = "stream";
 /// The id of the bench's inference requests.
 const REQUEST_ID: &str = "bench-stream";
 /// After the stream, the bench waits until the bus has been quiet this long...
@@ -41,12 +41,12 @@ const QUIET: Duration = Duration::from_secs(2);
 const MAX_SETTLE: Duration = Duration::from_secs(20);
 
 /// The variables the bench sets: only what it needs to run; everything else is mend's default.
-pub(super) fn stream_vars() -> Vec<(&'static str, String)> {
+pub(crate) fn stream_vars() -> Vec<(&'static str, String)> {
     vec![("MEND_LOG", "error".to_owned())]
 }
 
 /// How the stream is fed to the services.
-pub(super) struct Feed {
+pub(crate) struct Feed {
     pub rate: f64,
     pub batch: usize,
     pub label_delay: usize,
@@ -54,7 +54,7 @@ pub(super) struct Feed {
 
 /// A bus event of the bench model, with the stream rows served when it arrived.
 #[derive(Debug, Clone)]
-pub(super) struct Logged {
+pub(crate) struct Logged {
     pub at: Instant,
     pub row: u64,
     pub id: String,
@@ -62,7 +62,7 @@ pub(super) struct Logged {
 }
 
 /// What the live run produced.
-pub(super) struct Live {
+pub(crate) struct Live {
     pub first: Artifact,
     pub settings: TrainSettings,
     pub vars: BTreeMap<String, String>,
@@ -74,14 +74,16 @@ pub(super) struct Live {
     pub behind_s: f64,
 }
 
-/// Trains the first model, starts the services, streams, and collects what happened.
-pub(super) async fn run(
+/// Trains the first model, starts the services (with `launch`), streams, and collects what
+/// happened.
+pub(crate) async fn run(
     history: &History<'_>,
     feed: &Feed,
     data_dir: Option<&std::path::Path>,
+    launch: Launch,
 ) -> Result<Live> {
     let vars = effective_vars(stream_vars());
-    let mut stack = Stack::start(&vars, run_dir(data_dir, "stream")).await?;
+    let mut stack = Stack::start(launch, &vars, run_dir(data_dir, "stream")).await?;
     let settings = mend_trainer::TrainerConfig::from_mend(&stack.config)
         .context("invalid trainer configuration")?
         .train;
@@ -172,7 +174,7 @@ pub(super) async fn run(
 
 /// Every drift alarm with the trainer's decision on it (the latest, when it was deferred and
 /// judged again), or `none recorded`.
-pub(super) fn alarms(log: &[Logged]) -> Vec<Json> {
+pub(crate) fn alarms(log: &[Logged]) -> Vec<Json> {
     let mut decisions: BTreeMap<&str, Vec<(u64, &RetrainDecided)>> = BTreeMap::new();
     for logged in log {
         if let Event::RetrainDecided(d) = &logged.event {
@@ -218,29 +220,12 @@ pub(super) fn alarms(log: &[Logged]) -> Vec<Json> {
 /// Registers `first` as version 1 and champion, and waits until the server answers with it.
 async fn seed(stack: &mut Stack, history: &History<'_>, first: &Artifact) -> Result<()> {
     stack
-        .registry
-        .seed_champion(
-            MODEL,
-            history.schema.hash(),
-            Bytes::from(first.to_bytes()?),
-            "mend-bench",
-            "bench-initial",
-        )
-        .await
-        .context("failed to make the first model champion")?;
+        .seed_champion(MODEL, history.schema, first, "mend-bench", "bench-initial")
+        .await?;
     let probe = infer_request(history.schema, &history.rows(0..1), None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(response) = stack.oip.model_infer(probe.clone()).await
-            && response.get_ref().model_version == "1"
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the inference server did not load version 1 within 20 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stack
+        .wait_for_version(&probe, "1", Duration::from_secs(20))
+        .await
 }
 
 /// Waits until the bus has been quiet for [`QUIET`], at most [`MAX_SETTLE`].

@@ -1,21 +1,18 @@
 //! A client side for a running stack fed from a synthetic world, shared by `mend demo` and
-//! `mend bench-heal`: loopback listeners for the services, one OIP request per batch, and
-//! a batch's rows then labels through ingest.
+//! `mend bench-heal`: one OIP request per batch, and a batch's rows then labels through ingest.
 
 use anyhow::{Context, Result, bail};
-use mend_core::synthetic::{Generator, Sample};
+use mend_proto::inference::ModelInferRequest;
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use mend_proto::ingest::v1 as ingest_pb;
-use tokio::net::TcpListener;
+use mend_worlds::{Generator, Sample};
 use tonic::transport::Channel;
 
-/// A listener on a free loopback port, and its address.
-pub async fn bind() -> Result<(TcpListener, String)> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("failed to bind a loopback port")?;
-    let addr = listener.local_addr()?.to_string();
-    Ok((listener, addr))
+/// The OIP request for every row of `sample`, a tensor per feature, with id `request_id`.
+pub fn request(model: &str, request_id: &str, g: &Generator, sample: &Sample) -> ModelInferRequest {
+    let mut request = mend_client::oip::sample_request(model, &g.feature_names(), sample);
+    request.id = request_id.to_owned();
+    request
 }
 
 /// One OIP request for `model` with a tensor per feature; returns (model_version, predicted
@@ -27,10 +24,8 @@ pub async fn infer(
     g: &Generator,
     sample: &Sample,
 ) -> Result<(String, Vec<String>)> {
-    let mut request = mend_client::oip::sample_request(model, &g.feature_names(), sample);
-    request.id = request_id.to_owned();
     let response = client
-        .model_infer(request)
+        .model_infer(request(model, request_id, g, sample))
         .await
         .context("inference request failed")?
         .into_inner();
@@ -111,7 +106,6 @@ pub async fn send_labels(
     Ok(())
 }
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
 /// A first model for a synthetic world: the schema inferred from `table` (labels in `label`)
 /// and a model trained on it.
 pub fn train_first(
@@ -129,6 +123,7 @@ pub fn train_first(
     Ok((schema, model))
 }
 
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

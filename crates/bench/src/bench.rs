@@ -10,30 +10,17 @@
 //!   on its own runtime threads; `--promotions N` promotes N new versions during the run;
 //!   `--serve-only` just serves, for a client in another process.
 //! - `report.rs`: requests/s, rows/s, latency percentiles, errors, versions seen.
-//! - `heal.rs` and `heal_latency.rs`: `mend bench-heal`, healing quality (prequential accuracy
-//!   of mend against a static model and a blind retrainer) and heal latency. Reproduce the
-//!   BENCHMARKS.md figures with `mend bench-heal --latency-runs 0 --seed 7` and
-//!   `mend bench-heal --latency-only --latency-runs 5`.
-//! - `stream.rs`, `stream_live.rs`, `baselines.rs` and `online.rs`: `mend bench-heal --stream
-//!   FILE.csv`, the same question on any labeled CSV stream: mend out of the box against a
-//!   static model, blind retrainers, an online learner and an oracle told the drift points.
 //!
 //! Reproduce the BENCHMARKS.md figures with a release build (`cargo build --release -p mend`):
 //! `mend bench --self-serve --concurrency 32 --rows 1 --duration 10s` and
 //! `mend bench --self-serve --concurrency 32 --rows 1000 --raw --duration 10s`; add
 //! `--promotions 50` to swap champions under that load.
 
-mod baselines;
 mod h2client;
-pub mod heal;
-mod heal_latency;
 mod inputs;
 mod load;
-mod online;
 mod report;
 mod self_serve;
-mod stream;
-mod stream_live;
 
 use std::time::Duration;
 
@@ -115,7 +102,7 @@ pub struct BenchArgs {
 }
 
 /// Parses `10s`, `250ms`, `2m` or plain seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(index) => text.split_at(index),
@@ -136,6 +123,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Runs `mend bench`.
 pub fn run(args: BenchArgs, json: bool) -> anyhow::Result<()> {
     if args.concurrency == 0 || args.rows == 0 || args.connections == 0 {
         bail!("--concurrency, --connections and --rows must be at least 1");

@@ -1,4 +1,5 @@
-//! `mend demo`: the heal loop on a drifting synthetic stream, in one process.
+//! `mend demo-offline`: the heal loop on a drifting synthetic stream, in one process, on
+//! mend-core alone (no services).
 //!
 //! The stream has four acts: a stable world, covariate shift (inputs move, the rule stays), an
 //! abrupt concept change (the rule flips) and a gradual one (the boundary rotates). Each batch is
@@ -11,8 +12,8 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_core::{Artifact, Frame, Schema, TrainSettings, time_split};
+use mend_worlds::{Generator, Regime, SyntheticSpec};
 use serde_json::json;
 
 #[derive(Debug, Args)]

@@ -1,8 +1,9 @@
-//! The registry's own settings, on top of the shared [`MendConfig`].
+//! The registry's own settings, on top of the shared [`MendConfig`]: read and checked before
+//! anything binds.
 
 use mend_runtime::Secret;
 use mend_runtime::config::vars::MEND_REGISTRY_TOKEN;
-use mend_runtime::config::{ConfigError, MendConfig};
+use mend_runtime::config::{ConfigError, MendConfig, TlsConfig};
 
 /// Largest artifact the registry accepts, in bytes. Default 256 MiB.
 pub const MEND_REGISTRY_MAX_ARTIFACT_BYTES: &str = "MEND_REGISTRY_MAX_ARTIFACT_BYTES";
@@ -13,16 +14,18 @@ pub const DEFAULT_MAX_ARTIFACT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// What the registry service needs beyond the shared config.
 #[derive(Clone, Debug)]
-pub struct RegistrySettings {
+pub struct RegistryConfig {
     /// Bearer token that writes must carry (`MEND_REGISTRY_TOKEN`); `None`: writes are open.
     pub token: Option<Secret>,
     /// `MEND_REGISTRY_MAX_ARTIFACT_BYTES`.
     pub max_artifact_bytes: u64,
+    /// gRPC server TLS (`MEND_TLS_*`).
+    pub tls: TlsConfig,
 }
 
-impl RegistrySettings {
-    /// Reads and checks the settings; call it before binding anything.
-    pub fn from_config(config: &MendConfig) -> Result<Self, ConfigError> {
+impl RegistryConfig {
+    /// Reads and checks the registry settings from `config`; call it before binding anything.
+    pub fn from_mend(config: &MendConfig) -> Result<Self, ConfigError> {
         if config
             .registry_token
             .as_ref()
@@ -45,6 +48,7 @@ impl RegistrySettings {
         Ok(Self {
             token: config.registry_token.clone(),
             max_artifact_bytes,
+            tls: config.tls.clone(),
         })
     }
 }
@@ -57,12 +61,12 @@ mod tests {
 
     use super::*;
 
-    fn settings(vars: &[(&str, &str)]) -> Result<RegistrySettings, ConfigError> {
+    fn settings(vars: &[(&str, &str)]) -> Result<RegistryConfig, ConfigError> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        RegistrySettings::from_config(&MendConfig::from_map(&vars).unwrap())
+        RegistryConfig::from_mend(&MendConfig::from_map(&vars).unwrap())
     }
 
     #[test]

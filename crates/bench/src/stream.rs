@@ -23,12 +23,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mend_bus::events::Event;
-use mend_core::{Frame, Schema, SchemaOverride};
+use mend_core::{CoreError, Frame, Schema, SchemaOverride};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-use super::baselines::{self, History, Replayed};
-use super::stream_live::{self, Feed, Live};
+use crate::baselines::{self, History, Replayed};
+use crate::stack::Launch;
+use crate::stream_live::{self, Feed, Live};
 
 /// Cadences of the blind retrainers, in streamed rows.
 const BLIND_EVERY: [usize; 2] = [2_000, 10_000];
@@ -96,13 +97,15 @@ struct Plan {
     feed: Feed,
 }
 
-/// Runs the stream bench; `rate`, `batch` and `data_dir` are `mend bench-heal`'s own flags.
+/// Runs the stream bench; `rate`, `batch` and `data_dir` are `mend bench-heal`'s own flags, and
+/// `launch` starts the services.
 pub fn run(
     args: &StreamArgs,
     rate: f64,
     batch: usize,
     data_dir: Option<&Path>,
     json_out: bool,
+    launch: Launch,
 ) -> Result<()> {
     let started = Instant::now();
     let plan = plan(args, rate, batch)?;
@@ -128,7 +131,7 @@ pub fn run(
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let live = runtime.block_on(stream_live::run(&history, &plan.feed, data_dir))?;
+    let live = runtime.block_on(stream_live::run(&history, &plan.feed, data_dir, launch))?;
     drop(runtime);
 
     let delay = plan.feed.label_delay;
@@ -270,9 +273,34 @@ fn load(plan: &Plan) -> Result<(Schema, Frame)> {
     )
     .context("failed to infer a schema from the train rows")?;
     let frame = Frame::from_table(&schema, &table, true)
-        .map_err(crate::static_cmds::frame_error)
+        .map_err(frame_error)
         .context("the stream does not fit the schema of its train rows (every class must appear in them)")?;
     Ok((schema, frame))
+}
+
+/// Turns a frame error into a message listing the first bad cells: the message `mend train`
+/// gives for the same data (`frame_error` of the command line's `static_cmds.rs`).
+fn frame_error(e: CoreError) -> anyhow::Error {
+    match e {
+        CoreError::Rows(errors) => {
+            let mut msg = format!("{} bad value(s) in the data:", errors.len());
+            for err in errors.iter().take(20) {
+                msg.push_str(&format!("\n  {err}"));
+            }
+            if errors.len() > 20 {
+                msg.push_str(&format!("\n  ... and {} more", errors.len() - 20));
+            }
+            if errors.iter().any(|err| err.reason == "not a number") {
+                msg.push_str(
+                    "\na column whose values are mostly numbers is numeric: fix the cells above, \
+                     or declare the column in a --schema file, e.g. \
+                     {\"columns\": {\"<column>\": \"categorical\"}} (or \"ignore\")",
+                );
+            }
+            anyhow::anyhow!(msg)
+        }
+        other => other.into(),
+    }
 }
 
 /// Share of `true`s (NaN, printed as null, when empty).

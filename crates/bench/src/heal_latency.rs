@@ -15,18 +15,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use mend_bus::events::Event;
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_core::{Frame, Schema};
+use mend_worlds::{Generator, Regime, SyntheticSpec};
 use serde_json::{Value as Json, json};
 
-use super::heal::{
-    MODEL, REQUEST_ID, Stack, bench_vars, describe, effective_vars, first_model, follow_events,
-    run_dir, table_of,
+use crate::heal_common::{
+    MODEL, REQUEST_ID, bench_vars, describe, first_model, follow_events, seed_champion, table_of,
 };
+use crate::stack::{Launch, Stack, effective_vars, run_dir};
 use crate::world_client::{infer, now_ms, send};
 
 /// What the latency runs do.
 pub struct LatencySpec {
+    /// Starts each run's services.
+    pub launch: Launch,
     pub runs: usize,
     /// `MEND_TRAINER_WINDOW_ROWS` of the runs, and the flipped rows each ingests.
     pub window: usize,
@@ -49,6 +51,7 @@ fn ms_since(t0: Instant, at: Option<Instant>) -> Option<u64> {
 async fn one_run(spec: &LatencySpec, run: usize) -> Result<Json> {
     let vars = effective_vars(bench_vars(spec.window));
     let mut stack = Stack::start(
+        spec.launch,
         &vars,
         run_dir(spec.data_dir.as_deref(), &format!("latency-{run}")),
     )
@@ -61,7 +64,7 @@ async fn one_run(spec: &LatencySpec, run: usize) -> Result<Json> {
     };
     let mut world = Generator::new(world_spec.clone());
     let (schema, first) = first_model(&mut world, spec.initial_rows, &trainer.train)?;
-    stack.seed_champion(&first, &schema, &world).await?;
+    seed_champion(&mut stack, &first, &schema, &world).await?;
 
     // Generated before the clock starts: only the loop is measured.
     let flipped = Regime {

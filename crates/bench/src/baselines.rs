@@ -9,7 +9,7 @@
 //!   (train rows included while the stream has fewer) and swap unconditionally.
 //! - *oracle*: told the drift points; for each point p it retrains on rows [p, p + N) as soon
 //!   as their labels are known (row p + N + D) and swaps unconditionally.
-//! - *online*: [`super::online::OnlineLogistic`], warmed on the train rows in one pass, then
+//! - *online*: [`crate::online::OnlineLogistic`], warmed on the train rows in one pass, then
 //!   predicting each row and learning each label as it becomes known.
 //!
 //! Rows are indexed in one frame holding the train rows, then the streamed rows.
@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use mend_core::metrics::argmax;
 use mend_core::{Artifact, Column, Frame, Schema, TrainSettings};
 
-use super::online::{Cell, OnlineLogistic};
+use crate::online::{Cell, OnlineLogistic};
 
 /// A model swap: from stream row `at` on, the model trained on frame rows `window` serves.
 #[derive(Debug, Clone, PartialEq, Eq)]

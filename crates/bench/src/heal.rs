@@ -18,38 +18,30 @@
 //! **Heal latency** (`heal_latency.rs`): from the first drifted batch ingested to the server
 //! answering with the new champion, with a 100,000-row training window.
 //!
+//! Both start their services with [`Stack`] and share the model, the services' settings, the
+//! first champion and the event log through `heal_common.rs`.
+//!
 //! Service knobs are the usual `MEND_*` variables: the bench's defaults (listed in the output)
 //! apply only where the environment sets nothing.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
 use clap::Args;
 use mend_bus::events::Event;
-use mend_bus::{Bus, ConsumerSpec, EventSubscription};
-use mend_client::RegistryClient;
-use mend_core::synthetic::{Generator, HalfTurn, Regime, Sample, SyntheticSpec};
 use mend_core::{Artifact, Frame, RawTable, Schema, TrainSettings};
-use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
-use mend_proto::ingest::v1 as ingest_pb;
-use mend_runtime::{MendConfig, Shutdown};
+use mend_worlds::{Generator, HalfTurn, Regime, Sample, SyntheticSpec};
 use serde_json::{Value as Json, json};
-use tokio::task::JoinSet;
-use tonic::transport::{Channel, Endpoint};
 
-use super::heal_latency;
-use crate::up::{Listeners, Settings, start_services};
-use crate::world_client::{bind, correct, infer, now_ms, send};
-
-/// The model every run serves.
-pub(super) const MODEL: &str = "heal";
-/// The id of the bench's inference requests.
-pub(super) const REQUEST_ID: &str = "bench-heal";
+use crate::heal_common::{
+    MODEL, REQUEST_ID, bench_vars, describe, first_model, follow_events, seed_champion, table_of,
+};
+use crate::heal_latency;
+use crate::stack::{Launch, Stack, effective_vars, run_dir};
+use crate::world_client::{correct, infer, now_ms, send};
 
 #[derive(Debug, Args)]
 pub struct HealArgs {
@@ -101,7 +93,7 @@ pub struct HealArgs {
     #[arg(long)]
     latency_prefill: bool,
     /// How long a heal-latency run waits for a new champion before it counts as not healed.
-    #[arg(long, default_value = "60s", value_parser = super::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = crate::bench::parse_duration)]
     latency_timeout: Duration,
     /// Skip the healing-quality scenarios (only measure heal latency).
     #[arg(long)]
@@ -112,7 +104,7 @@ pub struct HealArgs {
     data_dir: Option<PathBuf>,
     /// A labeled CSV stream instead of the synthetic scenarios (`stream.rs`).
     #[command(flatten)]
-    stream: super::stream::StreamArgs,
+    stream: crate::stream::StreamArgs,
 }
 
 /// A stream shape.
@@ -194,264 +186,11 @@ impl Scenario {
     }
 }
 
-/// The bench's service settings; a variable already set in the environment wins.
-///
-/// The stream is compressed in time (thousands of rows a second), so the time-based knobs are
-/// scaled with it: the monitor looks every 100 ms instead of every second, the trainer waits
-/// 100 ms for duplicate triggers and cools down for 0.5 s (1,000 rows at the default pace, the
-/// follow-ups' cadence, so the cooldown does not hold the loop below it) instead of 30 s.
-/// Row-based knobs keep their defaults (monitor windows of 2,000 rows and 500 labels, three
-/// confirming windows, a 500-row rollback guard, follow-ups every 1,000 labels) except the
-/// training window, which matches the blind retrainer's.
-pub(super) fn bench_vars(window_rows: usize) -> Vec<(&'static str, String)> {
-    vec![
-        ("MEND_LOG", "error".to_owned()),
-        ("MEND_SERVER_MODELS", MODEL.to_owned()),
-        ("MEND_SERVER_SAMPLE_RATE", "0".to_owned()),
-        ("MEND_MONITOR_MODELS", MODEL.to_owned()),
-        ("MEND_MONITOR_POLL_MS", "100".to_owned()),
-        ("MEND_TRAINER_WINDOW_ROWS", window_rows.to_string()),
-        ("MEND_TRAINER_DEBOUNCE_MS", "100".to_owned()),
-        ("MEND_TRAINER_COOLDOWN_MS", "500".to_owned()),
-        ("MEND_TRAINER_GUARD_POLL_MS", "100".to_owned()),
-    ]
-}
-
-/// The effective `MEND_*` settings of a run: bench defaults under the process environment.
-pub(super) fn effective_vars(defaults: Vec<(&'static str, String)>) -> BTreeMap<String, String> {
-    let mut vars: BTreeMap<String, String> = defaults
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-    for (k, v) in std::env::vars() {
-        if k.starts_with("MEND_") {
-            vars.insert(k, v);
-        }
-    }
-    vars
-}
-
-/// The services of one run, on free loopback ports and a fresh data directory.
-pub(super) struct Stack {
-    pub services: JoinSet<(&'static str, Result<()>)>,
-    pub shutdown: Shutdown,
-    pub bus: Arc<dyn Bus>,
-    pub registry: RegistryClient,
-    pub oip: GrpcInferenceServiceClient<Channel>,
-    pub ingest: ingest_pb::ingest_client::IngestClient<Channel>,
-    pub config: MendConfig,
-    pub data_dir: PathBuf,
-}
-
-impl Stack {
-    /// Starts every service with `vars` (plus this run's data directory and addresses).
-    pub async fn start(vars: &BTreeMap<String, String>, data_dir: PathBuf) -> Result<Stack> {
-        if data_dir.exists() {
-            std::fs::remove_dir_all(&data_dir)
-                .with_context(|| format!("failed to empty {}", data_dir.display()))?;
-        }
-        let (registry_l, registry_addr) = bind().await?;
-        let (server_l, server_addr) = bind().await?;
-        let (ingest_l, ingest_addr) = bind().await?;
-        let (http_l, http_addr) = bind().await?;
-        let mut map: HashMap<String, String> = vars.clone().into_iter().collect();
-        // Every run is self-contained: its own stores and ports, never a configured NATS.
-        map.remove("MEND_NATS_URL");
-        map.remove("MEND_CONFIG");
-        for (k, v) in [
-            ("MEND_DATA_DIR", data_dir.display().to_string()),
-            ("MEND_REGISTRY_ADDR", registry_addr.clone()),
-            ("MEND_SERVER_ADDR", server_addr.clone()),
-            ("MEND_INGEST_ADDR", ingest_addr.clone()),
-            ("MEND_HTTP_ADDR", http_addr),
-        ] {
-            map.insert(k.to_owned(), v);
-        }
-        let config = MendConfig::from_map(&map).context("bench configuration")?;
-        let settings = Settings::from_config(config.clone())?;
-        let shutdown = Shutdown::new();
-        let listeners = Listeners {
-            registry: registry_l,
-            server: server_l,
-            ingest: ingest_l,
-            http: http_l,
-        };
-        let (services, bus) =
-            start_services(settings, listeners, &registry_addr, &shutdown).await?;
-        let registry = RegistryClient::connect_lazy(
-            &Endpoint::from_shared(format!("http://{registry_addr}"))?,
-            None,
-        );
-        let oip = GrpcInferenceServiceClient::new(
-            Endpoint::from_shared(format!("http://{server_addr}"))?.connect_lazy(),
-        )
-        .max_decoding_message_size(64 * 1024 * 1024);
-        let ingest = ingest_pb::ingest_client::IngestClient::new(
-            Endpoint::from_shared(format!("http://{ingest_addr}"))?.connect_lazy(),
-        )
-        .max_encoding_message_size(64 * 1024 * 1024);
-        Ok(Stack {
-            services,
-            shutdown,
-            bus,
-            registry,
-            oip,
-            ingest,
-            config,
-            data_dir,
-        })
-    }
-
-    /// Registers `artifact` as version 1 and champion, and waits until the server answers with it.
-    pub async fn seed_champion(
-        &mut self,
-        artifact: &Artifact,
-        schema: &Schema,
-        world: &Generator,
-    ) -> Result<()> {
-        self.registry
-            .seed_champion(
-                MODEL,
-                schema.hash(),
-                Bytes::from(artifact.to_bytes()?),
-                "mend-bench",
-                "bench-initial",
-            )
-            .await
-            .context("failed to make the first model champion")?;
-        let probe = world.probe();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok((v, _)) = infer(&mut self.oip, MODEL, REQUEST_ID, world, &probe).await
-                && v == "1"
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("the inference server did not load version 1 within 20 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Stops every service and removes the data directory.
-    pub async fn stop(self) -> Result<()> {
-        self.shutdown.trigger();
-        let mut services = self.services;
-        let mut failure = None;
-        while let Some(joined) = services.join_next().await {
-            match joined {
-                Ok((_, Ok(()))) => {}
-                Ok((name, Err(e))) => {
-                    failure.get_or_insert_with(|| anyhow::anyhow!("{name}: {e:#}"));
-                }
-                Err(e) => {
-                    failure.get_or_insert_with(|| anyhow::anyhow!("a service task failed: {e}"));
-                }
-            }
-        }
-        std::fs::remove_dir_all(&self.data_dir).ok();
-        failure.map_or(Ok(()), Err)
-    }
-}
-
-/// Bus events as they arrive, with the arrival time and how many rows were ingested by then.
-pub(super) type EventLog = Arc<Mutex<Vec<(Instant, u64, Event)>>>;
-
-/// Follows `drift.detected.>` and `model.>` into an [`EventLog`]; `position` is read at arrival.
-pub(super) async fn follow_events(bus: Arc<dyn Bus>, position: Arc<AtomicU64>) -> Result<EventLog> {
-    let mut events = EventSubscription::subscribe(
-        bus,
-        ConsumerSpec::new("mend-bench-heal", ["drift.detected.>", "model.>"]),
-    )
-    .await
-    .context("failed to follow the bus")?;
-    let log: EventLog = Arc::new(Mutex::new(Vec::new()));
-    let out = log.clone();
-    tokio::spawn(async move {
-        while let Some(delivery) = events.next().await {
-            let event = delivery.envelope.event.clone();
-            let _ = delivery.ack().await;
-            // The seeded first champion is the bench's doing, not the loop's.
-            if matches!(&event, Event::ModelPromoted(p) if p.version == 1) {
-                continue;
-            }
-            let at = position.load(Ordering::Relaxed);
-            match out.lock() {
-                Ok(mut log) => log.push((Instant::now(), at, event)),
-                Err(_) => break,
-            }
-        }
-    });
-    Ok(log)
-}
-
-/// One line about a loop event, for the timeline.
-pub(super) fn describe(event: &Event) -> String {
-    match event {
-        Event::DriftDetected(d) => format!("drift detected ({:?})", d.kind).to_lowercase(),
-        Event::ModelTrained(t) => {
-            let holdout = |m: &BTreeMap<String, f64>| {
-                m.get("accuracy")
-                    .map_or_else(|| "-".to_owned(), |a| format!("{a:.3}"))
-            };
-            format!(
-                "v{} trained on {} rows (holdout accuracy {}, champion {})",
-                t.version,
-                t.window.as_ref().and_then(|w| w.rows).unwrap_or(0),
-                holdout(&t.metrics),
-                holdout(&t.champion_metrics),
-            )
-        }
-        Event::ModelPromoted(p) => format!("v{} promoted", p.version),
-        Event::ModelRejected(r) => format!("candidate rejected: {}", r.reason),
-        Event::ModelRolledBack(r) => {
-            format!("rolled back v{} -> v{}", r.from_version, r.to_version)
-        }
-        other => format!("{:?}", other.kind()).to_lowercase(),
-    }
-}
-
-/// A labeled table of `samples`, ids and times counting from `first_id`.
-pub(super) fn table_of(g: &Generator, samples: &[&Sample], first_id: u64) -> RawTable {
-    let mut table = RawTable {
-        headers: Vec::new(),
-        rows: Vec::new(),
-        lines: Vec::new(),
-    };
-    let mut id = first_id;
-    for sample in samples {
-        let part = g.to_table(sample, true, id, id as i64);
-        id += sample.labels.len() as u64;
-        table.headers = part.headers;
-        table.rows.extend(part.rows);
-    }
-    table.lines = (0..table.rows.len() as u64).map(|i| i + 2).collect();
-    table
-}
-
 /// Rows of `sample` that `model` labels right.
 fn right_of(model: &Artifact, schema: &Schema, g: &Generator, sample: &Sample) -> Result<usize> {
     let frame = Frame::from_table(schema, &table_of(g, &[sample], 0), true)?;
     let accuracy = model.evaluate(&frame)?.accuracy;
     Ok((accuracy * sample.labels.len() as f64).round() as usize)
-}
-
-/// The first champion: `rows` rows of the initial regime.
-pub(super) fn first_model(
-    world: &mut Generator,
-    rows: usize,
-    settings: &TrainSettings,
-) -> Result<(Schema, Artifact)> {
-    let first = world.sample(rows, &Regime::default());
-    let table = table_of(world, &[&first], 0);
-    crate::world_client::train_first(&table, settings)
-}
-
-/// A directory for one run under `parent`.
-pub(super) fn run_dir(parent: Option<&Path>, tag: &str) -> PathBuf {
-    let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-    parent.join(format!("mend-bench-heal-{}-{tag}", std::process::id()))
 }
 
 #[derive(Default, Clone, Copy)]
@@ -479,10 +218,20 @@ impl Tally {
     }
 }
 
-async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String)) -> Result<Json> {
+async fn run_scenario(
+    args: &HealArgs,
+    scenario: Scenario,
+    launch: Launch,
+    say: &dyn Fn(String),
+) -> Result<Json> {
     let started = Instant::now();
     let vars = effective_vars(bench_vars(args.blind_every.max(args.batch)));
-    let mut stack = Stack::start(&vars, run_dir(args.data_dir.as_deref(), scenario.name())).await?;
+    let mut stack = Stack::start(
+        launch,
+        &vars,
+        run_dir(args.data_dir.as_deref(), scenario.name()),
+    )
+    .await?;
     let trainer = mend_trainer::TrainerConfig::from_mend(&stack.config)
         .context("invalid trainer configuration")?;
     let model_name = mend_bus::ModelName::new(MODEL).context("model name")?;
@@ -492,7 +241,7 @@ async fn run_scenario(args: &HealArgs, scenario: Scenario, say: &dyn Fn(String))
         ..SyntheticSpec::default()
     });
     let (schema, first) = first_model(&mut world, args.initial_rows, &trainer.train)?;
-    stack.seed_champion(&first, &schema, &world).await?;
+    seed_champion(&mut stack, &first, &schema, &world).await?;
     let position = Arc::new(AtomicU64::new(0));
     let events = follow_events(stack.bus.clone(), position.clone()).await?;
 
@@ -735,14 +484,16 @@ fn blind_table(world: &Generator, history: &[Sample], end: usize, window: usize)
     table
 }
 
-pub fn run(args: HealArgs, json_out: bool) -> Result<()> {
+/// Runs `mend bench-heal`; `launch` starts the services as `mend up` does.
+pub fn run(args: HealArgs, json_out: bool, launch: Launch) -> Result<()> {
     if args.stream.stream.is_some() {
-        return super::stream::run(
+        return crate::stream::run(
             &args.stream,
             args.rate,
             args.batch,
             args.data_dir.as_deref(),
             json_out,
+            launch,
         );
     }
     if args.batch == 0 || args.rows == 0 || args.blind_every == 0 {
@@ -780,10 +531,10 @@ pub fn run(args: HealArgs, json_out: bool) -> Result<()> {
             ));
         }
         for scenario in &scenarios {
-            results.push(run_scenario(&args, *scenario, &say).await?);
+            results.push(run_scenario(&args, *scenario, launch, &say).await?);
         }
         let latency = if args.latency_runs > 0 {
-            Some(heal_latency::measure(&args.latency(), &say).await?)
+            Some(heal_latency::measure(&args.latency(launch), &say).await?)
         } else {
             None
         };
@@ -811,8 +562,9 @@ pub fn run(args: HealArgs, json_out: bool) -> Result<()> {
 }
 
 impl HealArgs {
-    fn latency(&self) -> heal_latency::LatencySpec {
+    fn latency(&self, launch: Launch) -> heal_latency::LatencySpec {
         heal_latency::LatencySpec {
+            launch,
             runs: self.latency_runs,
             window: self.latency_window,
             batch: self.latency_batch,

@@ -8,25 +8,19 @@
 //! trainer retrains and gates, the registry promotes, and the server swaps. The timeline prints
 //! what the bus says as it happens.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
 use clap::Args;
 use mend_bus::events::{DriftDetected, DriftKind, Event};
 use mend_bus::{ConsumerSpec, EventSubscription};
-use mend_client::RegistryClient;
-use mend_core::synthetic::{Generator, Regime, SyntheticSpec};
 use mend_core::{Frame, TrainSettings};
-use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
-use mend_proto::ingest::v1 as ingest_pb;
-use mend_runtime::{MendConfig, Shutdown};
-use tonic::transport::{Channel, Endpoint};
+use mend_worlds::{Generator, Regime, SyntheticSpec};
 
-use crate::up::{Listeners, Settings, start_services};
-use crate::world_client::{bind, correct, infer, now_ms, send};
+use crate::stack::{Launch, Stack};
+use crate::world_client::{correct, infer, now_ms, request, send};
 
 const MODEL: &str = "churn";
 
@@ -82,7 +76,8 @@ const ACTS: [Act; 4] = [
     },
 ];
 
-pub fn run(args: DemoArgs, json: bool) -> Result<()> {
+/// Runs `mend demo`; `launch` starts the services as `mend up` does.
+pub fn run(args: DemoArgs, json: bool, launch: Launch) -> Result<()> {
     if args.batch < 100 {
         bail!("--batch must be at least 100 rows");
     }
@@ -90,7 +85,7 @@ pub fn run(args: DemoArgs, json: bool) -> Result<()> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(demo(args, json))
+    runtime.block_on(demo(args, json, launch))
 }
 
 /// The demo's own directory: `--data-dir`, else `demo` under `MEND_DATA_DIR`, else
@@ -104,21 +99,12 @@ fn demo_dir(explicit: Option<PathBuf>) -> PathBuf {
     })
 }
 
-async fn demo(args: DemoArgs, json: bool) -> Result<()> {
+async fn demo(args: DemoArgs, json: bool, launch: Launch) -> Result<()> {
     let started = Instant::now();
     let data_dir = demo_dir(args.data_dir.clone());
-    if data_dir.exists() {
-        std::fs::remove_dir_all(&data_dir)
-            .with_context(|| format!("failed to empty {}", data_dir.display()))?;
-    }
-    let (registry_l, registry_addr) = bind().await?;
-    let (server_l, server_addr) = bind().await?;
-    let (ingest_l, ingest_addr) = bind().await?;
-    let (http_l, http_addr) = bind().await?;
     let window = (args.batch * 2).to_string();
-    let vars: HashMap<String, String> = [
-        ("MEND_DATA_DIR", data_dir.display().to_string()),
-        ("MEND_REGISTRY_ADDR", registry_addr.clone()),
+    // The demo's settings alone: nothing from the environment.
+    let vars: BTreeMap<String, String> = [
         ("MEND_LOG", "error".to_owned()),
         ("MEND_SERVER_MODELS", MODEL.to_owned()),
         ("MEND_SERVER_SAMPLE_RATE", "0".to_owned()),
@@ -136,16 +122,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let config = MendConfig::from_map(&vars).context("demo configuration")?;
-    let settings = Settings::from_config(config)?;
-    let shutdown = Shutdown::new();
-    let listeners = Listeners {
-        registry: registry_l,
-        server: server_l,
-        ingest: ingest_l,
-        http: http_l,
-    };
-    let (services, bus) = start_services(settings, listeners, &registry_addr, &shutdown).await?;
+    let mut stack = Stack::start(launch, &vars, data_dir.clone()).await?;
     let say = |line: String| {
         if !json {
             println!("{line}");
@@ -159,7 +136,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
 
     // Everything the services announce, printed as it happens.
     let mut events = EventSubscription::subscribe(
-        bus.clone(),
+        stack.bus.clone(),
         ConsumerSpec::new("mend-demo", ["drift.detected.>", "model.>"]),
     )
     .await
@@ -184,33 +161,19 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
     let first = world.sample(args.batch * 4, &Regime::default());
     let table = world.to_table(&first, true, 0, 0);
     let (schema, v1) = crate::world_client::train_first(&table, &TrainSettings::default())?;
-    let registry = RegistryClient::connect_lazy(
-        &Endpoint::from_shared(format!("http://{registry_addr}"))?,
-        None,
-    );
-    registry
-        .seed_champion(
-            MODEL,
-            schema.hash(),
-            Bytes::from(v1.to_bytes()?),
-            "mend-demo",
-            "demo-initial",
-        )
-        .await
-        .context("failed to make the first model champion")?;
+    stack
+        .seed_champion(MODEL, &schema, &v1, "mend-demo", "demo-initial")
+        .await?;
     say(format!(
         "v1 trained on {} rows, holdout accuracy {:.3}, champion",
         args.batch * 4,
         v1.metrics.accuracy
     ));
 
-    let mut oip = GrpcInferenceServiceClient::new(
-        Endpoint::from_shared(format!("http://{server_addr}"))?.connect_lazy(),
-    );
-    let mut ingest = ingest_pb::ingest_client::IngestClient::new(
-        Endpoint::from_shared(format!("http://{ingest_addr}"))?.connect_lazy(),
-    );
-    wait_for_version(&mut oip, &world, 1).await?;
+    let probe = request(MODEL, "demo", &world, &world.probe());
+    stack
+        .wait_for_version(&probe, "1", Duration::from_secs(10))
+        .await?;
 
     let (mut seen, mut healed_right, mut static_right) = (0usize, 0usize, 0usize);
     let (mut retrains, mut promotions, mut rejections, mut rollbacks) = (0, 0, 0, 0);
@@ -225,7 +188,8 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
             let regime = (act.regime)(i);
             let sample = world.sample(args.batch, &regime);
             let asked = Instant::now();
-            let (version, predicted) = infer(&mut oip, MODEL, "demo", &world, &sample).await?;
+            let (version, predicted) =
+                infer(&mut stack.oip, MODEL, "demo", &world, &sample).await?;
             let right = correct(&world, &sample, &predicted);
             let v1_right = {
                 let table = world.to_table(&sample, true, 0, 0);
@@ -250,7 +214,7 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
             if (regime.flip || regime.shift != 0.0) && first_drift_batch.is_none() && acc < 0.75 {
                 first_drift_batch = Some(Instant::now());
             }
-            send(&mut ingest, MODEL, &world, &sample, next_id, now_ms()).await?;
+            send(&mut stack.ingest, MODEL, &world, &sample, next_id, now_ms()).await?;
             next_id += sample.labels.len() as u64;
             // Give the loop a moment, then print whatever it said.
             let settle = Instant::now() + Duration::from_millis(400);
@@ -272,9 +236,10 @@ async fn demo(args: DemoArgs, json: bool) -> Result<()> {
             }
         }
     }
-    shutdown.trigger();
-    let mut services = services;
-    while services.join_next().await.is_some() {}
+    let http_addr = stack.http_addr.clone();
+    // The data directory stays for a look afterwards (`mend up --data-dir`, printed below); a
+    // service failing on the way down changes nothing the demo showed.
+    let _ = stack.stop_keeping_data().await;
 
     let healed = healed_right as f64 / seen as f64;
     let stat = static_right as f64 / seen as f64;
@@ -441,21 +406,4 @@ fn latest_report(data_dir: &std::path::Path) -> Option<String> {
         .collect();
     html.sort();
     html.last().map(|p| p.display().to_string())
-}
-
-async fn wait_for_version(
-    oip: &mut GrpcInferenceServiceClient<Channel>,
-    world: &Generator,
-    version: u64,
-) -> Result<()> {
-    let probe = world.probe();
-    for _ in 0..100 {
-        if let Ok((v, _)) = infer(oip, MODEL, "demo", world, &probe).await
-            && v == version.to_string()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("the inference server did not load version {version} within 10 s")
 }
