@@ -1,8 +1,10 @@
-//! Errors of the ML domain, one enum for the crate: each variant names what is wrong.
+//! Errors of the ML domain, one enum for the crate: each variant names what is wrong. A bad
+//! cell is a [`RowError`] (re-exported as `frame::RowError`, where loading reports it).
 
+use std::fmt;
+
+use serde::Serialize;
 use thiserror::Error;
-
-use crate::frame::RowError;
 
 /// Everything that can go wrong in mend-core.
 #[derive(Debug, Error)]
@@ -32,3 +34,22 @@ pub enum CoreError {
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// One bad cell: where it is, what it holds, and why it was refused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RowError {
+    pub line: u64,
+    pub column: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}, column `{}`, value {:?}: {}",
+            self.line, self.column, self.value, self.reason
+        )
+    }
+}

@@ -4,14 +4,15 @@
 //! value and reason, so a user can fix a file in one pass.
 
 use std::borrow::Borrow;
-use std::fmt;
 use std::io::Read;
-
-use serde::Serialize;
 
 use crate::error::{CoreError, Result};
 use crate::record::{RowRecord, Value};
 use crate::schema::{FeatureKind, Schema, is_missing};
+
+/// A bad cell, as loading reports it (defined beside [`CoreError`], which carries a list of
+/// them).
+pub use crate::error::RowError;
 
 /// A CSV file as text cells, with the 1-based file line of each row (the header is line 1).
 #[derive(Debug, Clone, Default)]
@@ -19,25 +20,6 @@ pub struct RawTable {
     pub headers: Vec<String>,
     pub rows: Vec<Vec<String>>,
     pub lines: Vec<u64>,
-}
-
-/// One bad cell: where it is, what it holds, and why it was refused.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RowError {
-    pub line: u64,
-    pub column: String,
-    pub value: String,
-    pub reason: String,
-}
-
-impl fmt::Display for RowError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "line {}, column `{}`, value {:?}: {}",
-            self.line, self.column, self.value, self.reason
-        )
-    }
 }
 
 /// Reads a CSV with a header row. A row with the wrong number of fields is an error naming its line.

@@ -2,76 +2,11 @@
 //!
 //! A row carries the producer's id (or `<request id>/<i>` when it came in through the
 //! inference server); labels name that id, which is how inputs, predictions and outcomes join.
+//! A row's [`Value`]s and [`Values`] are defined in [`crate::values`] and re-exported here.
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::values::Values;
-
-/// One feature value as it arrived: a number, a text (categorical), or missing. On the wire a
-/// JSON number, string or `null` (a hand-written `Deserialize`: serde's `untagged` would try
-/// each variant in turn and build an error for every miss, which dominated reading the data log).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum Value {
-    Number(f64),
-    Text(String),
-    Missing,
-}
-
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
-    }
-}
-
-struct ValueVisitor;
-
-impl<'de> serde::de::Visitor<'de> for ValueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a number, a string or null")
-    }
-
-    fn visit_f64<E>(self, x: f64) -> Result<Value, E> {
-        Ok(Value::Number(x))
-    }
-
-    fn visit_i64<E>(self, x: i64) -> Result<Value, E> {
-        Ok(Value::Number(x as f64))
-    }
-
-    fn visit_u64<E>(self, x: u64) -> Result<Value, E> {
-        Ok(Value::Number(x as f64))
-    }
-
-    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::Text(s.to_owned()))
-    }
-
-    fn visit_string<E>(self, s: String) -> Result<Value, E> {
-        Ok(Value::Text(s))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Missing)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Missing)
-    }
-}
-
-impl Value {
-    /// The value as a number, if it is one (or a text that parses as one).
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            Value::Number(x) => Some(*x),
-            Value::Text(s) => s.trim().parse().ok(),
-            Value::Missing => None,
-        }
-    }
-}
+pub use crate::values::{Value, Values};
 
 /// An input row: producer id, event time (unix milliseconds) and feature values by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,8 @@
 //! per thread, so the rows of a window share one copy of each name and a walk can recognise a
 //! name by its pointer (see [`Values::entries`]) without reading its bytes.
 //!
-//! On the wire (JSON, the data log) values are a plain map, as before.
+//! On the wire (JSON, the data log) values are a plain map, as before. Each value is a
+//! [`Value`] (re-exported as `record::Value`, the path most of mend uses).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -21,7 +22,71 @@ use serde::de::{DeserializeSeed, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::record::Value;
+/// One feature value as it arrived: a number, a text (categorical), or missing. On the wire a
+/// JSON number, string or `null` (a hand-written `Deserialize`: serde's `untagged` would try
+/// each variant in turn and build an error for every miss, which dominated reading the data log).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    Number(f64),
+    Text(String),
+    Missing,
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number, a string or null")
+    }
+
+    fn visit_f64<E>(self, x: f64) -> Result<Value, E> {
+        Ok(Value::Number(x))
+    }
+
+    fn visit_i64<E>(self, x: i64) -> Result<Value, E> {
+        Ok(Value::Number(x as f64))
+    }
+
+    fn visit_u64<E>(self, x: u64) -> Result<Value, E> {
+        Ok(Value::Number(x as f64))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::Text(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::Text(s))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Missing)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Missing)
+    }
+}
+
+impl Value {
+    /// The value as a number, if it is one (or a text that parses as one).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Number(x) => Some(*x),
+            Value::Text(s) => s.trim().parse().ok(),
+            Value::Missing => None,
+        }
+    }
+}
 
 /// A feature name inside a row, shared between rows.
 pub type Name = Arc<str>;

@@ -11,7 +11,9 @@
 //! - [`model`]: [`LoadedModel`] (a verified, planned artifact) and [`ModelStore`] (per model
 //!   an atomically swapped champion and a small cache of other versions).
 //! - [`infer`]: decoding tensors of either input layout, the allocation-free predict loop,
-//!   and the outputs; [`InferError`] maps to gRPC and HTTP codes in one place.
+//!   and the outputs.
+//! - `error.rs`: [`InferError`], mapped to gRPC and HTTP codes in one place (re-exported by
+//!   [`infer`]; [`model`] fails with it too).
 //! - [`service`]: the path both bindings share ([`InferenceService`]): metrics, the
 //!   prediction log, readiness and metadata.
 //! - `grpc.rs` / [`rest`]: the two OIP bindings; `oversize.rs` makes tonic's size errors
@@ -21,6 +23,7 @@
 //! - [`metrics`]: Prometheus metrics by model and version.
 
 pub mod config;
+mod error;
 mod grpc;
 pub mod infer;
 pub mod metrics;

@@ -83,7 +83,7 @@ impl InferenceService {
             let log = self.log.clone();
             let max_rows = self.max_rows;
             tokio::task::spawn_blocking(move || {
-                infer::infer(&model, &request, max_rows, log.as_deref())
+                infer_and_sample(&model, &request, max_rows, log.as_deref())
             })
             .await
             .unwrap_or_else(|error| {
@@ -92,7 +92,7 @@ impl InferenceService {
                 )))
             })
         } else {
-            infer::infer(&model, &request, self.max_rows, self.log.as_deref())
+            infer_and_sample(&model, &request, self.max_rows, self.log.as_deref())
         };
         match outcome {
             Ok((response, rows)) => {
@@ -146,6 +146,21 @@ impl InferenceService {
             .unwrap_or_default();
         Ok(metadata(&model, &versions))
     }
+}
+
+/// Answers `request` with `model`, handing the request's rows to the prediction log (when
+/// there is one) to sample.
+fn infer_and_sample(
+    model: &LoadedModel,
+    request: &ModelInferRequest,
+    max_rows: usize,
+    log: Option<&PredictionLog>,
+) -> Result<(ModelInferResponse, usize), InferError> {
+    infer::infer(model, request, max_rows, |decoded, predictions| {
+        if let Some(log) = log {
+            log.sample(model, &request.id, decoded, predictions);
+        }
+    })
 }
 
 /// Total tensor elements a request declares, to spot the huge ones early.

@@ -13,6 +13,8 @@
 //!   continues the first trigger's trace and links the others'), retries with exponential
 //!   backoff, then an alert.
 //! - [`heal`]: one retrain start to finish ([`Healer`]), idempotent per event (invariant 6).
+//! - `outcome.rs`: how a run ended ([`RunOutcome`], re-exported by [`heal`]); the flight, the
+//!   intake and the metrics read it.
 //! - [`window`]: labels joined with their rows from the data log (the newest N, those since a
 //!   drift began, or a named range).
 //! - [`evaluate`]: training and judging both models on the same holdout (blocking pool).
@@ -44,6 +46,7 @@ pub mod heal;
 pub mod intake;
 pub mod lineage;
 pub mod metrics;
+mod outcome;
 mod per_model;
 pub mod recall;
 pub mod registry;

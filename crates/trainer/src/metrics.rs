@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 
-use crate::heal::RunOutcome;
+use crate::outcome::RunOutcome;
 
 /// Upper bounds of the retrain duration buckets, in seconds: 10 ms to 10 min.
 const DURATION_BUCKETS: [f64; 12] = [

@@ -16,8 +16,8 @@ use mend_proto::inference::model_infer_request::InferInputTensor;
 use mend_proto::inference::{InferTensorContents, ModelInferRequest};
 
 use super::datatype::Datatype;
-use super::error::InferError;
 use super::source::{Numbers, split_raw_bytes};
+use crate::error::InferError;
 use crate::model::{FeaturePlan, LoadedModel};
 
 /// The optional input naming each row (DESIGN.md "Row identity").

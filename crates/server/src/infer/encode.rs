@@ -9,8 +9,8 @@ use mend_proto::inference::model_infer_response::InferOutputTensor;
 use mend_proto::inference::{InferTensorContents, ModelInferRequest, ModelInferResponse};
 
 use super::datatype::{BYTES, FP32};
-use super::error::InferError;
 use super::predict::Predictions;
+use crate::error::InferError;
 use crate::model::LoadedModel;
 
 /// Output tensor names.

@@ -7,7 +7,7 @@
 use mend_core::metrics::argmax;
 
 use super::decode::{Column, Decoded, Layout};
-use super::error::InferError;
+use crate::error::InferError;
 use crate::model::{FeaturePlan, LoadedModel};
 
 /// Probabilities (`rows x classes`, row-major) and each row's predicted class.

@@ -13,7 +13,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::{OnceCell, watch};
 
 use super::loaded::LoadedModel;
-use crate::infer::InferError;
+use crate::error::InferError;
 use crate::metrics::ServerMetrics;
 use crate::source::{FetchedModel, ModelSource, SourceError};
 

@@ -1,4 +1,6 @@
 //! Why an inference request failed, and the one place that maps it to gRPC and HTTP codes.
+//! Its own module, below both `infer` (re-exported there) and `model` (whose store fails a
+//! request for an unknown or unloadable model with it).
 
 use tonic::{Code, Status};
 
