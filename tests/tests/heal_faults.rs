@@ -14,9 +14,10 @@ use std::time::Duration;
 use mend_bus::events::{Decision, Envelope, Event};
 
 use mend_proto::registry::v1 as registry_pb;
+use mend_testkit::eventually;
 use mend_worlds::{Generator, Regime, SyntheticSpec};
 use support::{
-    MODEL, Options, accuracy, eventually, flipped, infer, noise, start_with, trainer_binary,
+    MODEL, Options, accuracy, flipped, infer, noise, patience, start_with, trainer_binary,
 };
 
 /// The final decision on trigger `id` (not a deferral, which is judged again later).
@@ -399,7 +400,7 @@ async fn the_loop_completes_across_nats_server_restarts() {
         )
         .await;
     // ...and it goes down again while the trainer is at work on the retrain.
-    eventually(30, "the retrain starts", || {
+    eventually(patience(30), "the retrain starts", || {
         let runs = stack.trainer.as_ref().unwrap().runs();
         async move { (runs >= 1).then_some(()) }
     })
@@ -415,7 +416,7 @@ async fn the_loop_completes_across_nats_server_restarts() {
     );
     let acc = accuracy(&world, &probe, &answered.labels);
     assert!(acc > 0.8, "the new champion fits the flipped world: {acc}");
-    let v2 = eventually(10, "version 2 listed", || {
+    let v2 = eventually(patience(10), "version 2 listed", || {
         let registry = stack.registry.clone();
         async move {
             registry

@@ -3,22 +3,24 @@
 
 mod common;
 
-use common::{failed, mend, ok, start_registry};
+use common::{failed, mend, ok};
 
+use mend_testkit::registry::TestRegistry;
 use serde_json::Value;
 
 const TOKEN: &str = "cli-test-token";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_promotes_rolls_back_and_audits() {
-    let registry = start_registry(TOKEN, None).await;
+    let registry = TestRegistry::setup().token(TOKEN).start().await;
+    let addr = registry.addr.to_string();
     let work = tempfile::tempdir().unwrap();
     let d = work.path();
     let writer = [
-        ("MEND_REGISTRY_ADDR", registry.addr.as_str()),
+        ("MEND_REGISTRY_ADDR", addr.as_str()),
         ("MEND_REGISTRY_TOKEN", TOKEN),
     ];
-    let reader = [("MEND_REGISTRY_ADDR", registry.addr.as_str())];
+    let reader = [("MEND_REGISTRY_ADDR", addr.as_str())];
 
     ok(mend(d, &[], &["synth", "--out", "train.csv", "--rows", "2000"]).await);
     ok(mend(

@@ -4,45 +4,33 @@
 
 mod common;
 
-use common::{Registry, mend, start_registry};
+use common::mend;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mend_bus::events::Event;
 use mend_bus::{Bus, ConsumerSpec, EventSubscription, InProcessBus, InProcessConfig};
-use mend_client::RegistryClient;
-use mend_proto::registry::v1 as pb;
+use mend_testkit::registry::TestRegistry;
 use serde_json::Value;
 
 const TOKEN: &str = "cli-retrain-token";
 
 /// A registry guarded by [`TOKEN`], on an in-process bus (returned), with one version of
 /// `churn` registered.
-async fn start_registry_on_a_bus() -> (Registry, Arc<dyn Bus>) {
+async fn start_registry_on_a_bus() -> (TestRegistry, Arc<dyn Bus>) {
     let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new(InProcessConfig::default()));
-    let registry = start_registry(TOKEN, Some(Arc::clone(&bus))).await;
-    let endpoint =
-        tonic::transport::Endpoint::from_shared(format!("http://{}", registry.addr)).unwrap();
-    let client = RegistryClient::connect_lazy(&endpoint, Some(TOKEN.to_owned()));
-    let header = pb::RegisterVersionHeader {
-        model: "churn".into(),
-        schema_hash: "schema-1".into(),
-        actor: "test".into(),
-        reason: "first".into(),
-        trigger: Some(pb::Trigger {
-            event_id: String::new(),
-            kind: pb::TriggerKind::Manual.into(),
-        }),
-        ..Default::default()
-    };
+    let registry = TestRegistry::setup()
+        .token(TOKEN)
+        .bus(Arc::clone(&bus))
+        .start()
+        .await;
     // The listener is bound, so the call waits for the server instead of failing.
-    client
+    registry
         .register(
-            header,
+            "churn",
             bytes::Bytes::from(mend_testkit::artifacts::model_bytes(1)),
         )
-        .await
-        .unwrap();
+        .await;
     (registry, bus)
 }
 
@@ -54,7 +42,8 @@ async fn mend_retrain_publishes_a_retrain_request_through_the_registry() {
             .await
             .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let addr = registry.addr.as_str();
+    let addr = registry.addr.to_string();
+    let addr = addr.as_str();
 
     let refused = mend(
         work.path(),

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use mend_bus::{DataLog, DataLogExt, ModelName, SqliteDataLog, Window};
 use mend_client::ClientError;
 use mend_client::ingest::{label_batch, row_batch};
@@ -27,8 +26,10 @@ use mend_proto::inference::model_infer_request::InferRequestedOutputTensor;
 use mend_proto::ingest::v1 as ingest_pb;
 use mend_runtime::{Health, Metrics, Shutdown};
 use mend_server::{Listeners, RegistryModelSource, ServerConfig, ServerDeps};
+use mend_testkit::registry::{TestRegistry, seed_trained_champion};
+use mend_testkit::{Patience, eventually};
 use mend_worlds::{Generator, Regime, Sample, SyntheticSpec};
-use support::{Registry, TOKEN};
+use support::{TOKEN, start_registry};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
@@ -63,28 +64,19 @@ impl<E: Debug> Running<E> {
 
 /// A model of the default synthetic world (five numeric features, one categorical, classes
 /// `no` and `yes`) and that world, made champion of `churn` in the registry.
-async fn seeded(registry: &Registry) -> (Artifact, Generator) {
-    let spec = SyntheticSpec {
+async fn seeded(registry: &TestRegistry) -> (Artifact, Generator) {
+    let mut world = Generator::new(SyntheticSpec {
         seed: 17,
         ..SyntheticSpec::default()
-    };
-    let (artifact, world) = mend_testkit::artifacts::train_on(spec, 1_000);
-    registry
-        .client(Some(TOKEN))
-        .seed_champion(
-            MODEL,
-            artifact.schema.hash(),
-            Bytes::from(artifact.to_bytes().unwrap()),
-            "test",
-            "seed",
-        )
-        .await
-        .unwrap();
+    });
+    let writer = registry.client(Some(TOKEN));
+    let (artifact, _) =
+        seed_trained_champion(&writer, MODEL, &mut world, 1_000, "test", "seed").await;
     (artifact, world)
 }
 
 /// The inference server, reading champions from `registry` (no bus: its reconcile loop).
-async fn start_server(registry: &Registry) -> Running<mend_server::ServerError> {
+async fn start_server(registry: &TestRegistry) -> Running<mend_server::ServerError> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let endpoint = Endpoint::from_shared(format!("http://{}", registry.addr)).unwrap();
@@ -116,7 +108,7 @@ async fn start_server(registry: &Registry) -> Running<mend_server::ServerError> 
 /// The ingest service, validating against the champions' schemas in `registry`, storing in
 /// `data_log`, at most [`BATCH`] records a batch.
 async fn start_ingest(
-    registry: &Registry,
+    registry: &TestRegistry,
     data_log: Arc<dyn DataLog>,
 ) -> Running<mend_ingest::IngestServiceError> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -163,7 +155,7 @@ fn frame_of(sample: &Sample) -> Frame {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_requests_get_the_champions_labels_and_failures_keep_their_kind() {
-    let registry = Registry::start(None).await;
+    let mut registry = start_registry(None).await;
     let (artifact, mut world) = seeded(&registry).await;
     let server = start_server(&registry).await;
     let mut inference = GrpcInferenceServiceClient::new(server.channel());
@@ -173,7 +165,7 @@ async fn sample_requests_get_the_champions_labels_and_failures_keep_their_kind()
     let request = sample_request(MODEL, &names, &sample);
 
     // The first answer, once the server has loaded the champion from the registry.
-    let response = support::eventually("an answer from the champion", || {
+    let response = eventually(Patience::seconds(30), "an answer from the champion", || {
         let mut inference = inference.clone();
         let request = request.clone();
         async move { inference.model_infer(request).await.ok() }
@@ -229,12 +221,12 @@ async fn sample_requests_get_the_champions_labels_and_failures_keep_their_kind()
         other => panic!("a model that is not served: {other:?}"),
     }
     server.stop().await;
-    registry.stop().await;
+    registry.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_and_label_batches_are_stored_as_built_and_failures_keep_their_kind() {
-    let registry = Registry::start(None).await;
+    let mut registry = start_registry(None).await;
     let (_, mut world) = seeded(&registry).await;
     let dir = tempfile::tempdir().unwrap();
     let data_log: Arc<dyn DataLog> = Arc::new(SqliteDataLog::open(dir.path()).unwrap());
@@ -314,5 +306,5 @@ async fn row_and_label_batches_are_stored_as_built_and_failures_keep_their_kind(
         other => panic!("a batch over the limit: {other:?}"),
     }
     ingest.stop().await;
-    registry.stop().await;
+    registry.stop().await.unwrap();
 }

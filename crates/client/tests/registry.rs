@@ -17,7 +17,8 @@ use mend_proto::registry::v1 as pb;
 use mend_proto::registry::v1::alias_precondition::State;
 use mend_proto::registry::v1::get_version_request::Selector;
 use mend_testkit::artifacts::{model_bytes, model_bytes_of_size};
-use support::{Registry, TOKEN, fixture, header};
+use mend_testkit::registry::TestRegistry;
+use support::{TOKEN, fixture, header, start_registry, start_registry_with};
 
 fn move_champion(model: &str, version: u64, expected: State) -> pb::SetAliasRequest {
     pb::SetAliasRequest {
@@ -35,7 +36,7 @@ fn move_champion(model: &str, version: u64, expected: State) -> pb::SetAliasRequ
 
 #[tokio::test]
 async fn registers_fetches_moves_and_lists_through_the_real_registry() {
-    let registry = Registry::start(None).await;
+    let mut registry = start_registry(None).await;
     let client = registry.client(Some(TOKEN));
     let first = Bytes::from(model_bytes(1));
     // Over 1 MiB: uploaded in several chunks, and downloaded in several too.
@@ -142,12 +143,12 @@ async fn registers_fetches_moves_and_lists_through_the_real_registry() {
     );
     let later = client.audit_after("churn", audit[1].seq).await.unwrap();
     assert_eq!(later, audit[2..].to_vec());
-    registry.stop().await;
+    registry.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn failures_come_back_by_kind_with_the_registrys_message() {
-    let registry = Registry::start(None).await;
+    let mut registry = start_registry(None).await;
     let client = registry.client(Some(TOKEN));
     let model = Bytes::from(model_bytes(2));
 
@@ -228,7 +229,7 @@ async fn failures_come_back_by_kind_with_the_registrys_message() {
     assert!(!not_found.is_transient(), "{not_found:?}");
 
     // UNAVAILABLE: the registry is gone.
-    registry.stop().await;
+    registry.stop().await.unwrap();
     match client.list_models().await {
         Err(error @ ClientError::Unavailable(_)) => assert!(error.is_transient()),
         other => panic!("a stopped registry: {other:?}"),
@@ -244,7 +245,7 @@ async fn forced_retrains_are_published_and_decisions_recorded() {
     )
     .await
     .unwrap();
-    let registry = Registry::start(Some(bus)).await;
+    let mut registry = start_registry(Some(bus)).await;
     let client = registry.client(Some(TOKEN));
     client
         .seed_champion(
@@ -326,12 +327,12 @@ async fn forced_retrains_are_published_and_decisions_recorded() {
     );
     let audit = client.audit("churn").await.unwrap();
     assert_eq!(audit.last(), Some(&record));
-    registry.stop().await;
+    registry.stop().await.unwrap();
 }
 
 /// A client's settings, as `from_config` reads them: the registry's address, the write token,
 /// and `MEND_TLS_*` files among the runtime's fixtures.
-fn client_config(registry: &Registry, tls: &[(&str, &str)]) -> mend_runtime::MendConfig {
+fn client_config(registry: &TestRegistry, tls: &[(&str, &str)]) -> mend_runtime::MendConfig {
     let mut vars: Vec<(&str, String)> = tls
         .iter()
         .map(|(var, file)| (*var, fixture(file).display().to_string()))
@@ -343,7 +344,7 @@ fn client_config(registry: &Registry, tls: &[(&str, &str)]) -> mend_runtime::Men
 
 #[tokio::test]
 async fn from_config_dials_the_registry_over_tls() {
-    let registry = Registry::start_with(
+    let mut registry = start_registry_with(
         &[
             ("MEND_REGISTRY_TOKEN", TOKEN.to_owned()),
             ("MEND_TLS_CERT", fixture("server.pem").display().to_string()),
@@ -379,7 +380,7 @@ async fn from_config_dials_the_registry_over_tls() {
     // A client without TLS settings speaks plain text, which a TLS port does not answer.
     let plain = RegistryClient::from_config(&client_config(&registry, &[])).unwrap();
     assert!(plain.list_models().await.is_err());
-    registry.stop().await;
+    registry.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -395,7 +396,7 @@ async fn from_config_dials_the_registry_over_mutual_tls() {
         .map(|(var, file)| (*var, fixture(file).display().to_string()))
         .collect();
     vars.push(("MEND_REGISTRY_TOKEN", TOKEN.to_owned()));
-    let registry = Registry::start_with(&vars, None).await;
+    let mut registry = start_registry_with(&vars, None).await;
     let client = RegistryClient::from_config(&client_config(&registry, &mesh)).unwrap();
     let model = Bytes::from(model_bytes(5));
     client
@@ -409,5 +410,5 @@ async fn from_config_dials_the_registry_over_mutual_tls() {
         RegistryClient::from_config(&client_config(&registry, &[("MEND_TLS_CA", "mesh-ca.pem")]))
             .unwrap();
     assert!(anonymous.list_models().await.is_err());
-    registry.stop().await;
+    registry.stop().await.unwrap();
 }

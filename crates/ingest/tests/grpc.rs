@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use common::{churn_schema, number, row, start, text};
+use common::{SOON, churn_schema, number, row, start, text};
 use mend_bus::{
     DataKind, DataLog, DataLogError, DataLogExt, ModelName, RawEntry, SqliteDataLog, Window,
 };
 use mend_core::record::Value;
 use mend_ingest::{InMemorySchemaSource, IngestConfig};
 use mend_proto::ingest::v1 as pb;
+use mend_testkit::{Patience, eventually};
 use prost::Message as _;
 use tokio::sync::Semaphore;
 use tonic::Code;
@@ -366,17 +367,8 @@ fn padded_batch(stream: usize, b: usize) -> pb::RowBatch {
     }
 }
 
-/// Polls `ready` every millisecond until it holds, for up to 20 s.
-async fn until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
+/// [`SOON`], looking every millisecond: the in-flight budget changes fast.
+const PROMPTLY: Patience = SOON.polling_every(Duration::from_millis(1));
 
 #[tokio::test]
 async fn fast_producers_are_held_back_while_appends_are_slow() {
@@ -444,7 +436,10 @@ async fn fast_producers_are_held_back_while_appends_are_slow() {
     };
     let budget_full = || IN_FLIGHT - in_flight() < largest;
     // With every append stalled, the streams fill the budget: no other batch can get in.
-    until("the in-flight budget to fill up", budget_full).await;
+    eventually(PROMPTLY, "the in-flight budget to fill up", || {
+        std::future::ready(budget_full())
+    })
+    .await;
     // Then the appends go through one at a time, each time until the budget is full again
     // (or everything has been produced), so the producers are tried at every stage, not
     // only while everything is stalled.
@@ -452,10 +447,16 @@ async fn fast_producers_are_held_back_while_appends_are_slow() {
     while produced.load(Ordering::SeqCst) < TOTAL {
         log.latch.add_permits(1);
         released += 1;
-        until("an append and the budget to fill up again", || {
-            log.appended.load(Ordering::SeqCst) >= released
-                && (budget_full() || produced.load(Ordering::SeqCst) == TOTAL)
-        })
+        eventually(
+            PROMPTLY,
+            "an append and the budget to fill up again",
+            || {
+                std::future::ready(
+                    log.appended.load(Ordering::SeqCst) >= released
+                        && (budget_full() || produced.load(Ordering::SeqCst) == TOTAL),
+                )
+            },
+        )
         .await;
     }
     log.latch.add_permits(TOTAL - released);

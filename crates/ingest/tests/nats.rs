@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{churn_schema, eventually, number, row, start, text};
+use common::{SOON, churn_schema, number, row, start, text};
 use mend_bus::message::{OutgoingMessage, header};
 use mend_bus::{
     Bus, ConsumerSpec, DataLogExt, JetStreamBus, JetStreamConfig, JetStreamDataLog, ModelName,
@@ -17,7 +17,7 @@ use mend_bus::{
 use mend_core::{Feature, FeatureKind};
 use mend_ingest::{InMemorySchemaSource, IngestConfig};
 use mend_proto::ingest::v1 as pb;
-use mend_testkit::NatsServer;
+use mend_testkit::{NatsServer, eventually};
 
 async fn next_json(subscription: &mut Subscription) -> (serde_json::Value, String) {
     let delivery = tokio::time::timeout(Duration::from_secs(20), subscription.next())
@@ -80,7 +80,7 @@ async fn json_rows_on_the_bus_are_validated_appended_and_dead_lettered() {
     )
     .await
     .unwrap();
-    let stored = eventually("the valid rows in the data log", || {
+    let stored = eventually(SOON, "the valid rows in the data log", || {
         let log = log.clone();
         let churn = churn.clone();
         async move {
@@ -199,7 +199,7 @@ async fn a_promotion_on_the_bus_switches_validation_to_the_new_schema() {
     .await
     .unwrap();
     let mut attempt = 0;
-    eventually("rows with the new feature accepted", || {
+    eventually(SOON, "rows with the new feature accepted", || {
         attempt += 1;
         let mut client = client.clone();
         let batch = with_tenure(format!("after-{attempt}"));
@@ -266,7 +266,7 @@ async fn a_batch_retried_across_a_nats_outage_is_stored_once() {
     // NATS is back (the service's publish retries may now store what it had in hand)...
     nats.resume().unwrap();
     // ...and the producer retries the whole stream, as told.
-    let retried = eventually("the retry to be stored", || {
+    let retried = eventually(SOON, "the retry to be stored", || {
         let mut client = client.clone();
         async move {
             client
@@ -282,7 +282,7 @@ async fn a_batch_retried_across_a_nats_outage_is_stored_once() {
         retried.already_stored >= 500,
         "the first batch was stored before: {retried:?}"
     );
-    let stored = eventually("every row to be readable", || {
+    let stored = eventually(SOON, "every row to be readable", || {
         let log = Arc::clone(&log);
         let churn = churn.clone();
         async move {

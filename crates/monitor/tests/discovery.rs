@@ -12,6 +12,7 @@ use common::*;
 use mend_bus::events::{DriftKind, ModelPromoted};
 use mend_bus::{DataLogExt, Envelope, ModelName, publish_event};
 use mend_monitor::InMemoryChampionSource;
+use mend_testkit::eventually;
 use mend_worlds::Regime;
 
 fn watched(metrics: &mend_runtime::Metrics) -> Option<i64> {
@@ -39,9 +40,11 @@ async fn discovering_monitor(
         Some(Arc::clone(&nats.bus)),
     )
     .await;
-    eventually("the monitor to start with nothing to watch", || async {
-        (watched(&monitor.metrics) == Some(0)).then_some(())
-    })
+    eventually(
+        SOON,
+        "the monitor to start with nothing to watch",
+        || async { (watched(&monitor.metrics) == Some(0)).then_some(()) },
+    )
     .await;
     (champions, monitor)
 }
@@ -73,7 +76,7 @@ async fn models_are_found_as_they_get_a_champion_and_dropped_when_they_lose_it()
     )
     .await
     .unwrap();
-    eventually("the promoted model to be watched", || async {
+    eventually(SOON, "the promoted model to be watched", || async {
         (watched(&monitor.metrics) == Some(1)).then_some(())
     })
     .await;
@@ -94,7 +97,7 @@ async fn models_are_found_as_they_get_a_champion_and_dropped_when_they_lose_it()
     // A second model is found by the periodic listing alone (no event).
     let fraud = ModelName::new("fraud").unwrap();
     champions.set(&fraud, 1, train(&Regime::default(), 2));
-    eventually("the listed model to be watched", || async {
+    eventually(SOON, "the listed model to be watched", || async {
         (watched(&monitor.metrics) == Some(2)).then_some(())
     })
     .await;
@@ -102,7 +105,7 @@ async fn models_are_found_as_they_get_a_champion_and_dropped_when_they_lose_it()
     // Both lose their champion: neither is watched any more.
     champions.remove(&churn);
     champions.remove(&fraud);
-    eventually("no model to be watched", || async {
+    eventually(SOON, "no model to be watched", || async {
         (watched(&monitor.metrics) == Some(0)).then_some(())
     })
     .await;
@@ -141,7 +144,7 @@ async fn forged_promotions_start_nothing() {
     publish_event(nats.bus.as_ref(), &promoted(&churn))
         .await
         .unwrap();
-    eventually("the real model to be watched", || async {
+    eventually(SOON, "the real model to be watched", || async {
         (watched(&monitor.metrics) == Some(1)).then_some(())
     })
     .await;

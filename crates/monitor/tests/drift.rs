@@ -12,6 +12,7 @@ use common::*;
 use mend_bus::events::{DriftKind, ModelPromoted};
 use mend_bus::{DataLogExt, Envelope, publish_event};
 use mend_monitor::{MonitorReport, ReportSummary};
+use mend_testkit::eventually;
 use mend_worlds::Regime;
 
 const QUIET: Duration = Duration::from_millis(700);
@@ -117,7 +118,7 @@ async fn shifted_rows_drift_once_per_episode_and_promotion_switches_the_referenc
     .await
     .unwrap();
     // Wait until the monitor has switched (it saves the new version with its position).
-    eventually("the switch to v2", || async {
+    eventually(SOON, "the switch to v2", || async {
         let text = tokio::fs::read_to_string(dir.path().join("monitor/synth.json"))
             .await
             .ok()?;

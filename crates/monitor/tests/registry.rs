@@ -5,81 +5,38 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use common::*;
 use mend_bus::DataLogExt;
 use mend_bus::events::DriftKind;
-use mend_client::RegistryClient;
 use mend_core::Artifact;
 use mend_monitor::{MonitorDeps, MonitorReport, RegistryChampionSource};
-use mend_proto::registry::v1 as pb;
-use mend_registry::{RegistryDeps, SqliteStore};
-use mend_runtime::{MendConfig, Metrics, Shutdown};
+use mend_runtime::{Metrics, Shutdown};
+use mend_testkit::eventually;
+use mend_testkit::registry::TestRegistry;
 use mend_worlds::Regime;
 
-async fn register_and_promote(registry: &RegistryClient, artifact: &Artifact) -> u64 {
-    let header = pb::RegisterVersionHeader {
-        model: MODEL.to_owned(),
-        schema_hash: artifact.schema.hash(),
-        actor: "test".to_owned(),
-        trigger: Some(pb::Trigger {
-            event_id: String::new(),
-            kind: pb::TriggerKind::Manual.into(),
-        }),
-        ..Default::default()
-    };
-    let meta = registry
-        .register(header, Bytes::from(artifact.to_bytes().unwrap()))
-        .await
-        .unwrap();
-    registry
-        .set_alias(pb::SetAliasRequest {
-            model: MODEL.to_owned(),
-            alias: "champion".to_owned(),
-            version: meta.version,
-            actor: "test".to_owned(),
-            reason: "test promotion".to_owned(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    meta.version
+fn model_bytes(artifact: &Artifact) -> Bytes {
+    Bytes::from(artifact.to_bytes().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn champions_come_from_the_registry_and_promotions_switch_the_reference() {
     let nats = nats().await;
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_in_dir(dir.path().join("registry"))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let registry_addr = listener.local_addr().unwrap();
-    let registry_shutdown = Shutdown::new();
-    let registry_config = MendConfig::from_map(&HashMap::new()).unwrap();
-    tokio::spawn({
-        let shutdown = registry_shutdown.clone();
-        let deps = RegistryDeps {
-            store: Arc::new(store),
-            bus: Some(Arc::clone(&nats.bus)),
-        };
-        let registry_config = mend_registry::RegistryConfig::from_mend(&registry_config).unwrap();
-        async move { mend_registry::run(registry_config, deps, listener, shutdown).await }
-    });
-    let endpoint =
-        tonic::transport::Endpoint::from_shared(format!("http://{registry_addr}")).unwrap();
-    let registry = RegistryClient::connect_lazy(&endpoint, None);
-    let v1 = register_and_promote(&registry, &train(&Regime::default(), 1)).await;
+    let registry = TestRegistry::sqlite(Arc::clone(&nats.bus)).await;
+    let v1 = registry
+        .promote(MODEL, model_bytes(&train(&Regime::default(), 1)))
+        .await;
 
     let mut observer = Observer::new(Arc::clone(&nats.bus)).await;
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = http.local_addr().unwrap();
     let shutdown = Shutdown::new();
     let deps = MonitorDeps {
-        champions: Arc::new(RegistryChampionSource::new(registry.clone())),
+        champions: Arc::new(RegistryChampionSource::new(registry.client(None))),
         data_log: Arc::clone(&nats.data_log),
         bus: Some(Arc::clone(&nats.bus)),
         metrics: Metrics::new(),
@@ -101,9 +58,11 @@ async fn champions_come_from_the_registry_and_promotions_switch_the_reference() 
 
     // The registry promotes a model of the shifted world; the event alone switches the
     // monitor (its periodic check is an hour away in this config).
-    let v2 = register_and_promote(&registry, &train(&shift(1.0), 2)).await;
+    let v2 = registry
+        .promote(MODEL, model_bytes(&train(&shift(1.0), 2)))
+        .await;
     assert_ne!(v1, v2);
-    eventually("the switch to the new champion", || async {
+    eventually(SOON, "the switch to the new champion", || async {
         let text = tokio::fs::read_to_string(dir.path().join("monitor/synth.json"))
             .await
             .ok()?;
@@ -123,5 +82,5 @@ async fn champions_come_from_the_registry_and_promotions_switch_the_reference() 
 
     shutdown.trigger();
     task.await.unwrap().unwrap();
-    registry_shutdown.trigger();
+    drop(registry);
 }

@@ -18,6 +18,7 @@ use mend_monitor::detector::PageHinkleyConfig;
 use mend_monitor::performance::TrendConfig;
 use mend_monitor::state::{ModelState, StateStore};
 use mend_monitor::tracker::{Entry, Tracker, TrackerSettings};
+use mend_testkit::eventually;
 use mend_worlds::Regime;
 
 const QUIET: Duration = Duration::from_millis(700);
@@ -38,7 +39,7 @@ fn rejected(champion_version: Option<u64>) -> Envelope {
 
 /// Waits until the saved state shows the data episode re-armed.
 async fn data_rearm_saved(states: &StateStore, what: &str) {
-    eventually(what, || async {
+    eventually(SOON, what, || async {
         states
             .load(&model())
             .await
@@ -155,7 +156,7 @@ async fn a_rejection_is_acknowledged_only_once_its_rearm_is_saved() {
     let mut world = World::new();
     open_data_episode(&nats, dir.path(), &mut world, &mut observer).await;
     let states = StateStore::new(dir.path());
-    eventually("the open episode saved", || async {
+    eventually(SOON, "the open episode saved", || async {
         states.load(&model()).await.episodes.data.then_some(())
     })
     .await;
@@ -172,7 +173,7 @@ async fn a_rejection_is_acknowledged_only_once_its_rearm_is_saved() {
         .unwrap();
     // The monitor heard the rejection, re-armed and tried to save that: nothing else saves
     // while no data comes in.
-    eventually("a failed save of the re-arm", || async {
+    eventually(SOON, "a failed save of the re-arm", || async {
         (save_failures(&monitor) >= 1).then_some(())
     })
     .await;

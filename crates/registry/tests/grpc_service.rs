@@ -17,8 +17,9 @@ use mend_proto::registry::v1::get_version_request::Selector;
 use mend_proto::registry::v1::register_version_request::Part;
 use mend_registry::service::CHUNK_BYTES;
 use mend_registry::service::status::ALIAS_VERSION_METADATA;
+use mend_testkit::eventually;
 use service::{
-    TOKEN, TestRegistry, authorized, eventually, get, header, register, set_alias, sha256_hex,
+    SOON, TOKEN, TestRegistry, authorized, get, header, register, set_alias, sha256_hex,
     upload_messages, with_token,
 };
 use tonic::{Code, Request};
@@ -528,7 +529,7 @@ async fn an_upload_dropped_mid_way_leaves_no_version() {
         sender.send(message).await.unwrap();
     }
     // Wait until the client has taken every message off the channel and sent it on.
-    eventually(|| {
+    eventually(SOON, "every message taken off the channel", || {
         let drained = sender.capacity() == sender.max_capacity();
         async move { drained.then_some(()) }
     })
@@ -650,7 +651,7 @@ async fn health_reports_serving_and_reflection_lists_the_registry() {
 
     let registry = TestRegistry::start().await;
     let mut health = HealthClient::new(registry.channel().await);
-    let status = eventually(|| {
+    let status = eventually(SOON, "the registry reported serving", || {
         let mut health = health.clone();
         async move {
             let response = health
@@ -737,7 +738,7 @@ async fn a_registry_killed_mid_upload_restarts_with_no_version() {
     for message in messages.iter().take(messages.len() / 2).cloned() {
         sender.send(message).await.unwrap();
     }
-    eventually(|| {
+    eventually(SOON, "every message taken off the channel", || {
         let drained = sender.capacity() == sender.max_capacity();
         async move { drained.then_some(()) }
     })

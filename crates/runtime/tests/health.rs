@@ -6,6 +6,7 @@ use std::time::Duration;
 use mend_runtime::config::{ServiceAddr, TlsConfig};
 use mend_runtime::grpc::{grpc_client_endpoint, grpc_server_builder};
 use mend_runtime::{Health, Shutdown};
+use mend_testkit::{Patience, eventually};
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -26,20 +27,8 @@ async fn status(
         .map_err(|status| status.code())
 }
 
-/// Polls until `check` holds, instead of sleeping a fixed time.
-async fn eventually<F, Fut>(mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached within 2 s");
-}
+/// How long a health change may take to show: 2 s, looking every 10 ms.
+const SOON: Patience = Patience::seconds(2).polling_every(Duration::from_millis(10));
 
 #[tokio::test]
 async fn services_report_serving_and_everything_fails_at_shutdown() {
@@ -86,7 +75,7 @@ async fn services_report_serving_and_everything_fails_at_shutdown() {
     );
 
     shutdown.trigger();
-    eventually(|| {
+    eventually(SOON, "the server reported not serving", || {
         let mut client = client.clone();
         async move { status(&mut client, "").await == Ok(ServingStatus::NotServing) }
     })

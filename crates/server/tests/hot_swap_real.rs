@@ -9,7 +9,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod real_registry;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,8 +20,8 @@ use mend_bus::events::Event;
 use mend_bus::{Bus, ConsumerSpec, EventRecorder, JetStreamBus};
 use mend_proto::inference::ModelInferRequest;
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
-use mend_server::ServerConfig;
-use real_registry::RealRegistry;
+use mend_server::{RegistryModelSource, ServerConfig};
+use mend_testkit::registry::TestRegistry;
 use tonic::transport::Channel;
 
 const MODEL: &str = "churn";
@@ -128,7 +127,11 @@ async fn promotions_and_rollbacks_in_the_real_registry_over_jetstream_fail_no_re
     )
     .await
     .unwrap();
-    let mut registry = RealRegistry::start(Arc::new(store), Some(Arc::clone(&bus))).await;
+    let mut registry = TestRegistry::setup()
+        .store(Arc::new(store))
+        .bus(Arc::clone(&bus))
+        .start()
+        .await;
 
     let mut trained = train(5, 1, 2, 41);
     let rows = Rows::draw(&mut trained.generator, 4, 11);
@@ -153,7 +156,7 @@ async fn promotions_and_rollbacks_in_the_real_registry_over_jetstream_fail_no_re
     let mut moved_at = vec![Instant::now()];
     registry.set_champion(MODEL, CHAMPIONS[0]).await;
     let setup = Setup {
-        source: Arc::new(registry.source()),
+        source: Arc::new(RegistryModelSource::connect_lazy(&registry.endpoint())),
         bus: Some(Arc::clone(&bus)),
         data_log: None,
         config: ServerConfig {
@@ -283,7 +286,7 @@ async fn promotions_and_rollbacks_in_the_real_registry_over_jetstream_fail_no_re
         .collect();
     assert_eq!(registry.champion_moves(MODEL).await, expected_moves);
     // ...stored each announcement once on JetStream...
-    let audit = registry.client.audit(MODEL).await.unwrap();
+    let audit = registry.writer().audit(MODEL).await.unwrap();
     let stored = mend_testkit::events::champion_moves_announced(jetstream.jetstream(), MODEL).await;
     assert!(stored.values().all(|&copies| copies == 1), "{stored:?}");
     assert_eq!(
@@ -313,6 +316,6 @@ async fn promotions_and_rollbacks_in_the_real_registry_over_jetstream_fail_no_re
     }
 
     server.stop().await;
-    registry.stop().await;
+    registry.stop().await.unwrap();
     drop(nats);
 }

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use common::{Rows, Setup, eventually, start, tensor, train};
+use common::{Rows, SOON, Setup, start, tensor, train};
 use mend_bus::{
     DataKind, DataLog, DataLogError, DataLogExt, ModelName, RawEntry, SqliteDataLog, Window,
 };
 use mend_core::record::Value;
 use mend_proto::inference::InferTensorContents;
 use mend_server::{InMemoryModelSource, ServerConfig};
+use mend_testkit::eventually;
 
 fn config(sample_rate: f64, log_queue: usize) -> ServerConfig {
     ServerConfig {
@@ -148,7 +149,10 @@ async fn the_sample_rate_is_honoured() {
                 .len()
         }
     };
-    eventually(|| async { logged().await == before }).await;
+    eventually(SOON, "the probes' samples logged", || async {
+        logged().await == before
+    })
+    .await;
     for _ in 0..20 {
         client
             .model_infer(rows.matrix("m", true, false))
@@ -156,7 +160,10 @@ async fn the_sample_rate_is_honoured() {
             .unwrap();
     }
     // 200 rows at one in four: 50 more once the writer caught up...
-    eventually(|| async { logged().await >= before + 50 }).await;
+    eventually(SOON, "50 more rows logged", || async {
+        logged().await >= before + 50
+    })
+    .await;
     // ...and exactly 50 once the server has stopped and its writer drained: a sampler that
     // took too many would show here, not only while the count was passing through 50.
     server.stop().await;

@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod real_registry;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -22,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Rows, Setup, start, train, variant};
+use common::{Rows, SOON, Setup, start, train, variant};
 use futures::Stream;
 use mend_proto::inference::ServerReadyRequest;
 use mend_proto::registry::v1::get_version_request::Selector;
@@ -30,7 +29,8 @@ use mend_proto::registry::v1::get_version_response::Part;
 use mend_proto::registry::v1::registry_server::{Registry, RegistryServer};
 use mend_proto::registry::v1::*;
 use mend_server::{FetchedModel, ModelSource, RegistryModelSource, ServerConfig, SourceError};
-use real_registry::RealRegistry;
+use mend_testkit::eventually;
+use mend_testkit::registry::TestRegistry;
 use tokio::net::TcpListener;
 use tonic::transport::{Endpoint, Server};
 use tonic::{Request, Response, Status, Streaming};
@@ -312,8 +312,8 @@ fn quick_reconcile(models: &[&str]) -> ServerConfig {
 
 #[tokio::test]
 async fn the_real_registry_serves_champions_versions_and_listings() {
-    let registry = RealRegistry::sqlite(None).await;
-    let source = registry.source();
+    let registry = TestRegistry::sqlite(None).await;
+    let source = RegistryModelSource::connect_lazy(&registry.endpoint());
     let one = train(2, 0, 2, 61).bytes;
     let two = train(2, 1, 2, 62).bytes;
 
@@ -365,7 +365,7 @@ async fn the_real_registry_serves_champions_versions_and_listings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_on_the_real_registry_follows_it_and_keeps_serving_while_it_is_down() {
-    let mut registry = RealRegistry::sqlite(None).await;
+    let mut registry = TestRegistry::sqlite(None).await;
     let trained = train(3, 0, 2, 63);
     let versions = [
         trained.bytes.clone(),
@@ -376,7 +376,7 @@ async fn a_server_on_the_real_registry_follows_it_and_keeps_serving_while_it_is_
         assert_eq!(registry.register("m", bytes).await, k as u64 + 1);
     }
     registry.set_champion("m", 1).await;
-    let source = Observed::new(registry.source());
+    let source = Observed::new(RegistryModelSource::connect_lazy(&registry.endpoint()));
     let server = start(Setup {
         source: Arc::clone(&source) as Arc<dyn ModelSource>,
         bus: None,
@@ -398,9 +398,11 @@ async fn a_server_on_the_real_registry_follows_it_and_keeps_serving_while_it_is_
     assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
 
     // The registry stops: nothing listens on its port.
-    registry.stop().await;
+    registry.stop().await.unwrap();
     assert!(matches!(
-        registry.source().champion_version("m").await,
+        RegistryModelSource::connect_lazy(&registry.endpoint())
+            .champion_version("m")
+            .await,
         Err(SourceError::Unavailable(_))
     ));
     // The server finds it down too: a version it holds no copy of cannot be had now...
@@ -430,16 +432,16 @@ async fn a_server_on_the_real_registry_follows_it_and_keeps_serving_while_it_is_
     registry.set_champion("m", 3).await;
     server.wait_for_champion(&probe, 3).await;
     server.stop().await;
-    registry.stop().await;
+    registry.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_model_the_real_registry_lacks_is_served_once_it_has_a_champion() {
-    let registry = RealRegistry::sqlite(None).await;
+    let registry = TestRegistry::sqlite(None).await;
     let trained = train(3, 0, 2, 64);
     assert_eq!(registry.register("m", trained.bytes.clone()).await, 1);
     registry.set_champion("m", 1).await;
-    let source = Observed::new(registry.source());
+    let source = Observed::new(RegistryModelSource::connect_lazy(&registry.endpoint()));
     let server = start(Setup {
         source: Arc::clone(&source) as Arc<dyn ModelSource>,
         bus: None,
@@ -449,7 +451,7 @@ async fn a_configured_model_the_real_registry_lacks_is_served_once_it_has_a_cham
     .await;
     server.wait_for_champion(&probe("m"), 1).await;
     // The registry has answered that it has no `ghost`...
-    common::eventually(|| {
+    eventually(SOON, "the registry's answer that it has no ghost", || {
         let source = Arc::clone(&source);
         async move { source.not_found() > 0 }
     })
@@ -474,7 +476,7 @@ async fn a_configured_model_the_real_registry_lacks_is_served_once_it_has_a_cham
     assert_eq!(registry.register("ghost", trained.bytes.clone()).await, 1);
     registry.set_champion("ghost", 1).await;
     server.wait_for_champion(&probe("ghost"), 1).await;
-    common::eventually(|| {
+    eventually(SOON, "the server ready", || {
         let mut client = client.clone();
         async move {
             let ready = client.server_ready(ServerReadyRequest {}).await.unwrap();

@@ -6,12 +6,13 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Setup, eventually, probe_request, start, train};
+use common::{SOON, Setup, probe_request, start, train};
 use mend_proto::inference::{
     ModelMetadataRequest, ModelReadyRequest, ServerLiveRequest, ServerMetadataRequest,
     ServerReadyRequest,
 };
 use mend_server::InMemoryModelSource;
+use mend_testkit::eventually;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -51,7 +52,7 @@ async fn server_rpcs_report_liveness_readiness_and_metadata() {
             .into_inner()
             .live
     );
-    eventually(|| {
+    eventually(SOON, "the server reported not serving", || {
         let status = status(&health);
         async move { status.await == Some(ServingStatus::NotServing as i32) }
     })
@@ -85,7 +86,7 @@ async fn server_rpcs_report_liveness_readiness_and_metadata() {
             .into_inner()
             .ready
     );
-    eventually(|| {
+    eventually(SOON, "the server reported serving", || {
         let status = status(&health);
         async move { status.await == Some(ServingStatus::Serving as i32) }
     })
@@ -113,7 +114,7 @@ async fn model_ready_and_metadata_describe_versions_layouts_and_outputs() {
     let server = start(Setup::new(Arc::clone(&source))).await;
     let mut client = server.client().await;
     server.wait_for_champion(&probe_request("churn"), 2).await;
-    eventually(|| async {
+    eventually(SOON, "iris ready", || async {
         let mut client = client.clone();
         client
             .model_ready(ModelReadyRequest {

@@ -15,14 +15,14 @@ use mend_bus::{
     JetStreamDataLog, ModelName,
 };
 use mend_client::RegistryClient;
-use mend_core::{Frame, Schema, SchemaOverride, TrainSettings};
 use mend_proto::inference::ModelInferRequest;
 use mend_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use mend_proto::ingest::v1 as ingest_pb;
 use mend_proto::registry::v1 as registry_pb;
 use mend_runtime::telemetry::propagation::TraceContextInterceptor;
 use mend_runtime::{Health, MendConfig, Metrics, Shutdown};
-use mend_testkit::NatsServer;
+use mend_testkit::registry::{TestRegistry, champion_moves, seed_trained_champion};
+use mend_testkit::{NatsServer, Patience};
 use mend_worlds::{Generator, Regime, Sample};
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
@@ -98,23 +98,10 @@ pub fn accuracy(g: &Generator, sample: &Sample, predicted: &[String]) -> f64 {
     right as f64 / sample.labels.len() as f64
 }
 
-/// Polls `check` every 100 ms until it yields a value, failing the test after `seconds`.
-pub async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {seconds} s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// How long `mend_testkit::eventually` waits in these tests: up to `seconds`, looking every
+/// 100 ms.
+pub fn patience(seconds: u64) -> Patience {
+    Patience::seconds(seconds).polling_every(Duration::from_millis(100))
 }
 
 /// What [`Stack::answer_from`] saw while it waited for a version.
@@ -161,6 +148,8 @@ pub struct Stack {
     pub ingest: IngestClient,
     /// The trainer task, when the stack runs one.
     pub trainer: Option<mend_trainer::Trainer>,
+    /// The registry service [`Stack::registry`] talks to.
+    pub registry_service: TestRegistry,
     /// The settings every service was started with (`MEND_*` variable → value).
     pub vars: HashMap<String, String>,
     /// Every `model.*` event, as announced.
@@ -235,20 +224,15 @@ pub async fn start_with(options: Options) -> Stack {
     .await
     .unwrap();
 
+    let registry_service = TestRegistry::setup()
+        .config(config.clone())
+        .store(Arc::new(store))
+        .bus(bus.clone())
+        .listener(registry_l)
+        .shutdown(shutdown.clone())
+        .start()
+        .await;
     let mut tasks = Vec::new();
-    {
-        let config = mend_registry::RegistryConfig::from_mend(&config).unwrap();
-        let shutdown = shutdown.clone();
-        let deps = mend_registry::RegistryDeps {
-            store: Arc::new(store),
-            bus: Some(bus.clone()),
-        };
-        tasks.push(tokio::spawn(async move {
-            mend_registry::run(config, deps, registry_l, shutdown)
-                .await
-                .unwrap()
-        }));
-    }
     {
         let deps = mend_server::ServerDeps {
             source: Arc::new(mend_server::RegistryModelSource::connect_lazy(&endpoint)),
@@ -336,6 +320,7 @@ pub async fn start_with(options: Options) -> Stack {
         oip,
         ingest,
         trainer,
+        registry_service,
         vars,
         events,
         answered_once: false,
@@ -348,34 +333,10 @@ pub async fn start_with(options: Options) -> Stack {
 }
 
 impl Stack {
-    /// Trains the first model offline on the old world and makes it champion.
+    /// Trains the first model offline on 4,000 rows of the old world and makes it champion.
     pub async fn seed_champion(&self, world: &mut Generator) {
-        let old = world.sample(4_000, &Regime::default());
-        let table = world.to_table(&old, true, 0, 0);
-        let schema = Schema::infer(
-            &table.headers,
-            &table.rows,
-            "label",
-            &SchemaOverride::default(),
-        )
-        .unwrap();
-        let v1 = mend_core::train(
-            &schema,
-            &Frame::from_table(&schema, &table, true).unwrap(),
-            &TrainSettings::default(),
-        )
-        .unwrap();
-        let meta = self
-            .registry
-            .seed_champion(
-                MODEL,
-                schema.hash(),
-                Bytes::from(v1.to_bytes().unwrap()),
-                "e2e",
-                "seed",
-            )
-            .await
-            .unwrap();
+        let (_, meta) =
+            seed_trained_champion(&self.registry, MODEL, world, 4_000, "e2e", "seed").await;
         assert_eq!(meta.version, 1);
     }
 
@@ -538,14 +499,7 @@ impl Stack {
 
     /// The champion alias moves in the audit log: (version, previous version), oldest first.
     pub async fn champion_moves(&self) -> Vec<(u64, Option<u64>)> {
-        self.registry
-            .audit(MODEL)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|r| r.alias == "champion")
-            .map(|r| (r.version, r.previous_version))
-            .collect()
+        champion_moves(&self.registry, MODEL).await
     }
 
     pub async fn versions(&self) -> Vec<registry_pb::VersionMetadata> {
@@ -558,19 +512,20 @@ impl Stack {
             .unwrap()
     }
 
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.shutdown.trigger();
-        if let Some(trainer) = self.trainer {
+        if let Some(trainer) = self.trainer.take() {
             tokio::time::timeout(Duration::from_secs(30), trainer.wait())
                 .await
                 .expect("the trainer stops");
         }
-        for task in self.tasks {
+        for task in self.tasks.drain(..) {
             tokio::time::timeout(Duration::from_secs(30), task)
                 .await
                 .expect("services stop")
                 .unwrap();
         }
+        self.registry_service.stop().await.unwrap();
         drop(self.nats);
     }
 }

@@ -1,8 +1,7 @@
-//! Shared test set-up: a schema, an ingest service on port 0, a real tonic client, and an
-//! `eventually` helper.
+//! Shared test set-up: a schema, an ingest service on port 0, a real tonic client, and how
+//! long `eventually` waits.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use mend_core::{Feature, FeatureKind, Schema};
 use mend_ingest::{InMemorySchemaSource, IngestConfig, IngestDeps, IngestServiceError};
 use mend_proto::ingest::v1 as pb;
 use mend_runtime::{Health, Metrics, Shutdown};
+use mend_testkit::Patience;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
@@ -114,21 +114,6 @@ pub fn row(id: &str, values: &[(&str, pb::FeatureValue)]) -> pb::Row {
     }
 }
 
-/// Polls `check` until it returns `Some`, for up to 20 s.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How long the ingest tests wait for a condition with `mend_testkit::eventually`: 20 s,
+/// looking every 50 ms.
+pub const SOON: Patience = Patience::seconds(20).polling_every(Duration::from_millis(50));

@@ -1,8 +1,7 @@
 //! Shared test set-up: a trained synthetic model, a world that draws rows and labels from it,
-//! a monitor on port 0, an event observer, a raw HTTP GET and an `eventually` helper.
+//! a monitor on port 0, an event observer, a raw HTTP GET, and how long `eventually` waits.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use mend_core::Artifact;
 use mend_core::record::{LabelRecord, RowRecord};
 use mend_monitor::{InMemoryChampionSource, MonitorConfig, MonitorDeps, MonitorServiceError};
 use mend_runtime::{Metrics, Shutdown};
-use mend_testkit::NatsServer;
+use mend_testkit::{NatsServer, Patience, eventually};
 use mend_worlds::{Generator, Regime, SyntheticSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -246,28 +245,13 @@ pub async fn report_ids(data_dir: &Path) -> Vec<String> {
 
 /// Waits until at least `n` reports exist.
 pub async fn reports_reach(data_dir: &Path, n: usize) -> Vec<String> {
-    eventually(&format!("{n} reports"), || async {
+    eventually(SOON, &format!("{n} reports"), || async {
         let ids = report_ids(data_dir).await;
         (ids.len() >= n).then_some(ids)
     })
     .await
 }
 
-/// Polls `check` until it returns `Some`, for up to 60 s.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How long the monitor's tests wait for a condition with `mend_testkit::eventually`: 60 s,
+/// looking every 50 ms.
+pub const SOON: Patience = Patience::seconds(60).polling_every(Duration::from_millis(50));

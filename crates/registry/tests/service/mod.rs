@@ -1,33 +1,30 @@
-//! A registry served on a loopback port for tests, with a real tonic client.
+//! A registry served on a loopback port for tests, with a real tonic client, and how long
+//! `eventually` waits.
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use mend_bus::Bus;
 use mend_proto::registry::v1 as pb;
 use mend_proto::registry::v1::register_version_request::Part;
 use mend_proto::registry::v1::registry_client::RegistryClient;
-use mend_registry::{RegistryDeps, RegistryStore, SqliteStore};
-use mend_runtime::{MendConfig, Shutdown};
+use mend_registry::RegistryStore;
+use mend_testkit::Patience;
 use sha2::{Digest, Sha256};
-use tempfile::TempDir;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 pub const TOKEN: &str = "test-token";
 
-/// A running registry; shut down and awaited on [`TestRegistry::stop`], aborted on drop.
+/// The real registry on a loopback port (`mend_testkit::registry::TestRegistry`), with the
+/// raw generated client these tests speak to it through; shut down and awaited on
+/// [`TestRegistry::stop`], aborted on drop.
 pub struct TestRegistry {
     pub addr: std::net::SocketAddr,
-    pub shutdown: Shutdown,
     pub store: Arc<dyn RegistryStore>,
-    task: Option<JoinHandle<Result<(), mend_registry::RegistryError>>>,
-    _dir: Option<TempDir>,
+    served: mend_testkit::registry::TestRegistry,
 }
 
 impl TestRegistry {
@@ -38,11 +35,7 @@ impl TestRegistry {
 
     /// SQLite in a temp dir with these variables and this bus.
     pub async fn start_with(bus: Option<Arc<dyn Bus>>, vars: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
-        let mut registry = Self::start_on(Arc::new(store), bus, vars).await;
-        registry._dir = Some(dir);
-        registry
+        Self::serve(mend_testkit::registry::TestRegistry::setup(), bus, vars).await
     }
 
     /// Any store.
@@ -51,29 +44,24 @@ impl TestRegistry {
         bus: Option<Arc<dyn Bus>>,
         vars: &[(&str, &str)],
     ) -> Self {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let config = MendConfig::from_map(&vars).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = Shutdown::new();
-        let deps = RegistryDeps {
-            store: Arc::clone(&store),
+        Self::serve(
+            mend_testkit::registry::TestRegistry::setup().store(store),
             bus,
-        };
-        let task = tokio::spawn({
-            let shutdown = shutdown.clone();
-            let config = mend_registry::RegistryConfig::from_mend(&config).unwrap();
-            async move { mend_registry::run(config, deps, listener, shutdown).await }
-        });
+            vars,
+        )
+        .await
+    }
+
+    async fn serve(
+        setup: mend_testkit::registry::RegistrySetup,
+        bus: Option<Arc<dyn Bus>>,
+        vars: &[(&str, &str)],
+    ) -> Self {
+        let served = setup.bus(bus).vars(vars).start().await;
         Self {
-            addr,
-            shutdown,
-            store,
-            task: Some(task),
-            _dir: None,
+            addr: served.addr,
+            store: served.store(),
+            served,
         }
     }
 
@@ -91,20 +79,7 @@ impl TestRegistry {
 
     /// Triggers shutdown and waits for `run` to return.
     pub async fn stop(mut self) -> Result<(), mend_registry::RegistryError> {
-        self.shutdown.trigger();
-        let task = self.task.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("registry did not stop within 10 s")
-            .unwrap()
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.served.stop().await
     }
 }
 
@@ -226,21 +201,6 @@ pub async fn get(
     Ok((meta, chunks))
 }
 
-/// Polls `check` until it returns `Some`, for up to 10 s.
-pub async fn eventually<T, F, Fut>(mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long the registry's tests wait for a condition with `mend_testkit::eventually`: 10 s,
+/// looking every 20 ms.
+pub const SOON: Patience = Patience::seconds(10);

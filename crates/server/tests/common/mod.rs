@@ -1,8 +1,7 @@
 //! Shared harness: trained synthetic models, a server on port 0 with injected dependencies,
-//! OIP request builders, a bare HTTP/1.1 client and an `eventually` helper.
+//! OIP request builders, a bare HTTP/1.1 client, and how long `eventually` waits.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +15,7 @@ use mend_proto::inference::model_infer_request::{InferInputTensor, InferRequeste
 use mend_proto::inference::{InferTensorContents, ModelInferRequest, ModelInferResponse};
 use mend_runtime::{Health, Metrics, Shutdown};
 use mend_server::{InMemoryModelSource, Listeners, ModelSource, ServerConfig, ServerDeps};
+use mend_testkit::{Patience, eventually};
 use mend_worlds::{Generator, Regime, SyntheticSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -394,7 +394,8 @@ impl TestServer {
     /// Waits until requests for the champion of `probe.model_name` are answered by `version`.
     pub async fn wait_for_champion(&self, probe: &ModelInferRequest, version: u64) {
         let client = self.client().await;
-        eventually(|| {
+        let what = format!("{} served by version {version}", probe.model_name);
+        eventually(SOON, &what, || {
             let mut client = client.clone();
             let probe = probe.clone();
             async move {
@@ -444,24 +445,9 @@ pub fn probe_request(model: &str) -> ModelInferRequest {
     request(model, inputs, Vec::new())
 }
 
-/// Polls `check` until it holds (10 s at most).
-pub async fn eventually<F, Fut>(mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long the server's tests wait for a condition with [`eventually`]: 10 s, looking every
+/// 20 ms.
+pub const SOON: Patience = Patience::seconds(10);
 
 /// One HTTP/1.1 request over a fresh connection; returns the status and body.
 pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {

@@ -3,12 +3,10 @@
 //! an observer of everything it announces.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use mend_bus::events::Event;
 use mend_bus::{
     Bus, ConsumerSpec, DataLog, DataLogExt, Envelope, EventRecorder, InProcessBus, JetStreamBus,
@@ -18,9 +16,10 @@ use mend_client::RegistryClient;
 use mend_core::TrainSettings;
 use mend_core::record::{LabelRecord, RowRecord};
 use mend_proto::registry::v1 as pb;
-use mend_registry::{RegistryDeps, SqliteStore};
-use mend_runtime::{MendConfig, Metrics, Shutdown};
+use mend_registry::SqliteStore;
+use mend_runtime::Metrics;
 use mend_testkit::NatsServer;
+use mend_testkit::registry::{TestRegistry, seed_champion};
 use mend_trainer::config::GuardPolicy;
 use mend_trainer::evaluate::train_and_compare;
 use mend_trainer::follow_up::FollowUpPolicy;
@@ -169,7 +168,8 @@ pub struct Harness {
     pub metrics: Metrics,
     /// Every `model.*` and `alert.*` event, as announced.
     pub events: EventRecorder,
-    registry_shutdown: Shutdown,
+    /// The registry service [`Harness::registry`] talks to.
+    registry_service: TestRegistry,
     _dir: TempDir,
     pub nats: Option<NatsServer>,
 }
@@ -229,12 +229,9 @@ impl Harness {
         let artifact = train_and_compare(rows, &labels, None, &TrainSettings::default())
             .unwrap()
             .candidate;
-        let bytes = Bytes::from(artifact.to_bytes().unwrap());
         let model = model();
-        let seeded =
-            self.registry
-                .seed_champion(model.as_str(), artifact.schema.hash(), bytes, "test", "");
-        within(20, seeded).await.unwrap().version
+        let seeded = seed_champion(&self.registry, model.as_str(), &artifact, "test", "");
+        within(20, seeded).await.version
     }
 
     pub async fn champion_version(&self) -> Option<u64> {
@@ -313,12 +310,12 @@ impl Harness {
         self.events.drain(wait).await;
     }
 
+    /// Stops the trainer and waits for it; the registry goes with the harness.
     pub async fn stop(mut self) {
         self.trainer_shutdown.cancel();
         if let Some(trainer) = self.trainer.take() {
             within(20, trainer.wait()).await;
         }
-        self.registry_shutdown.trigger();
     }
 }
 
@@ -359,22 +356,13 @@ impl Harness {
         let store = SqliteStore::open_in_dir(dir.path().join("registry"))
             .await
             .unwrap();
-        let config = MendConfig::from_map(&HashMap::new()).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let registry_shutdown = Shutdown::new();
         let store: Store = Arc::new(store);
-        let deps = RegistryDeps {
-            store: wrap(store),
-            bus: Some(Arc::clone(&bus)),
-        };
-        tokio::spawn({
-            let shutdown = registry_shutdown.clone();
-            let config = mend_registry::RegistryConfig::from_mend(&config).unwrap();
-            async move { mend_registry::run(config, deps, listener, shutdown).await }
-        });
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
-        let registry = RegistryClient::connect_lazy(&endpoint, None);
+        let registry_service = TestRegistry::setup()
+            .store(wrap(store))
+            .bus(Arc::clone(&bus))
+            .start()
+            .await;
+        let registry = registry_service.client(None);
         let events = EventRecorder::subscribe(
             Arc::clone(&bus),
             ConsumerSpec::new("observer", ["model.>", "alert.>", "retrain.>"]).batch(64),
@@ -390,7 +378,7 @@ impl Harness {
             trainer_shutdown: CancellationToken::new(),
             metrics: Metrics::new(),
             events,
-            registry_shutdown,
+            registry_service,
             _dir: dir,
             nats,
         }
