@@ -137,22 +137,25 @@ pub fn run(
     let delay = plan.feed.label_delay;
     let rows = history.stream_rows();
     let mut contenders = Map::new();
-    contenders.insert("mend".into(), mend_json(&live, plan.segment_rows));
+    contenders.insert(
+        "mend".into(),
+        mend_json(&live, plan.segment_rows, &plan.drift_points),
+    );
     let fixed = baselines::replay_swaps(&history, &live.first, &live.settings, &[])?;
     contenders.insert(
         "static".into(),
-        Json::Object(replayed_json(&fixed, plan.segment_rows)),
+        Json::Object(replayed_json(&fixed, plan.segment_rows, &plan.drift_points)),
     );
     for every in BLIND_EVERY {
         let swaps = baselines::blind_schedule(plan.train_rows, rows, every, delay);
         let blind = baselines::replay_swaps(&history, &live.first, &live.settings, &swaps)?;
         contenders.insert(
             format!("blind_{every}"),
-            Json::Object(replayed_json(&blind, plan.segment_rows)),
+            Json::Object(replayed_json(&blind, plan.segment_rows, &plan.drift_points)),
         );
     }
     let online = baselines::replay_online(&history, delay);
-    let mut online_json = replayed_json(&online, plan.segment_rows);
+    let mut online_json = replayed_json(&online, plan.segment_rows, &plan.drift_points);
     online_json.insert(
         "updates".into(),
         json!(plan.train_rows + rows.saturating_sub(delay)),
@@ -169,7 +172,11 @@ pub fn run(
         let oracle = baselines::replay_swaps(&history, &live.first, &live.settings, &swaps)?;
         contenders.insert(
             "oracle".into(),
-            Json::Object(replayed_json(&oracle, plan.segment_rows)),
+            Json::Object(replayed_json(
+                &oracle,
+                plan.segment_rows,
+                &plan.drift_points,
+            )),
         );
     }
     let out = json!({
@@ -311,8 +318,44 @@ fn share(right: &[bool]) -> f64 {
     right.iter().filter(|&&r| r).count() as f64 / right.len() as f64
 }
 
-/// Accuracy overall, per 10,000 rows and per `segment` rows.
-fn scored(right: &[bool], segment: Option<usize>) -> Map<String, Json> {
+/// Rows over which recovery is judged: the rolling accuracy after a drift point, and the
+/// settled accuracy at the end of the stretch before the next one.
+const RECOVERY_ROWS: usize = 1_000;
+/// A contender has recovered from a drift point when its accuracy over the next
+/// [`RECOVERY_ROWS`] rows is within this of the accuracy it settles at before the next one.
+const RECOVERY_TOLERANCE: f64 = 0.02;
+
+/// Rows from each drift point (counted from the first streamed row) until the contender's
+/// accuracy over the following [`RECOVERY_ROWS`] rows first comes within
+/// [`RECOVERY_TOLERANCE`] of the accuracy it settles at over the last [`RECOVERY_ROWS`] rows
+/// before the next drift point (or the end); `None` when it never does (or the stretch is too
+/// short to tell). Scanned in steps of 100 rows.
+fn rows_to_recover(right: &[bool], drift_points: &[usize]) -> Vec<Option<usize>> {
+    const STEP: usize = 100;
+    drift_points
+        .iter()
+        .enumerate()
+        .map(|(i, &from)| {
+            let to = drift_points
+                .get(i + 1)
+                .copied()
+                .unwrap_or(right.len())
+                .min(right.len());
+            if to < from + 2 * RECOVERY_ROWS {
+                return None;
+            }
+            let settled = share(&right[to - RECOVERY_ROWS..to]);
+            (from..=to - RECOVERY_ROWS)
+                .step_by(STEP)
+                .find(|&at| share(&right[at..at + RECOVERY_ROWS]) >= settled - RECOVERY_TOLERANCE)
+                .map(|at| at - from)
+        })
+        .collect()
+}
+
+/// Accuracy overall, per 10,000 rows and per `segment` rows, and rows to recover after each
+/// drift point.
+fn scored(right: &[bool], segment: Option<usize>, drift_points: &[usize]) -> Map<String, Json> {
     let mut out = Map::new();
     out.insert("accuracy".into(), json!(share(right)));
     let per = |size: usize| -> Vec<f64> { right.chunks(size).map(share).collect() };
@@ -320,11 +363,21 @@ fn scored(right: &[bool], segment: Option<usize>) -> Map<String, Json> {
     if let Some(size) = segment {
         out.insert("per_segment".into(), json!(per(size)));
     }
+    if !drift_points.is_empty() {
+        out.insert(
+            "rows_to_recover".into(),
+            json!(rows_to_recover(right, drift_points)),
+        );
+    }
     out
 }
 
-fn replayed_json(replayed: &Replayed, segment: Option<usize>) -> Map<String, Json> {
-    let mut out = scored(&replayed.right, segment);
+fn replayed_json(
+    replayed: &Replayed,
+    segment: Option<usize>,
+    drift_points: &[usize],
+) -> Map<String, Json> {
+    let mut out = scored(&replayed.right, segment, drift_points);
     out.insert("retrains".into(), json!(replayed.retrained_at.len()));
     out.insert("retrained_at".into(), json!(replayed.retrained_at));
     if !replayed.failed.is_empty() {
@@ -333,9 +386,9 @@ fn replayed_json(replayed: &Replayed, segment: Option<usize>) -> Map<String, Jso
     out
 }
 
-fn mend_json(live: &Live, segment: Option<usize>) -> Json {
+fn mend_json(live: &Live, segment: Option<usize>, drift_points: &[usize]) -> Json {
     let count = |wanted: fn(&Event) -> bool| live.log.iter().filter(|l| wanted(&l.event)).count();
-    let mut out = scored(&live.right, segment);
+    let mut out = scored(&live.right, segment, drift_points);
     out.insert(
         "retrains".into(),
         json!(count(|e| matches!(e, Event::ModelTrained(_)))),
@@ -348,10 +401,18 @@ fn mend_json(live: &Live, segment: Option<usize>) -> Json {
         "rejections".into(),
         json!(count(|e| matches!(e, Event::ModelRejected(_)))),
     );
+    // The registry announces every move to an older version as a rollback; a recall of a
+    // past champion says so in its reason.
+    fn recall(e: &Event) -> bool {
+        matches!(e, Event::ModelRolledBack(r) if r.reason.starts_with("recalled version"))
+    }
     out.insert(
         "rollbacks".into(),
-        json!(count(|e| matches!(e, Event::ModelRolledBack(_)))),
+        json!(count(
+            |e| matches!(e, Event::ModelRolledBack(_)) && !recall(e)
+        )),
     );
+    out.insert("recalls".into(), json!(count(recall)));
     out.insert(
         "versions_served".into(),
         json!(
@@ -445,4 +506,22 @@ fn print_table(out: &Json) {
 /// A JSON string without its quotes (anything else as JSON).
 fn text(v: &Json) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+#[cfg(test)]
+mod recovery_tests {
+    use super::*;
+
+    #[test]
+    fn recovery_counts_rows_until_the_accuracy_settles() {
+        // 3,000 rows after a drift point at 0: wrong for 1,250 rows, then right; settled
+        // accuracy over the last 1,000 rows is 1.0, so the first 1,000-row window at 0.98 or
+        // better starts at 1,250 - 20 = 1,230, the first step of 100 at or past it is 1,300.
+        let mut right = vec![false; 1_250];
+        right.extend(vec![true; 1_750]);
+        assert_eq!(rows_to_recover(&right, &[0]), vec![Some(1_300)]);
+        // Never wrong: recovered at once. A stretch under 2,000 rows cannot tell.
+        assert_eq!(rows_to_recover(&[true; 3_000], &[0]), vec![Some(0)]);
+        assert_eq!(rows_to_recover(&right, &[0, 1_500]), vec![None, None]);
+    }
 }
