@@ -139,8 +139,9 @@ pub mod defaults {
     pub const FOLLOW_UP_MARGIN: f64 = 0.0;
     pub const FOLLOW_UP_PATIENCE: u32 = 1;
     pub const RECALL_VERSIONS: usize = 10;
-    pub const WEBHOOK_TIMEOUT_MS: u64 = 5_000;
-    pub const WEBHOOK_ATTEMPTS: u32 = 3;
+    pub use crate::webhook::{
+        DEFAULT_ATTEMPTS as WEBHOOK_ATTEMPTS, DEFAULT_TIMEOUT_MS as WEBHOOK_TIMEOUT_MS,
+    };
     pub const DURABLE: &str = "mend-trainer";
     pub const ACK_WAIT_MS: u64 = 60_000;
     /// Shorter would leave little room between the keep-alives of a run in progress.

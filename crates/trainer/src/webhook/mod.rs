@@ -35,13 +35,18 @@ pub struct WebhookConfig {
     pub attempts: u32,
 }
 
+/// Per-attempt timeout of a webhook POST by default, in ms (`config::defaults` re-exports it).
+pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+/// Attempts per webhook and alert by default (`config::defaults` re-exports it).
+pub const DEFAULT_ATTEMPTS: u32 = 3;
+
 impl Default for WebhookConfig {
     fn default() -> Self {
         WebhookConfig {
             urls: Vec::new(),
             secret: None,
-            timeout: Duration::from_millis(crate::config::defaults::WEBHOOK_TIMEOUT_MS),
-            attempts: crate::config::defaults::WEBHOOK_ATTEMPTS,
+            timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
+            attempts: DEFAULT_ATTEMPTS,
         }
     }
 }
