@@ -4,10 +4,8 @@
 //! categorical feature's bins are its categories (`categorical_drift.rs`).
 
 use super::chisquare::chi_square_homogeneity;
-use super::compare::finite;
+use super::common::{Outcome, finite, short};
 use super::divergence::{jensen_shannon, psi, shares};
-use super::feature_drift::Outcome;
-use super::plot::short;
 use super::policy::StatTest;
 use super::report::Distribution;
 use super::summary::NumericSummary;

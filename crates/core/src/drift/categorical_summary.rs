@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::summary::{FeatureLayout, SummaryConfig, rate};
+use super::common::{FeatureLayout, SummaryConfig, rate};
 use crate::schema::is_missing;
 
 /// Summary of one categorical feature over a window.

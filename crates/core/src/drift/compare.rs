@@ -4,21 +4,26 @@
 //! sizes only.
 //!
 //! The parts, private modules of [`drift`](super):
-//! - `feature_drift.rs`: one feature: dispatch by kind, a test's outcome, the feature's verdict;
-//!   `numeric_drift.rs` and `categorical_drift.rs` test each kind.
+//! - `numeric_drift.rs` and `categorical_drift.rs` test each kind (dispatched here, feature by
+//!   feature); `feature_drift.rs` finishes a feature: the verdict, the missing-rate rule, the
+//!   notes, and the features that cannot be tested.
 //! - `binned.rs`: reference and current over the same bins, and the tests that read bins.
 //! - `plot.rs`: the distributions a report plots.
 //! - `prediction_drift.rs`: the predicted probabilities.
 
-use super::feature_drift::compare_feature;
+use super::categorical_drift::categorical_drift;
+use super::feature_drift::{reference_side, skipped};
+use super::numeric_drift::{WindowSample, numeric_drift};
 use super::policy::DriftPolicy;
 use super::prediction_drift::prediction_drift;
-use super::reference::DriftReference;
-use super::report::{DriftReport, FeatureDrift};
-use super::summary::WindowSummary;
-use crate::profile::ReferenceProfile;
+use super::reference::{DriftReference, ReferenceFeature};
+use super::report::{DriftReport, FeatureDrift, SideStats};
+use super::summary::{FeatureSummary, WindowSummary};
+use crate::profile::{FeatureProfile, ReferenceProfile};
+use crate::schema::FeatureKind;
 
 pub use super::categorical_drift::OVERFLOW_LABEL;
+pub use super::common::PARALLEL_ROWS;
 
 /// Compares a window with a model's reference profile (as kept in its artifact).
 pub fn compare(
@@ -28,9 +33,6 @@ pub fn compare(
 ) -> DriftReport {
     compare_reference(&DriftReference::from_profile(profile), window, policy)
 }
-
-/// Rows from which a window's features are compared on every core.
-pub const PARALLEL_ROWS: u64 = 50_000;
 
 /// Compares a window with any reference (a profile, or one built from data).
 pub fn compare_reference(
@@ -56,6 +58,56 @@ pub fn compare_reference(
         dataset_drift: dataset.drift,
         prediction: prediction_drift(reference, window, policy),
         features,
+    }
+}
+
+/// One feature of a window against its reference: the dispatch by kind (`numeric_drift.rs`,
+/// `categorical_drift.rs`), or untested (no values, or another kind than the reference's).
+fn compare_feature(
+    reference: &ReferenceFeature,
+    window: &WindowSummary,
+    current: Option<(usize, &FeatureSummary)>,
+    policy: &DriftPolicy,
+) -> FeatureDrift {
+    match (&reference.profile, current) {
+        (FeatureProfile::Numeric(p), Some((i, FeatureSummary::Numeric(s)))) => {
+            let sample = WindowSample {
+                sorted: window.sorted_sample(i).unwrap_or_default(),
+                complete: window.sample.is_complete(),
+            };
+            numeric_drift(reference, p, s, sample, policy)
+        }
+        (FeatureProfile::Categorical(p), Some((_, FeatureSummary::Categorical(s)))) => {
+            categorical_drift(p, s, policy)
+        }
+        (profile, other) => {
+            let kind = match profile {
+                FeatureProfile::Numeric(_) => FeatureKind::Numeric,
+                FeatureProfile::Categorical(_) => FeatureKind::Categorical,
+            };
+            let note = if other.is_some() {
+                "the window holds this feature with another kind than the reference"
+            } else {
+                "the window has no values for this feature"
+            };
+            skipped(
+                profile.name(),
+                kind,
+                reference_side(profile),
+                empty_side(),
+                note,
+                policy,
+            )
+        }
+    }
+}
+
+fn empty_side() -> SideStats {
+    SideStats {
+        count: 0,
+        missing_rate: 0.0,
+        mean: None,
+        std: None,
     }
 }
 
@@ -92,18 +144,14 @@ impl DatasetDrift {
     }
 }
 
-/// A statistic as a report holds it: `None` when not finite.
-pub(super) fn finite(x: f64) -> Option<f64> {
-    x.is_finite().then_some(x)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drift::report::{Distribution, SideStats};
+    use crate::drift::feature_drift::tests::ignoring;
+    use crate::drift::report::Distribution;
     use crate::drift::summary::{FeatureLayout, SummaryConfig};
+    use crate::profile::NumericProfile;
     use crate::record::Value;
-    use crate::schema::FeatureKind;
     use crate::values::Values;
 
     fn feature(name: &str, score: Option<f64>, drifted: bool, ignored: bool) -> FeatureDrift {
@@ -192,5 +240,40 @@ mod tests {
         assert_eq!((c.name.as_str(), c.test, c.score), ("c", None, None));
         assert_eq!(c.notes, ["the window has no values for this feature"]);
         assert_eq!(without_c.tested_features, 1);
+    }
+
+    #[test]
+    fn a_feature_missing_from_the_window_or_of_another_kind_is_reported_untested() {
+        let reference = ReferenceFeature {
+            profile: FeatureProfile::Numeric(NumericProfile::from_values("x", &[1.0, 2.0, 3.0])),
+            sample: None,
+            distinct: None,
+        };
+        let layout = [FeatureLayout::categorical("x")];
+        let window = WindowSummary::new(&layout, &[], SummaryConfig::default());
+        let policy = DriftPolicy::default();
+
+        let other_kind =
+            compare_feature(&reference, &window, Some((0, &window.features[0])), &policy);
+        assert_eq!(
+            other_kind.notes,
+            ["the window holds this feature with another kind than the reference"]
+        );
+        // Reported as the reference knows it, with nothing on the window's side.
+        assert_eq!(other_kind.kind, FeatureKind::Numeric);
+        assert_eq!((other_kind.test, other_kind.score), (None, None));
+        assert_eq!(
+            (other_kind.reference.count, other_kind.reference.mean),
+            (3, Some(2.0))
+        );
+        assert_eq!(
+            (other_kind.current.count, other_kind.current.mean),
+            (0, None)
+        );
+        assert!(!other_kind.drifted && !other_kind.ignored);
+
+        let absent = compare_feature(&reference, &window, None, &ignoring("x"));
+        assert_eq!(absent.notes, ["the window has no values for this feature"]);
+        assert!(absent.ignored && !absent.drifted);
     }
 }

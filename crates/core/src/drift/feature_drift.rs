@@ -1,94 +1,14 @@
-//! One feature of a window against its reference: the dispatch by kind (`numeric_drift.rs`,
-//! `categorical_drift.rs`), a test's [`Outcome`], and what finishes every feature's
-//! [`FeatureDrift`]: the verdict at the policy's threshold, the missing-rate rule, the notes, and
-//! the features that cannot be tested (no values, or another kind than the reference's).
+//! What finishes every feature's [`FeatureDrift`] once its kind's tests (`numeric_drift.rs`,
+//! `categorical_drift.rs`) have an [`Outcome`]: the verdict at the policy's threshold, the
+//! missing-rate rule, the notes, and the features that cannot be tested (no values, or another
+//! kind than the reference's). The dispatch by kind is in `compare.rs`.
 
 use super::binned::Binned;
-use super::categorical_drift::categorical_drift;
-use super::compare::finite;
-use super::numeric_drift::{WindowSample, numeric_drift};
+use super::common::{Outcome, finite};
 use super::policy::{DriftPolicy, StatTest};
-use super::reference::ReferenceFeature;
 use super::report::{Distribution, FeatureDrift, SideStats, UnseenCategories};
-use super::summary::{FeatureSummary, WindowSummary};
 use crate::profile::FeatureProfile;
 use crate::schema::FeatureKind;
-
-/// A test's outcome before the verdict.
-pub(super) struct Outcome {
-    pub(super) statistic: Option<f64>,
-    pub(super) p_value: Option<f64>,
-    pub(super) score: Option<f64>,
-    pub(super) note: Option<String>,
-}
-
-impl Outcome {
-    pub(super) fn distance(d: Option<f64>) -> Outcome {
-        Outcome {
-            statistic: d,
-            p_value: None,
-            score: d,
-            note: None,
-        }
-    }
-
-    pub(super) fn p_value(statistic: f64, p: f64) -> Outcome {
-        Outcome {
-            statistic: finite(statistic),
-            p_value: finite(p),
-            score: finite(p),
-            note: None,
-        }
-    }
-
-    pub(super) fn not_applicable(note: String) -> Outcome {
-        Outcome {
-            statistic: None,
-            p_value: None,
-            score: None,
-            note: Some(note),
-        }
-    }
-}
-
-pub(super) fn compare_feature(
-    reference: &ReferenceFeature,
-    window: &WindowSummary,
-    current: Option<(usize, &FeatureSummary)>,
-    policy: &DriftPolicy,
-) -> FeatureDrift {
-    match (&reference.profile, current) {
-        (FeatureProfile::Numeric(p), Some((i, FeatureSummary::Numeric(s)))) => {
-            let sample = WindowSample {
-                sorted: window.sorted_sample(i).unwrap_or_default(),
-                complete: window.sample.is_complete(),
-            };
-            numeric_drift(reference, p, s, sample, policy)
-        }
-        (FeatureProfile::Categorical(p), Some((_, FeatureSummary::Categorical(s)))) => {
-            categorical_drift(p, s, policy)
-        }
-        (profile, other) => {
-            let kind = match profile {
-                FeatureProfile::Numeric(_) => FeatureKind::Numeric,
-                FeatureProfile::Categorical(_) => FeatureKind::Categorical,
-            };
-            let note = if other.is_some() {
-                "the window holds this feature with another kind than the reference"
-            } else {
-                "the window has no values for this feature"
-            };
-            skipped(
-                profile.name(),
-                kind,
-                reference_side(profile),
-                empty_side(),
-                note,
-                policy,
-            )
-        }
-    }
-}
 
 pub(super) fn reference_side(profile: &FeatureProfile) -> SideStats {
     match profile {
@@ -104,15 +24,6 @@ pub(super) fn reference_side(profile: &FeatureProfile) -> SideStats {
             mean: None,
             std: None,
         },
-    }
-}
-
-fn empty_side() -> SideStats {
-    SideStats {
-        count: 0,
-        missing_rate: 0.0,
-        mean: None,
-        std: None,
     }
 }
 
@@ -197,13 +108,11 @@ pub(super) fn finish(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::drift::policy::FeaturePolicy;
-    use crate::drift::summary::{FeatureLayout, SummaryConfig};
-    use crate::profile::NumericProfile;
 
-    fn ignoring(name: &str) -> DriftPolicy {
+    pub(in crate::drift) fn ignoring(name: &str) -> DriftPolicy {
         let mut policy = DriftPolicy::default();
         let ignore = FeaturePolicy {
             ignore: true,
@@ -211,41 +120,6 @@ mod tests {
         };
         policy.features.insert(name.to_owned(), ignore);
         policy
-    }
-
-    #[test]
-    fn a_feature_missing_from_the_window_or_of_another_kind_is_reported_untested() {
-        let reference = ReferenceFeature {
-            profile: FeatureProfile::Numeric(NumericProfile::from_values("x", &[1.0, 2.0, 3.0])),
-            sample: None,
-            distinct: None,
-        };
-        let layout = [FeatureLayout::categorical("x")];
-        let window = WindowSummary::new(&layout, &[], SummaryConfig::default());
-        let policy = DriftPolicy::default();
-
-        let other_kind =
-            compare_feature(&reference, &window, Some((0, &window.features[0])), &policy);
-        assert_eq!(
-            other_kind.notes,
-            ["the window holds this feature with another kind than the reference"]
-        );
-        // Reported as the reference knows it, with nothing on the window's side.
-        assert_eq!(other_kind.kind, FeatureKind::Numeric);
-        assert_eq!((other_kind.test, other_kind.score), (None, None));
-        assert_eq!(
-            (other_kind.reference.count, other_kind.reference.mean),
-            (3, Some(2.0))
-        );
-        assert_eq!(
-            (other_kind.current.count, other_kind.current.mean),
-            (0, None)
-        );
-        assert!(!other_kind.drifted && !other_kind.ignored);
-
-        let absent = compare_feature(&reference, &window, None, &ignoring("x"));
-        assert_eq!(absent.notes, ["the window has no values for this feature"]);
-        assert!(absent.ignored && !absent.drifted);
     }
 
     fn side(missing_rate: f64) -> SideStats {

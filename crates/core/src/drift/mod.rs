@@ -13,11 +13,16 @@
 //!   `row_sample` (the numeric values of the sampled rows).
 //! - [`reference`](mod@reference): the reference side, from a model's profile or from reference data.
 //! - [`compare`](mod@compare) and [`report`]: window against reference, into a serialisable
-//!   [`DriftReport`]. [`compare`](mod@compare) runs every feature and sets the dataset verdict;
-//!   private parts: `feature_drift` (one feature: dispatch by kind, a test's outcome, the
-//!   feature's verdict), `numeric_drift` and `categorical_drift` (each kind's tests), `binned`
-//!   (reference and current over the same bins, and the tests that read bins), `plot` (the
-//!   distributions a report plots), `prediction_drift` (the predicted probabilities).
+//!   [`DriftReport`]. [`compare`](mod@compare) runs every feature (dispatched by kind) and sets
+//!   the dataset verdict; private parts: `numeric_drift` and `categorical_drift` (each kind's
+//!   tests), `feature_drift` (the feature's verdict, and the features that cannot be tested),
+//!   `binned` (reference and current over the same bins, and the tests that read bins), `plot`
+//!   (the distributions a report plots), `prediction_drift` (the predicted probabilities).
+//! - `common`: the low-level items the private parts share, so they depend on it rather than
+//!   on each other: a summary's [`FeatureLayout`] and [`SummaryConfig`] (reached through
+//!   [`summary`]) and missing rate, [`PARALLEL_ROWS`](compare::PARALLEL_ROWS) (reached through
+//!   [`compare`](mod@compare)), a statistic as a report holds it, a test's outcome, and the
+//!   compact numbers that label bars and bins.
 //! - [`verdict`]: the verdicts (feature, dataset, prediction, performance drift) worded the
 //!   same on every surface.
 //!
@@ -41,6 +46,9 @@ pub mod summary;
 pub mod verdict;
 pub mod wasserstein;
 pub mod ztest;
+
+// Low-level items the parts share (re-exported by `summary` and `compare`).
+mod common;
 
 // Parts of `summary`.
 mod categorical_summary;

@@ -4,8 +4,8 @@
 //! value bins when the feature is discrete, else over the reference's deciles), and its plot.
 
 use super::binned::{binned_outcome, decile_bins, value_bins};
-use super::compare::finite;
-use super::feature_drift::{Outcome, finish, reference_side, skipped};
+use super::common::{Outcome, finite};
+use super::feature_drift::{finish, reference_side, skipped};
 use super::ks::{ks_2samp_sorted, ks_sketch_vs_sample};
 use super::plot::numeric_plot;
 use super::policy::{DriftPolicy, FeatureFacts, StatTest};

@@ -4,8 +4,8 @@
 //! and the first few distinct values with counts (Evidently's "at most 5 values" rule). The
 //! feature's values in the window's row sample are kept by the window summary, row by row.
 
+use super::common::{FeatureLayout, rate};
 use super::quantile_counts::QuantileCounts;
-use super::summary::{FeatureLayout, rate};
 use crate::profile::bin_of;
 
 /// Distinct numeric values tracked per feature: one more than the rule's 5 shows "more than 5".

@@ -1,9 +1,10 @@
 //! What a report plots: per feature, reference and current shares over the same bars (numeric:
 //! equal-width bins over the bulk of both sides; categorical: the most prominent categories, the
-//! rest pooled), the axis of the predicted-probability plots, and the compact numbers that label
-//! bars and bins.
+//! rest pooled) and the axis of the predicted-probability plots. The compact numbers that label
+//! bars and bins are in `common.rs`.
 
 use super::binned::Binned;
+use super::common::short;
 use super::divergence::shares;
 use super::ks::sketch_cdf;
 use super::reference::ReferenceFeature;
@@ -128,41 +129,10 @@ impl ProbabilityAxis {
     }
 }
 
-/// A compact number for labels: four significant digits.
-pub(super) fn short(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
-    }
-    let magnitude = x.abs().log10().floor() as i32;
-    if !(-3..6).contains(&magnitude) {
-        return format!("{x:.3e}");
-    }
-    let decimals = (3 - magnitude).max(0) as usize;
-    format!("{x:.decimals$}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::profile::FeatureProfile;
-
-    #[test]
-    fn labels_keep_four_significant_digits_or_switch_to_exponents() {
-        let cases = [
-            (0.0, "0"),
-            (-2.5, "-2.500"),
-            (0.0125, "0.01250"),
-            (1234.5678, "1235"),
-            (123_456.0, "123456"),
-            (2e6, "2.000e6"),
-            (0.0005, "5.000e-4"),
-            (f64::INFINITY, "inf"),
-            (f64::NAN, "NaN"),
-        ];
-        for (x, label) in cases {
-            assert_eq!(short(x), label, "{x}");
-        }
-    }
 
     #[test]
     fn a_categorical_plot_names_the_most_prominent_categories_and_pools_the_rest() {

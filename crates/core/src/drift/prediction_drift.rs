@@ -3,7 +3,7 @@
 //! and PSI over [`PROBABILITY_BINS`](crate::profile::PROBABILITY_BINS) equal bins, mean
 //! probabilities, and the shares of each predicted class.
 
-use super::compare::finite;
+use super::common::finite;
 use super::divergence::{jensen_shannon, psi, shares};
 use super::plot::ProbabilityAxis;
 use super::policy::DriftPolicy;

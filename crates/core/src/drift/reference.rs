@@ -51,7 +51,7 @@ impl DriftReference {
     /// are exact; categories beyond the summary's cap are pooled under [`OTHER_CATEGORY`].
     pub fn from_summary(summary: &WindowSummary) -> DriftReference {
         // Sorting large samples dominates: features on every core for large summaries.
-        let parallel = summary.rows >= super::compare::PARALLEL_ROWS;
+        let parallel = summary.rows >= super::common::PARALLEL_ROWS;
         let indexed: Vec<(usize, &FeatureSummary)> = summary.features.iter().enumerate().collect();
         let features = crate::parallel::map(&indexed, parallel, |&(i, f)| match f {
             FeatureSummary::Numeric(s) => {

@@ -22,78 +22,19 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{CoreError, Result};
 use crate::frame::{Column, Frame, format_number};
 use crate::record::{PredictionRecord, RowRecord, Value};
 use crate::schema::{FeatureKind, Schema, is_missing};
 use crate::values::{Name, Values};
 
-// The per-kind parts, at their public paths.
+// The layout and sizes, and the per-kind parts, at their public paths.
 pub use super::categorical_summary::CategoricalSummary;
+pub use super::common::{FeatureLayout, SummaryConfig};
 pub use super::numeric_summary::{MAX_TRACKED_DISTINCT, NumericSummary};
 pub use super::prediction_summary::PredictionSummary;
 pub use super::quantile_counts::QuantileCounts;
 pub use super::row_sample::RowSample;
-
-/// Sizes of a summary.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SummaryConfig {
-    /// Rows whose numeric values are kept (a uniform sample of the window's rows) for KS and
-    /// Wasserstein.
-    pub reservoir_size: usize,
-    /// New categories (not in the reference) counted by name per categorical feature.
-    pub max_categories: usize,
-    /// Seed of the row sample, so a summary is reproducible.
-    pub seed: u64,
-}
-
-impl Default for SummaryConfig {
-    fn default() -> Self {
-        SummaryConfig {
-            reservoir_size: 2000,
-            max_categories: 1000,
-            seed: 0x6d65_6e64,
-        }
-    }
-}
-
-/// How a feature is laid out in a summary: its name and kind, and what the reference offers to
-/// bin it by.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeatureLayout {
-    pub name: String,
-    pub kind: FeatureKind,
-    /// Histogram edges (numeric), usually the reference's deciles.
-    pub bin_edges: Option<Vec<f64>>,
-    /// Categories always counted by name (categorical), usually the reference's.
-    pub known_categories: Vec<String>,
-    /// Points to count values between (numeric), usually the reference's quantile sketch.
-    pub quantile_points: Option<Vec<f64>>,
-}
-
-impl FeatureLayout {
-    /// A numeric feature with nothing to bin by.
-    pub fn numeric(name: &str) -> FeatureLayout {
-        FeatureLayout {
-            name: name.to_owned(),
-            kind: FeatureKind::Numeric,
-            bin_edges: None,
-            known_categories: Vec::new(),
-            quantile_points: None,
-        }
-    }
-
-    /// A categorical feature with no known categories.
-    pub fn categorical(name: &str) -> FeatureLayout {
-        FeatureLayout {
-            kind: FeatureKind::Categorical,
-            ..FeatureLayout::numeric(name)
-        }
-    }
-}
 
 /// One feature's summary.
 // A summary holds one of these per feature, allocated once per window: the size difference
@@ -424,15 +365,6 @@ impl WindowSummary {
             }
         }
         self.push_block(frame.len(), &numbers)
-    }
-}
-
-/// `part / total`, 0 when there is nothing (the missing rate of the per-kind summaries).
-pub(super) fn rate(part: u64, total: u64) -> f64 {
-    if total == 0 {
-        0.0
-    } else {
-        part as f64 / total as f64
     }
 }
 
