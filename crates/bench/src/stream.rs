@@ -285,27 +285,10 @@ fn load(plan: &Plan) -> Result<(Schema, Frame)> {
     Ok((schema, frame))
 }
 
-/// Turns a frame error into a message listing the first bad cells: the message `mend train`
-/// gives for the same data (`frame_error` of the command line's `static_cmds.rs`).
+/// Turns a frame error into a message listing the first bad cells, as `mend train` does.
 fn frame_error(e: CoreError) -> anyhow::Error {
     match e {
-        CoreError::Rows(errors) => {
-            let mut msg = format!("{} bad value(s) in the data:", errors.len());
-            for err in errors.iter().take(20) {
-                msg.push_str(&format!("\n  {err}"));
-            }
-            if errors.len() > 20 {
-                msg.push_str(&format!("\n  ... and {} more", errors.len() - 20));
-            }
-            if errors.iter().any(|err| err.reason == "not a number") {
-                msg.push_str(
-                    "\na column whose values are mostly numbers is numeric: fix the cells above, \
-                     or declare the column in a --schema file, e.g. \
-                     {\"columns\": {\"<column>\": \"categorical\"}} (or \"ignore\")",
-                );
-            }
-            anyhow::anyhow!(msg)
-        }
+        CoreError::Rows(errors) => anyhow::anyhow!(mend_core::error::describe_rows(&errors)),
         other => other.into(),
     }
 }

@@ -53,3 +53,24 @@ impl fmt::Display for RowError {
         )
     }
 }
+
+/// The bad cells of a frame for a person: the first 20 (line, column, value, reason), how
+/// many more there are, and, when a number was expected, how to declare the column instead.
+/// `mend train` and `mend bench-heal --stream` print it for the same data.
+pub fn describe_rows(errors: &[RowError]) -> String {
+    let mut msg = format!("{} bad value(s) in the data:", errors.len());
+    for err in errors.iter().take(20) {
+        msg.push_str(&format!("\n  {err}"));
+    }
+    if errors.len() > 20 {
+        msg.push_str(&format!("\n  ... and {} more", errors.len() - 20));
+    }
+    if errors.iter().any(|err| err.reason == "not a number") {
+        msg.push_str(
+            "\na column whose values are mostly numbers is numeric: fix the cells above, \
+             or declare the column in a --schema file, e.g. \
+             {\"columns\": {\"<column>\": \"categorical\"}} (or \"ignore\")",
+        );
+    }
+    msg
+}
